@@ -1,0 +1,54 @@
+"""Command-line plumbing shared by the Spark jobs: one-line errors and a non-zero exit for bad input."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+
+from imagepipe.errors import InputError
+
+
+class JobArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad argument gives one line on stderr (not the usage block) and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def checked(parse: Callable[[str], object], what: str) -> Callable[[str], object]:
+    """An argparse type that turns parse's ValueError into a message naming the argument's expected form."""
+
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}: {error}") from None
+
+    return convert
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
+    """Run a job's main; an InputError ends it with one line and exit status 1 (a bug still shows its traceback)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    prog = (sys.argv[0].rsplit("/", 1)[-1]).removesuffix(".py")
+    try:
+        main(argv)
+    except InputError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        sys.exit(1)

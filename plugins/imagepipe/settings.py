@@ -1,0 +1,48 @@
+"""Per-environment settings, read from environment variables with defaults for the embedded laptop stack."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+DEFAULT_MODEL_NAME = "image_classifier"
+
+
+def data_dir() -> Path:
+    """Ignored folder holding everything the embedded stack writes (lake, Airflow home, S3 state)."""
+    return Path(os.environ.get("IMAGEPIPE_DATA_DIR", PROJECT_ROOT / "data"))
+
+
+def lake_root() -> str:
+    """Root URI of the lake: a local path by default, s3a://bucket/prefix on a cluster."""
+    return os.environ.get("IMAGEPIPE_LAKE_ROOT", str(data_dir() / "lake"))
+
+
+def default_source_uri() -> str:
+    return os.environ.get("IMAGEPIPE_SOURCE_URI", "s3://imagepipe-samples/images/")
+
+
+def default_weights() -> str:
+    """Backbone weights used when a run names none: pretrained torchvision weights unless the environment says
+    otherwise (the embedded stack has no internet, so its Makefile sets seeded random weights)."""
+    return os.environ.get("IMAGEPIPE_WEIGHTS", "DEFAULT")
+
+
+def spark_jobs_dir() -> Path:
+    return Path(os.environ.get("IMAGEPIPE_SPARK_JOBS_DIR", PROJECT_ROOT / "spark_jobs"))
+
+
+def code_version() -> str:
+    """The code's git commit, for model lineage; IMAGEPIPE_CODE_VERSION wins where the checkout has no .git."""
+    import subprocess
+
+    if "IMAGEPIPE_CODE_VERSION" in os.environ:
+        return os.environ["IMAGEPIPE_CODE_VERSION"]
+    try:
+        return subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"

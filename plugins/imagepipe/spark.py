@@ -1,0 +1,37 @@
+"""The one place a SparkSession is made, for the jobs and for the tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Settings every imagepipe job relies on: UTC timestamps, and overwriting only the partitions a run writes, which
+# makes a re-run of a window replace its own output instead of doubling it.
+BASE_CONF = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.parquet.compression.codec": "zstd",
+    "spark.ui.showConsoleProgress": "false",
+    # Partition values such as window ids are names, never numbers or dates to be guessed.
+    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+}
+
+
+def get_spark(app_name: str, conf: dict[str, str] | None = None):
+    """The active session, or a new one. spark-submit's --master and --conf win; run with plain python (tests,
+    `python -m spark_jobs.<job>`), the master comes from IMAGEPIPE_SPARK_MASTER (default local[*])."""
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in {**BASE_CONF, **(conf or {})}.items():
+        builder = builder.config(key, value)
+    master = SparkConf().get("spark.master", None)
+    if master is None:
+        master = os.environ.get("IMAGEPIPE_SPARK_MASTER", "local[*]")
+        builder = builder.master(master)
+    if master.startswith("local"):
+        # Local Python workers run this interpreter (the project's venv), not whatever `python3` is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return builder.getOrCreate()

@@ -1,0 +1,61 @@
+"""Ingest windows: the half-open LastModified interval [start, end) a run takes from the source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+WATERMARK = "watermark"
+
+
+def parse_timestamp(text: str) -> datetime:
+    """An ISO-8601 timestamp; one without a zone is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO-8601 timestamp; write e.g. 2026-11-27T00:00:00+00:00") from None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def __post_init__(self):
+        if self.start >= self.end:
+            raise ValueError(f"window start {self.start.isoformat()} is not before its end {self.end.isoformat()}")
+
+    def contains(self, moment: datetime) -> bool:
+        return self.start <= moment < self.end
+
+    @property
+    def id(self) -> str:
+        """Partition value naming the window; sorts by start then end."""
+        return f"{self.start:%Y%m%dT%H%M%SZ}_{self.end:%Y%m%dT%H%M%SZ}"
+
+    @classmethod
+    def from_id(cls, window_id: str) -> "Window":
+        start, _, end = window_id.partition("_")
+        return cls(parse_timestamp(_from_compact(start)), parse_timestamp(_from_compact(end)))
+
+    def to_json(self) -> dict:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "id": self.id}
+
+    @classmethod
+    def from_json(cls, document: dict) -> "Window":
+        return cls(parse_timestamp(document["start"]), parse_timestamp(document["end"]))
+
+
+def _from_compact(text: str) -> str:
+    return f"{text[0:4]}-{text[4:6]}-{text[6:8]}T{text[9:11]}:{text[11:13]}:{text[13:15]}+00:00"
+
+
+def resolve_window(start: str, end: str, watermark: datetime | None) -> Window:
+    """The window named by a start (a timestamp or `watermark`) and an end timestamp.
+
+    `watermark` starts where the last successful ingest ended, or at the epoch before any ingest.
+    """
+    start_moment = (watermark or EPOCH) if start == WATERMARK else parse_timestamp(start)
+    return Window(start_moment, parse_timestamp(end))

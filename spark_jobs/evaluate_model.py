@@ -1,0 +1,81 @@
+"""Evaluate the run's candidate against the current champion on the same held-out test images and write the
+verdict the gate reads: metrics.json and verdict.json in the candidate's registry version.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from imagepipe import cli, settings, storage
+from imagepipe.errors import InputError
+from imagepipe.evaluation import classification_metrics, decide, explain, score
+from imagepipe.lake import Lake
+from imagepipe.registry import Registry
+from imagepipe.spark import get_spark
+from imagepipe.training import features_up_to, with_split
+from imagepipe.windows import Window
+
+log = logging.getLogger("evaluate_model")
+
+
+def parse_args(argv: list[str] | None):
+    parser = cli.JobArgumentParser(prog="evaluate_model", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-id", required=True, help="Airflow run id; the run must have trained a candidate")
+    parser.add_argument("--lake-root", default=settings.lake_root(), help="lake root URI (default: %(default)s)")
+    parser.add_argument("--model-name", default=settings.DEFAULT_MODEL_NAME, help="registry model name (default: %(default)s)")
+    parser.add_argument(
+        "--min-accuracy", type=cli.checked(cli.fraction, "a fraction"), default=0.8,
+        help="lowest test accuracy a candidate may have (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-accuracy-drop", type=cli.checked(cli.fraction, "a fraction"), default=0.01,
+        help="how far below the champion's test accuracy a candidate may fall (default: %(default)s)",
+    )
+    return parser.parse_args(argv)
+
+
+def test_split(spark, lake: Lake, fingerprint: str, window_end_id: str):
+    features = spark.read.parquet(storage.spark_path(lake.features(fingerprint)))
+    return with_split(features_up_to(features, window_end_id)).filter("split = 'test'")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pyspark.ml import PipelineModel
+
+    args = parse_args(argv)
+    lake = Lake(args.lake_root)
+    registry = Registry(lake.registry, args.model_name)
+    window_end_id = Window.from_json(lake.read_run(args.run_id, "window")).id.split("_")[1]
+    version = lake.read_run(args.run_id, "candidate")["version"]
+    metadata = registry.metadata(version)
+    spark = get_spark("evaluate_model")
+
+    test = test_split(spark, lake, metadata["fingerprint"], window_end_id).persist()
+    if test.isEmpty():
+        raise InputError(f"no test images under feature space {metadata['fingerprint']}; ingest more images")
+    candidate = classification_metrics(score(PipelineModel.load(registry.model_uri(version)), test))
+
+    champion_version = registry.champion_version()
+    champion = None
+    if champion_version is not None and champion_version != version:
+        champion_fingerprint = registry.metadata(champion_version)["fingerprint"]
+        champion_test = test
+        if champion_fingerprint != metadata["fingerprint"]:
+            # The same test images, featurised in the champion's own feature space.
+            champion_test = test_split(spark, lake, champion_fingerprint, window_end_id).join(
+                test.select("sha256"), "sha256", "left_semi"
+            )
+        champion = classification_metrics(score(PipelineModel.load(registry.model_uri(champion_version)), champion_test))
+        champion["version"] = champion_version
+
+    verdict = decide(candidate, champion, args.min_accuracy, args.max_accuracy_drop)
+    verdict.update({"candidate_version": version, "champion_version": champion_version, "run_id": args.run_id})
+    registry.write_document(version, "metrics", {"candidate": candidate, "champion": champion})
+    registry.write_document(version, "verdict", verdict)
+    for line in explain(verdict):
+        log.info(line)
+    log.info("verdict for version %d: %s", version, "PASSED" if verdict["passed"] else "FAILED")
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,89 @@
+"""Extract CNN features of the lake's images with a frozen torchvision backbone.
+
+Features are stored per feature space (fingerprint of backbone, weights, preprocessing and input size). The run's
+window is always recomputed and any image partition the space lacks is filled in, each written by overwriting its
+own partition, so a re-run gives the same table.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from imagepipe import cli, settings, storage
+from imagepipe.featurizer import BACKBONES, FeatureSpec
+from imagepipe.features import extract_features, windows_to_featurize
+from imagepipe.lake import WINDOW_COLUMN, Lake
+from imagepipe.spark import get_spark
+
+log = logging.getLogger("extract_features")
+
+
+def parse_args(argv: list[str] | None):
+    parser = cli.JobArgumentParser(prog="extract_features", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-id", required=True, help="Airflow run id; the run's ingest must have recorded its window")
+    parser.add_argument("--lake-root", default=settings.lake_root(), help="lake root URI (default: %(default)s)")
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet18")
+    parser.add_argument(
+        "--weights",
+        default=settings.default_weights(),
+        help="torchvision weights name (DEFAULT, IMAGENET1K_V1, ...), a state-dict file, or random:SEED (default: %(default)s)",
+    )
+    parser.add_argument("--image-size", type=cli.checked(cli.positive_int, "a positive integer"), help="input crop size")
+    parser.add_argument(
+        "--batch-size",
+        type=cli.checked(cli.positive_int, "a positive integer"),
+        default=64,
+        help="images per Arrow batch handed to the backbone (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        args.spec = FeatureSpec(args.backbone, args.weights, args.image_size)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def partition_values(spark, uri: str) -> set[str]:
+    if not storage.exists(uri):
+        return set()
+    frame = spark.read.parquet(storage.spark_path(uri)).select(WINDOW_COLUMN).distinct()
+    return {row[WINDOW_COLUMN] for row in frame.collect()}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    lake = Lake(args.lake_root)
+    run_window = lake.read_run(args.run_id, "window")["id"]
+    fingerprint = args.spec.fingerprint()
+    # One Arrow batch is one forward pass: 64 images at 224x224 is ~40 MB of input tensors, small enough for a CPU
+    # worker's memory, large enough to keep the backbone's matrix work efficient.
+    spark = get_spark("extract_features", {"spark.sql.execution.arrow.maxRecordsPerBatch": str(args.batch_size)})
+    features_uri = lake.features(fingerprint)
+    todo = windows_to_featurize(partition_values(spark, lake.images), partition_values(spark, features_uri), run_window)
+    log.info("feature space %s: computing windows %s", fingerprint, todo)
+    rows = 0
+    if todo:
+        images = spark.read.parquet(storage.spark_path(lake.images)).filter(window_in(WINDOW_COLUMN, todo))
+        images = images.repartition(spark.sparkContext.defaultParallelism * 2)
+        # Each task runs torch with spark.task.cpus threads, so concurrent tasks never oversubscribe the cores.
+        threads = int(spark.conf.get("spark.task.cpus", "1"))
+        features = extract_features(images, args.spec, fingerprint, threads)
+        features.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(features_uri))
+        rows = spark.read.parquet(storage.spark_path(features_uri)).filter(window_in(WINDOW_COLUMN, todo)).count()
+    storage.write_json(
+        storage.join(features_uri, "_feature_space.json"),
+        {"fingerprint": fingerprint, "backbone": args.backbone, "weights": args.weights, "image_size": args.image_size,
+         "preprocessing": repr(args.spec.preprocessing())},
+    )
+    lake.write_run(args.run_id, "features", {"fingerprint": fingerprint, "windows": todo, "rows": rows})
+    log.info("wrote %d feature rows under %s", rows, features_uri)
+
+
+def window_in(column: str, values: list[str]):
+    from pyspark.sql import functions as F
+
+    return F.col(column).isin(values)
+
+
+if __name__ == "__main__":
+    cli.run(main)

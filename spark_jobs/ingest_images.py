@@ -1,0 +1,116 @@
+"""Ingest the labelled images of one window from S3-compatible storage into the lake.
+
+Lists <source-uri> once (keys only), fetches and validates the window's objects inside the executors, keeps each
+distinct image once, quarantines the rejected with their reason, and overwrites only this window's partitions, so a
+re-run of the same window gives the same lake. Writes the run's window and ingest report, then moves the watermark.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from imagepipe import cli, settings, storage
+from imagepipe.images import ValidationBounds
+from imagepipe.ingest import CANDIDATE_DDL, curate, fetch_and_validate, rejections_by_kind, select_objects
+from imagepipe.lake import WINDOW_COLUMN, Lake
+from imagepipe.object_store import list_objects, parse_s3_uri, s3_client
+from imagepipe.spark import get_spark
+from imagepipe.windows import WATERMARK, Window, parse_timestamp, resolve_window
+
+log = logging.getLogger("ingest_images")
+
+
+def parse_args(argv: list[str] | None):
+    parser = cli.JobArgumentParser(prog="ingest_images", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source-uri", required=True, type=cli.checked(_source_uri, "an s3://bucket/prefix/ URI"))
+    parser.add_argument("--run-id", required=True, help="Airflow run id; names this run's records in the lake")
+    parser.add_argument("--window-end", required=True, type=cli.checked(parse_timestamp, "an ISO-8601 timestamp"))
+    parser.add_argument(
+        "--window-start",
+        default=WATERMARK,
+        help="ISO-8601 timestamp, or 'watermark' (default): where the last successful ingest ended",
+    )
+    parser.add_argument("--lake-root", default=settings.lake_root(), help="lake root URI (default: %(default)s)")
+    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="S3 endpoint (default: AWS_ENDPOINT_URL)")
+    parser.add_argument("--min-side", type=cli.checked(cli.positive_int, "a positive integer"), default=ValidationBounds.min_side)
+    parser.add_argument("--max-side", type=cli.checked(cli.positive_int, "a positive integer"), default=ValidationBounds.max_side)
+    parser.add_argument("--max-pixels", type=cli.checked(cli.positive_int, "a positive integer"), default=ValidationBounds.max_pixels)
+    parser.add_argument(
+        "--fetch-threads",
+        type=cli.checked(cli.positive_int, "a positive integer"),
+        default=16,
+        help="concurrent object fetches per Spark task (and connections in its pool)",
+    )
+    args = parser.parse_args(argv)
+    if args.window_start != WATERMARK:
+        try:
+            parse_timestamp(args.window_start)
+        except ValueError as error:
+            parser.error(f"argument --window-start: {error}")
+    if args.min_side > args.max_side:
+        parser.error(f"--min-side {args.min_side} is above --max-side {args.max_side}")
+    return args
+
+
+def _source_uri(text: str) -> str:
+    parse_s3_uri(text)
+    return text
+
+
+def run_window(lake: Lake, run_id: str, start: str, end) -> Window:
+    """The run's window, decided once: a retry of a watermark run reuses the window its first attempt recorded."""
+    recorded = storage.read_json(lake.run_document(run_id, "window"))
+    if recorded is not None and start == WATERMARK:
+        return Window.from_json(recorded)
+    watermark = storage.read_json(lake.watermark)
+    window = resolve_window(start, end.isoformat(), parse_timestamp(watermark["end"]) if watermark else None)
+    lake.write_run(run_id, "window", window.to_json())
+    return window
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    lake = Lake(args.lake_root)
+    window = run_window(lake, args.run_id, args.window_start, args.window_end)
+    bucket, prefix = parse_s3_uri(args.source_uri)
+    selection = select_objects(list_objects(s3_client(args.endpoint_url), bucket, prefix), prefix, window)
+    log.info("window %s: %d objects listed, %d to fetch", window.id, selection.listed, len(selection.candidates))
+
+    spark = get_spark("ingest_images")
+    rows = [(info.key, label, info.etag, info.size, info.last_modified) for info, label in selection.candidates]
+    partitions = max(1, min(len(rows) // 64 + 1, spark.sparkContext.defaultParallelism * 4))
+    candidates = spark.createDataFrame(rows, CANDIDATE_DDL).repartition(partitions)
+    bounds = ValidationBounds(args.min_side, args.max_side, args.max_pixels)
+    fetched = fetch_and_validate(candidates, bucket, args.endpoint_url, bounds, args.fetch_threads).persist()
+
+    existing = None
+    if storage.exists(lake.images):
+        existing = spark.read.parquet(storage.spark_path(lake.images)).filter(f"{WINDOW_COLUMN} != '{window.id}'")
+    images, quarantine = curate(fetched, existing, window, args.run_id)
+    images.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.images))
+    quarantine.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.quarantine))
+
+    labels = {row["label"]: row["count"] for row in images.groupBy("label").count().collect()}
+    report = {
+        "source_uri": args.source_uri,
+        "window": window.to_json(),
+        "listed": selection.listed,
+        "outside_window": selection.outside_window,
+        "unlabeled": selection.unlabeled,
+        "fetched": len(rows),
+        "ingested": sum(labels.values()),
+        "rejected": rejections_by_kind(quarantine),
+        "labels": dict(sorted(labels.items())),
+    }
+    report["duplicates"] = report["fetched"] - report["ingested"] - sum(report["rejected"].values())
+    fetched.unpersist()
+    lake.write_run(args.run_id, "ingest", report)
+    watermark = storage.read_json(lake.watermark)
+    if watermark is None or parse_timestamp(watermark["end"]) < window.end:
+        storage.write_json(lake.watermark, {"end": window.end.isoformat(), "run_id": args.run_id})
+    log.info("ingest report: %s", report)
+
+
+if __name__ == "__main__":
+    cli.run(main)
