@@ -65,7 +65,7 @@ def run_window(lake: Lake, run_id: str, start: str, end) -> Window:
         return Window.from_json(recorded)
     watermark = storage.read_json(lake.watermark)
     window = resolve_window(start, end.isoformat(), parse_timestamp(watermark["end"]) if watermark else None)
-    lake.write_run(run_id, "window", window.to_json())
+    lake.write_run(run_id, "window", {**window.to_json(), "run_id": run_id})
     return window
 
 

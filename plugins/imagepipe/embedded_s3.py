@@ -114,9 +114,13 @@ def stop() -> None:
     print(f"embedded S3 stopped (pid {pid}); its objects are gone", file=sys.stderr)
 
 
+def is_running() -> bool:
+    return running_pid() is not None and _env_file().exists()
+
+
 def load_env() -> dict[str, str]:
     """The running embedded endpoint's variables, read from its env file."""
-    if running_pid() is None or not _env_file().exists():
+    if not is_running():
         sys.exit("embedded_s3: error: embedded S3 is not running; start it with `make s3-start`")
     pairs = (line.removeprefix("export ").split("=", 1) for line in _env_file().read_text().splitlines() if line)
     return dict(pairs)
@@ -138,7 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     start_parser = commands.add_parser("start", help="start the endpoint in the background")
     start_parser.add_argument("--port", type=int, default=int(os.environ.get("IMAGEPIPE_S3_PORT", DEFAULT_PORT)))
     commands.add_parser("stop", help="stop the endpoint (its objects are lost)")
-    commands.add_parser("env", help="print export lines for the endpoint and its credentials")
+    env_parser = commands.add_parser("env", help="print export lines for the endpoint and its credentials")
+    env_parser.add_argument("--if-running", action="store_true", help="print nothing (instead of failing) when stopped")
     seed_parser = commands.add_parser("seed", help="write the sample image set")
     seed_parser.add_argument("--source-uri", default=settings.default_source_uri())
     seed_parser.add_argument("--per-class", type=int, default=100)
@@ -149,6 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "stop":
         stop()
     elif args.command == "env":
+        if args.if_running and not is_running():
+            return
         print("\n".join(f"export {name}={value}" for name, value in load_env().items()))
     else:
         seed(args.source_uri, args.per_class, args.seed)

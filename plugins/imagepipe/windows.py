@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from imagepipe.errors import InputError
+
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 WATERMARK = "watermark"
 
@@ -24,8 +26,8 @@ class Window:
     end: datetime
 
     def __post_init__(self):
-        if self.start >= self.end:
-            raise ValueError(f"window start {self.start.isoformat()} is not before its end {self.end.isoformat()}")
+        if self.start > self.end:
+            raise InputError(f"window start {self.start.isoformat()} is after its end {self.end.isoformat()}")
 
     def contains(self, moment: datetime) -> bool:
         return self.start <= moment < self.end
@@ -55,7 +57,13 @@ def _from_compact(text: str) -> str:
 def resolve_window(start: str, end: str, watermark: datetime | None) -> Window:
     """The window named by a start (a timestamp or `watermark`) and an end timestamp.
 
-    `watermark` starts where the last successful ingest ended, or at the epoch before any ingest.
+    `watermark` starts where the last successful ingest ended, or at the epoch before any ingest; when that is
+    already past the end, the window is empty (nothing new to take). An explicit start must precede the end.
     """
-    start_moment = (watermark or EPOCH) if start == WATERMARK else parse_timestamp(start)
-    return Window(start_moment, parse_timestamp(end))
+    end_moment = parse_timestamp(end)
+    if start == WATERMARK:
+        return Window(min(watermark or EPOCH, end_moment), end_moment)
+    start_moment = parse_timestamp(start)
+    if start_moment >= end_moment:
+        raise InputError(f"window start {start} is not before window end {end}; give a start earlier than the end")
+    return Window(start_moment, end_moment)

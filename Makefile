@@ -1,0 +1,101 @@
+# imagepipe on one machine: Python 3.11 and Java 17, nothing else installed.
+#   make demo    install, start the embedded S3, seed sample images, run the whole DAG, print a summary, stop S3
+#   make test    install, run the whole test suite
+# See README.md for the rest (make s3-start, make seed, make run CONF=..., make airflow).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON311 ?= python3.11
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+DAG_ID := image_classifier_pipeline
+CONF ?= {}
+
+# Everything the embedded stack writes stays in one ignored folder.
+export IMAGEPIPE_DATA_DIR ?= $(CURDIR)/data
+export AIRFLOW_HOME ?= $(IMAGEPIPE_DATA_DIR)/airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+# Local Spark for the laptop; a cluster replaces this connection, not the code.
+export AIRFLOW_CONN_SPARK_DEFAULT ?= {"conn_type": "spark", "host": "local[*]", "extra": {"deploy-mode": "client"}}
+export PYSPARK_PYTHON := $(PY)
+export PATH := $(VENV)/bin:$(PATH)
+# No internet here, so pretrained weights cannot be fetched: the laptop stack uses a seeded random backbone unless
+# told otherwise (WEIGHTS=IMAGENET1K_V1 with the checkpoint under $TORCH_HOME/hub/checkpoints).
+WEIGHTS ?= random:0
+export IMAGEPIPE_WEIGHTS := $(WEIGHTS)
+
+# Loads the running embedded S3's endpoint and credentials into a recipe's shell (no-op when it is not running).
+S3_ENV = eval "$$($(PY) -m imagepipe.embedded_s3 env --if-running)"
+
+.PHONY: help check-tools install lock s3-start s3-stop s3-env seed run demo airflow test clean
+
+help:
+	@sed -n '2,4p' Makefile | sed 's/^# //'
+
+check-tools:
+	@command -v $(PYTHON311) >/dev/null || { echo "imagepipe needs Python 3.11: install python3.11 (e.g. pyenv install 3.11) and retry" >&2; exit 1; }
+	@command -v java >/dev/null || { echo "imagepipe needs Java 17 or newer for Spark: install a JDK 17 (e.g. apt-get install openjdk-17-jre-headless) and retry" >&2; exit 1; }
+	@java -version 2>&1 | head -1 | grep -Eq '"(1[7-9]|2[0-9])' || { echo "imagepipe needs Java 17 or newer for Spark; found: $$(java -version 2>&1 | head -1)" >&2; exit 1; }
+
+$(INSTALLED): requirements.txt constraints.txt pyproject.toml | check-tools
+	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(INSTALLED)
+
+# Regenerate the full lock from the installed environment (after changing requirements.txt).
+lock: $(INSTALLED)
+	{ echo "# Full lock generated from a working environment by 'make lock'. Install with: pip install -r requirements.txt -c constraints.txt"; \
+	  $(PY) -m pip freeze --exclude-editable | grep -v '^imagepipe'; } > constraints.txt
+
+s3-start: $(INSTALLED)
+	$(PY) -m imagepipe.embedded_s3 start
+
+s3-stop: $(INSTALLED)
+	$(PY) -m imagepipe.embedded_s3 stop
+
+# Usage: eval "$(make -s s3-env)"
+s3-env: $(INSTALLED)
+	@$(PY) -m imagepipe.embedded_s3 env
+
+seed: $(INSTALLED)
+	$(PY) -m imagepipe.embedded_s3 seed
+
+$(AIRFLOW_HOME)/airflow.db: | $(INSTALLED)
+	mkdir -p $(AIRFLOW_HOME)
+	airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log
+
+# Runs the whole DAG once on this machine; CONF is the run's conf (the trigger form's params), e.g.
+#   make run CONF='{"source_uri": "s3://bucket/prefix/"}'
+run: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
+	$(S3_ENV); airflow dags test $(DAG_ID) --conf '$(CONF)' > $(AIRFLOW_HOME)/last-run.log 2>&1 \
+	  || { grep -E "error|Error|FAIL" $(AIRFLOW_HOME)/last-run.log | grep -v WARN | tail -15 >&2; \
+	       echo "the DAG run failed; full log: $(AIRFLOW_HOME)/last-run.log" >&2; exit 1; }
+	$(PY) -m imagepipe.summary
+
+demo: $(INSTALLED)
+	@started=no; \
+	if ! $(PY) -m imagepipe.embedded_s3 env --if-running | grep -q AWS_ENDPOINT_URL; then \
+	  $(PY) -m imagepipe.embedded_s3 start; started=yes; fi; \
+	trap '[ $$started = yes ] && $(PY) -m imagepipe.embedded_s3 stop' EXIT; \
+	$(PY) -m imagepipe.embedded_s3 seed; \
+	$(MAKE) --no-print-directory run
+
+# The Airflow UI and scheduler on the same embedded stack (admin password: $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated).
+airflow: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
+	$(S3_ENV); airflow standalone
+
+test: $(INSTALLED)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	-$(PY) -m imagepipe.embedded_s3 stop
+	rm -rf $(IMAGEPIPE_DATA_DIR)

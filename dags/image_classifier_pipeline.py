@@ -1,0 +1,137 @@
+"""
+### Image classifier pipeline
+
+Ingests the images of one window from S3-compatible storage, extracts CNN features, trains a Spark MLlib
+classifier, evaluates it against the current champion on the same held-out images, and promotes it when it passes.
+
+| task | Spark job | writes |
+|---|---|---|
+| ingest | `spark_jobs/ingest_images.py` | curated images, quarantine, ingest report |
+| extract_features | `spark_jobs/extract_features.py` | feature vectors of the run's feature space |
+| train | `spark_jobs/train_classifier.py` | a new model version in the registry |
+| evaluate | `spark_jobs/evaluate_model.py` | metrics and verdict of that version |
+| gate | (reads the verdict) | skips promotion, run still green, when a check failed |
+| promote | `spark_jobs/promote_model.py` | champion pointer (compare-and-swap) and history |
+
+**Window.** Scheduled and backfill runs take the objects whose LastModified lies in their data interval. Manual
+runs take `window_start`/`window_end` from the trigger form; left empty, everything not ingested yet up to the
+moment of the trigger.
+
+Spark master, deploy mode and cluster settings come from the `spark_default` connection.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+
+from imagepipe import orchestration, settings
+from imagepipe.featurizer import BACKBONES
+
+LAKE_ROOT = settings.lake_root()
+MODEL_NAME = settings.DEFAULT_MODEL_NAME
+JOBS = settings.spark_jobs_dir()
+RUN = ["--run-id", "{{ run_id }}", "--lake-root", LAKE_ROOT]
+
+with DAG(
+    dag_id=Path(__file__).stem,
+    doc_md=__doc__,
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["imagepipe", "spark", "ml"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": timedelta(hours=2),
+    },
+    user_defined_macros={"window_start": orchestration.window_start, "window_end": orchestration.window_end},
+    params={
+        "source_uri": Param(
+            settings.default_source_uri(), type="string", pattern=r"^s3a?://[^/]+/.*$",
+            title="Source URI", description="S3 prefix holding <label>/<image> objects, e.g. s3://bucket/images/",
+        ),
+        "window_start": Param(
+            None, type=["null", "string"], format="date-time", title="Window start (manual runs)",
+            description="Take objects modified at or after this instant. Empty: where the last ingest ended.",
+        ),
+        "window_end": Param(
+            None, type=["null", "string"], format="date-time", title="Window end (manual runs)",
+            description="Take objects modified before this instant. Empty: the moment the run was triggered.",
+        ),
+        "backbone": Param(
+            "resnet18", enum=sorted(BACKBONES), title="Backbone", description="Frozen torchvision feature extractor.",
+        ),
+        "weights": Param(
+            settings.default_weights(), type="string", minLength=1, title="Backbone weights",
+            description="torchvision weights name (DEFAULT, IMAGENET1K_V1), a state-dict file path, or random:SEED.",
+        ),
+        "image_size": Param(
+            224, type="integer", minimum=32, maximum=1024, title="Image size",
+            description="Square input crop fed to the backbone, in pixels.",
+        ),
+        "reg_param": Param(0.01, type="number", minimum=0, title="Regularisation", description="L2 penalty of the classifier."),
+        "max_iter": Param(100, type="integer", minimum=1, maximum=10000, title="Max iterations", description="Optimiser iterations."),
+        "min_examples_per_class": Param(
+            5, type="integer", minimum=1, title="Min examples per class",
+            description="Training refuses to start when a class has fewer training images.",
+        ),
+        "min_accuracy": Param(
+            0.8, type="number", minimum=0, maximum=1, title="Gate: min test accuracy",
+            description="A candidate below this test accuracy is not promoted.",
+        ),
+        "max_accuracy_drop": Param(
+            0.01, type="number", minimum=0, maximum=1, title="Gate: max drop vs champion",
+            description="How far below the champion's test accuracy a candidate may fall and still be promoted.",
+        ),
+    },
+) as dag:
+
+    def spark_job(task_id: str, job: str, args: list[str]) -> SparkSubmitOperator:
+        return SparkSubmitOperator(
+            task_id=task_id,
+            application=str(JOBS / f"{job}.py"),
+            name=f"imagepipe-{job}",
+            conn_id="spark_default",
+            application_args=args,
+        )
+
+    ingest = spark_job(
+        "ingest",
+        "ingest_images",
+        [*RUN, "--source-uri", "{{ params.source_uri }}",
+         "--window-start", "{{ window_start(dag_run, params) }}", "--window-end", "{{ window_end(dag_run, params) }}"],
+    )
+    extract = spark_job(
+        "extract_features",
+        "extract_features",
+        [*RUN, "--backbone", "{{ params.backbone }}", "--weights", "{{ params.weights }}",
+         "--image-size", "{{ params.image_size }}"],
+    )
+    train = spark_job(
+        "train",
+        "train_classifier",
+        [*RUN, "--model-name", MODEL_NAME, "--reg-param", "{{ params.reg_param }}", "--max-iter", "{{ params.max_iter }}",
+         "--min-examples-per-class", "{{ params.min_examples_per_class }}"],
+    )
+    evaluate = spark_job(
+        "evaluate",
+        "evaluate_model",
+        [*RUN, "--model-name", MODEL_NAME, "--min-accuracy", "{{ params.min_accuracy }}",
+         "--max-accuracy-drop", "{{ params.max_accuracy_drop }}"],
+    )
+
+    @task.short_circuit(task_id="gate")
+    def gate(run_id=None) -> bool:
+        """Let promotion run only when every check of the candidate's verdict passed; the log names each check."""
+        return orchestration.verdict_passed(LAKE_ROOT, run_id, MODEL_NAME)
+
+    promote = spark_job("promote", "promote_model", [*RUN, "--model-name", MODEL_NAME])
+
+    ingest >> extract >> train >> evaluate >> gate() >> promote

@@ -1,0 +1,53 @@
+"""What the DAGs need at run time, kept light (standard library and imagepipe only): the run's ingest window and
+the gate's reading of the verdict. DAG files register these as template macros and task callables."""
+
+from __future__ import annotations
+
+import logging
+
+from imagepipe.windows import WATERMARK
+
+log = logging.getLogger(__name__)
+
+INTERVAL_RUN_TYPES = ("scheduled", "backfill")
+
+
+def _run_type(dag_run) -> str:
+    return getattr(dag_run.run_type, "value", dag_run.run_type)
+
+
+def window_start(dag_run, params) -> str:
+    """Scheduled and backfill runs start at their data interval; manual runs at the window_start param or, by
+    default, at the ingest watermark (everything not ingested yet)."""
+    if params.get("window_start"):
+        return params["window_start"]
+    if _run_type(dag_run) in INTERVAL_RUN_TYPES and dag_run.data_interval_start is not None:
+        return dag_run.data_interval_start.isoformat()
+    return WATERMARK
+
+
+def window_end(dag_run, params) -> str:
+    """Scheduled and backfill runs end at their data interval's end; manual runs at the window_end param or, by
+    default, at the moment the run was triggered (fixed for the run, so retries see the same window)."""
+    if params.get("window_end"):
+        return params["window_end"]
+    if _run_type(dag_run) in INTERVAL_RUN_TYPES and dag_run.data_interval_end is not None:
+        return dag_run.data_interval_end.isoformat()
+    return dag_run.run_after.isoformat()
+
+
+def verdict_passed(lake_root: str, run_id: str, model_name: str) -> bool:
+    """Read the verdict of the run's candidate and log every check; True lets promotion run."""
+    from imagepipe.evaluation import explain
+    from imagepipe.lake import Lake
+    from imagepipe.registry import Registry
+
+    version = Lake(lake_root).read_run(run_id, "candidate")["version"]
+    verdict = Registry(Lake(lake_root).registry, model_name).document(version, "verdict")
+    if verdict is None:
+        raise RuntimeError(f"version {version} of {model_name} has no verdict: evaluate did not write one")
+    for line in explain(verdict):
+        log.info(line)
+    log.info("version %d %s its gate%s", version, "passed" if verdict["passed"] else "failed",
+             "" if verdict["passed"] else ": promotion is skipped")
+    return verdict["passed"]
