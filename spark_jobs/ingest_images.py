@@ -12,7 +12,14 @@ import os
 
 from imagepipe import cli, settings, storage
 from imagepipe.images import ValidationBounds
-from imagepipe.ingest import CANDIDATE_DDL, curate, fetch_and_validate, rejections_by_kind, select_objects
+from imagepipe.ingest import (
+    CANDIDATE_DDL,
+    curate,
+    fetch_and_validate,
+    folder_prefix,
+    rejections_by_kind,
+    select_objects,
+)
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.object_store import list_objects, parse_s3_uri, s3_client
 from imagepipe.spark import get_spark
@@ -74,6 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     lake = Lake(args.lake_root)
     window = run_window(lake, args.run_id, args.window_start, args.window_end)
     bucket, prefix = parse_s3_uri(args.source_uri)
+    prefix = folder_prefix(prefix)
     selection = select_objects(list_objects(s3_client(args.endpoint_url), bucket, prefix), prefix, window)
     log.info("window %s: %d objects listed, %d to fetch", window.id, selection.listed, len(selection.candidates))
 

@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     spark = get_spark("train_classifier")
-    features = with_split(features_up_to(spark.read.parquet(storage.spark_path(lake.features(fingerprint))), window.id.split("_")[1]))
-    features = features.persist()
+    features = spark.read.parquet(storage.spark_path(lake.features(fingerprint)))
+    features = with_split(features_up_to(features, window.end_id)).persist()
     counts = {(row["split"], row["label"]): row["count"] for row in features.groupBy("split", "label").count().collect()}
     check_class_counts({label: n for (split, label), n in counts.items() if split == "train"}, args.min_examples_per_class)
 

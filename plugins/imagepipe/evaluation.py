@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from imagepipe.training import LABEL_INDEX, as_vectors
 
+# Metrics are ratios of counts: a candidate exactly at a threshold must not fail on binary rounding (0.8 - 0.1).
+TOLERANCE = 1e-9
+
 
 def score(model, features):
     return model.transform(as_vectors(features))
@@ -28,7 +31,7 @@ def decide(candidate: dict, champion: dict | None, min_accuracy: float, max_accu
             "name": "min_accuracy",
             "value": candidate["accuracy"],
             "threshold": min_accuracy,
-            "passed": candidate["accuracy"] >= min_accuracy,
+            "passed": candidate["accuracy"] >= min_accuracy - TOLERANCE,
             "detail": f"test accuracy {candidate['accuracy']:.4f} must be >= {min_accuracy:.4f}",
         }
     ]
@@ -39,7 +42,7 @@ def decide(candidate: dict, champion: dict | None, min_accuracy: float, max_accu
                 "name": "not_worse_than_champion",
                 "value": candidate["accuracy"],
                 "threshold": floor,
-                "passed": candidate["accuracy"] >= floor,
+                "passed": candidate["accuracy"] >= floor - TOLERANCE,
                 "detail": f"test accuracy {candidate['accuracy']:.4f} must be >= champion's {champion['accuracy']:.4f} "
                 f"minus {max_accuracy_drop:.4f}",
             }

@@ -119,15 +119,17 @@ class FeatureSpec:
         url = self.torchvision_weights().url
         return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
-    def weights_sha256(self) -> str:
-        if self.random_seed is not None:
-            return self.weights
+    def existing_weights_path(self) -> Path:
+        """The weights file, downloaded first for named torchvision weights that are not cached yet."""
         path = self.weights_path()
         if not path.exists() and not self.is_file:
             _download_named_weights(self, path)
         if not path.exists():
             raise InputError(f"weights file {path} does not exist; give an existing state-dict file")
-        return _sha256_file(path)
+        return path
+
+    def weights_sha256(self) -> str:
+        return self.weights if self.random_seed is not None else _sha256_file(self.existing_weights_path())
 
     def fingerprint(self) -> str:
         """Identity of the feature space: backbone, weights digest, preprocessing, input size."""
@@ -144,6 +146,7 @@ def _download_named_weights(spec: FeatureSpec, path: Path) -> None:
     import torch.hub
 
     url = spec.torchvision_weights().url
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         torch.hub.download_url_to_file(url, str(path), progress=False)
     except Exception as error:  # any network failure ends in the same instruction to the user
@@ -165,10 +168,7 @@ def build_model(spec: FeatureSpec):
         model = getattr(torchvision.models, builder)(weights=None)
     else:
         model = getattr(torchvision.models, builder)(weights=None)
-        path = spec.weights_path()
-        if not path.exists() and not spec.is_file:
-            _download_named_weights(spec, path)
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        state_dict = torch.load(spec.existing_weights_path(), map_location="cpu", weights_only=True)
         model.load_state_dict(state_dict)
     setattr(model, head, torch.nn.Identity())
     model.eval()

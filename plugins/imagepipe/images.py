@@ -37,6 +37,9 @@ def validate_image(content: bytes, bounds: ValidationBounds = ValidationBounds()
     from PIL import Image
 
     sha256 = hashlib.sha256(content).hexdigest()
+    # Pillow's process-wide guard follows the configured bound (every fetch thread of a job shares the same bounds),
+    # set above it so that the explicit check below gives the message for sizes in between.
+    Image.MAX_IMAGE_PIXELS = bounds.max_pixels * 2
     if not content:
         return ImageCheck(sha256, reason="empty: zero bytes")
     with warnings.catch_warnings():

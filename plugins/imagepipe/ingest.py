@@ -17,9 +17,15 @@ FETCHED_DDL = CANDIDATE_DDL + ", sha256 string, format string, width int, height
 QUARANTINE_COLUMNS = ["key", "etag", "size", "reason", "run_id", WINDOW_COLUMN]
 
 
+def folder_prefix(prefix: str) -> str:
+    """A source prefix names a folder: `images` must not take `images_old/...`."""
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
 def label_for_key(key: str, prefix: str) -> str | None:
     """The label of <prefix>/<label>/<file>: the first folder under the prefix; None for a file directly in it."""
-    relative = key[len(prefix):].lstrip("/") if key.startswith(prefix) else None
+    prefix = folder_prefix(prefix)
+    relative = key[len(prefix):] if key.startswith(prefix) else None
     if not relative or "/" not in relative:
         return None
     label, _, name = relative.partition("/")

@@ -20,10 +20,11 @@ WINDOW_COLUMN = "window_id"
 
 
 def run_key(run_id: str) -> str:
-    """A path-safe name for an Airflow run id (which holds ':' and '+')."""
+    """A path-safe name for an Airflow run id (which holds ':' and '+'): every other character becomes ~ and its
+    hex code, so distinct run ids never share a name."""
     if not run_id:
         raise InputError("run id is empty; pass the Airflow run id, e.g. manual__2026-01-01T00:00:00+00:00")
-    return re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    return re.sub(r"[^A-Za-z0-9._-]", lambda match: f"~{ord(match.group()):x}", run_id)
 
 
 @dataclass(frozen=True)

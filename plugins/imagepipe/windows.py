@@ -9,6 +9,7 @@ from imagepipe.errors import InputError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 WATERMARK = "watermark"
+ID_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
 
 def parse_timestamp(text: str) -> datetime:
@@ -26,6 +27,8 @@ class Window:
     end: datetime
 
     def __post_init__(self):
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise InputError("window bounds need a time zone; parse them with parse_timestamp")
         if self.start > self.end:
             raise InputError(f"window start {self.start.isoformat()} is after its end {self.end.isoformat()}")
 
@@ -34,13 +37,19 @@ class Window:
 
     @property
     def id(self) -> str:
-        """Partition value naming the window; sorts by start then end."""
-        return f"{self.start:%Y%m%dT%H%M%SZ}_{self.end:%Y%m%dT%H%M%SZ}"
+        """Partition value naming the window, exact to the microsecond (manual runs end at their trigger instant);
+        fixed width, so ids sort by start and their end parts compare as instants."""
+        return f"{self.start.astimezone(timezone.utc):{ID_FORMAT}}_{self.end.astimezone(timezone.utc):{ID_FORMAT}}"
+
+    @property
+    def end_id(self) -> str:
+        return self.id.split("_")[1]
 
     @classmethod
     def from_id(cls, window_id: str) -> "Window":
         start, _, end = window_id.partition("_")
-        return cls(parse_timestamp(_from_compact(start)), parse_timestamp(_from_compact(end)))
+        parse = lambda text: datetime.strptime(text, ID_FORMAT).replace(tzinfo=timezone.utc)  # noqa: E731
+        return cls(parse(start), parse(end))
 
     def to_json(self) -> dict:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "id": self.id}
@@ -48,10 +57,6 @@ class Window:
     @classmethod
     def from_json(cls, document: dict) -> "Window":
         return cls(parse_timestamp(document["start"]), parse_timestamp(document["end"]))
-
-
-def _from_compact(text: str) -> str:
-    return f"{text[0:4]}-{text[4:6]}-{text[6:8]}T{text[9:11]}:{text[11:13]}:{text[13:15]}+00:00"
 
 
 def resolve_window(start: str, end: str, watermark: datetime | None) -> Window:

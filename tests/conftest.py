@@ -1,0 +1,79 @@
+"""Shared fixtures: one local SparkSession for the whole run, a real S3 endpoint over HTTP (moto's server mode:
+Spark's Python workers are separate processes and cannot see an in-process mock), and an empty lake per test."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import sys
+import tempfile
+import uuid
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# Set before any SparkSession exists, so Spark's Python workers inherit them: the test endpoint and made-up
+# credentials (the endpoint accepts any), and this interpreter for the workers.
+S3_PORT = _free_port()
+os.environ.update(
+    {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{S3_PORT}",
+        "AWS_ACCESS_KEY_ID": f"test-{secrets.token_hex(4)}",
+        "AWS_SECRET_ACCESS_KEY": secrets.token_hex(16),
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYSPARK_PYTHON": sys.executable,
+        "IMAGEPIPE_SPARK_MASTER": "local[2]",
+        # Airflow reads its home at import: keep the tests' config and SQLite database out of the user's.
+        "AIRFLOW_HOME": tempfile.mkdtemp(prefix="imagepipe-tests-airflow-"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+)
+for _variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+    os.environ.pop(_variable, None)
+# py4j logs its shutdown after pytest has closed the captured streams.
+logging.getLogger("py4j").setLevel(logging.WARNING)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=S3_PORT, verbose=False)
+    server.start()
+    yield os.environ["AWS_ENDPOINT_URL"]
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint) -> str:
+    """A new, empty bucket on the test endpoint."""
+    from imagepipe.object_store import s3_client
+
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    s3_client().create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from imagepipe.spark import get_spark
+
+    session = get_spark(
+        "imagepipe-tests",
+        {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"},
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture
+def lake_root(tmp_path) -> str:
+    return str(tmp_path / "lake")

@@ -1,0 +1,96 @@
+"""The pipeline DAG as Airflow loads it: no import errors, the six tasks in order, safe defaults, light imports."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+DAG_ID = "image_classifier_pipeline"
+
+
+@pytest.fixture(scope="module")
+def dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    return bag.dags[DAG_ID]
+
+
+def test_tasks_run_in_pipeline_order(dag):
+    order = ["ingest", "extract_features", "train", "evaluate", "gate", "promote"]
+    assert sorted(dag.task_ids) == sorted(order)
+    for upstream, downstream in zip(order, order[1:]):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+
+
+def test_spark_tasks_submit_their_own_job_through_the_spark_default_connection(dag):
+    jobs = {"ingest": "ingest_images", "extract_features": "extract_features", "train": "train_classifier",
+            "evaluate": "evaluate_model", "promote": "promote_model"}
+    for task_id, job in jobs.items():
+        task = dag.get_task(task_id)
+        assert task.task_type == "SparkSubmitOperator"
+        assert Path(task.application).name == f"{job}.py" and Path(task.application).exists()
+        assert task._conn_id == "spark_default"
+
+
+def test_every_task_retries_with_backoff_and_has_a_timeout(dag):
+    for task in dag.tasks:
+        assert task.retries >= 1, task.task_id
+        assert task.retry_exponential_backoff > 1, task.task_id
+        assert task.execution_timeout is not None, task.task_id
+
+
+def test_dag_is_documented_tagged_and_scheduled_with_real_intervals(dag):
+    from datetime import datetime, timedelta, timezone
+
+    from airflow.serialization.decoders import decode_timetable
+    from airflow.serialization.encoders import encode_timetable
+
+    assert "Image classifier pipeline" in dag.doc_md
+    assert {"imagepipe", "spark"} <= set(dag.tags)
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+    # The timetable as the scheduler sees it: a daily run covers the whole previous day, not a zero-length instant.
+    timetable = decode_timetable(encode_timetable(dag.timetable))
+    interval = timetable.infer_manual_data_interval(run_after=datetime(2026, 11, 27, 12, tzinfo=timezone.utc))
+    assert (interval.start, interval.end) == (
+        datetime(2026, 11, 26, tzinfo=timezone.utc), datetime(2026, 11, 27, tzinfo=timezone.utc)
+    )
+    assert interval.end - interval.start == timedelta(days=1)
+
+
+def test_gate_is_a_short_circuit_that_leaves_the_run_green(dag):
+    gate = dag.get_task("gate")
+    assert gate.task_type == "_ShortCircuitDecoratedOperator"
+    assert gate.ignore_downstream_trigger_rules is True
+
+
+def test_params_refuse_invalid_trigger_input(dag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = dag.params
+    refused = {"backbone": "not-a-backbone", "source_uri": "/local/path", "min_accuracy": 1.5, "image_size": 8,
+               "window_end": "yesterday"}
+    for name, value in refused.items():
+        with pytest.raises(ParamValidationError):
+            params.get_param(name).resolve(value)
+    assert params.get_param("backbone").resolve("resnet18") == "resnet18"
+    assert params.get_param("window_end").resolve("2026-11-27T00:00:00+00:00") == "2026-11-27T00:00:00+00:00"
+
+
+def test_dag_file_imports_nothing_heavy():
+    heavy = ("torch", "torchvision", "pyspark", "boto3", "pandas")
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('dag', {str(DAGS / (DAG_ID + '.py'))!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""

@@ -1,0 +1,232 @@
+import hashlib
+import io
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from imagepipe.errors import InputError
+from imagepipe.featurizer import (
+    FeatureSpec,
+    WeightsUnavailableError,
+    build_model,
+    extract_batch,
+    extractor_for,
+    feature_dim,
+)
+
+# Small crops keep the CPU-only backbone fast; the feature width does not depend on the crop.
+SMALL = 64
+RESNET18_CHECKPOINT = "resnet18-f37072fd.pth"  # torchvision's ResNet18_Weights.IMAGENET1K_V1 (its DEFAULT)
+
+
+def encoded(colour, image_format="PNG", size=(80, 60)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def striped(image_format="PNG") -> bytes:
+    image = Image.new("RGB", (96, 96), "white")
+    for x in range(0, 96, 8):
+        image.paste((0, 0, 0), (x, 0, x + 4, 96))
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def image_batch(contents: list[bytes]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(
+        {
+            "sha256": [hashlib.sha256(content).hexdigest() for content in contents],
+            "label": [f"label{index}" for index in range(len(contents))],
+            "window_id": ["20260101T000000Z_20260102T000000Z"] * len(contents),
+            "content": pa.array(contents, type=pa.binary()),
+        }
+    )
+
+
+def save_resnet18_state_dict(path, seed: int) -> None:
+    torch.manual_seed(seed)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
+
+
+@pytest.fixture
+def fresh_extractors():
+    # extractor_for caches built models per process; clearing it makes each call build from the spec again.
+    extractor_for.cache_clear()
+    yield
+    extractor_for.cache_clear()
+
+
+def test_unknown_backbone_is_refused_naming_the_known_ones():
+    with pytest.raises(ValueError, match="unknown backbone 'vgg16'; choose one of resnet18, resnet50"):
+        FeatureSpec(backbone="vgg16", weights="random:0")
+
+
+@pytest.mark.parametrize("weights", ["random", "random:", "random:abc", "random:-1"])
+def test_random_weights_without_a_seed_are_refused(weights):
+    with pytest.raises(ValueError, match="needs an explicit seed, e.g. random:0"):
+        FeatureSpec(weights=weights)
+
+
+@pytest.mark.parametrize("image_size", [0, 16, 31, 1025])
+def test_image_size_out_of_range_is_refused(image_size):
+    with pytest.raises(ValueError, match=f"image_size {image_size} is out of range; use 32..1024 pixels"):
+        FeatureSpec(weights="random:0", image_size=image_size)
+
+
+@pytest.mark.parametrize("image_size", [32, 1024, None])
+def test_image_size_within_range_is_accepted(image_size):
+    assert FeatureSpec(weights="random:0", image_size=image_size).image_size == image_size
+
+
+def test_feature_widths_of_the_backbones():
+    assert feature_dim("resnet18") == 512
+    assert feature_dim("resnet50") == 2048
+
+
+def test_fingerprint_is_stable_for_equal_specs():
+    first = FeatureSpec("resnet18", "random:0", SMALL).fingerprint()
+    second = FeatureSpec("resnet18", "random:0", SMALL).fingerprint()
+
+    assert first == second
+    assert first.startswith("resnet18-")
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        FeatureSpec("resnet18", "random:0", 96),
+        FeatureSpec("resnet18", "random:1", SMALL),
+        FeatureSpec("resnet50", "random:0", SMALL),
+    ],
+    ids=["image_size", "seed", "backbone"],
+)
+def test_fingerprint_differs_when_the_feature_space_differs(other):
+    assert other.fingerprint() != FeatureSpec("resnet18", "random:0", SMALL).fingerprint()
+
+
+def test_state_dict_file_builds_the_backbone_from_its_weights(tmp_path):
+    path = tmp_path / "backbone.pt"
+    save_resnet18_state_dict(path, seed=7)
+    saved = torch.load(path, weights_only=True)
+
+    model = build_model(FeatureSpec(weights=str(path), image_size=SMALL))
+
+    assert torch.equal(model.conv1.weight, saved["conv1.weight"])
+    assert model(torch.zeros(1, 3, SMALL, SMALL)).shape == (1, 512)
+
+
+def test_state_dict_file_fingerprint_follows_the_file_bytes(tmp_path):
+    path = tmp_path / "backbone.pt"
+    save_resnet18_state_dict(path, seed=7)
+    spec = FeatureSpec(weights=str(path), image_size=SMALL)
+    before = spec.fingerprint()
+
+    save_resnet18_state_dict(path, seed=8)
+
+    assert spec.fingerprint() != before
+
+
+def test_missing_state_dict_file_is_an_input_error_naming_it(tmp_path):
+    path = tmp_path / "nowhere" / "backbone.pt"
+
+    with pytest.raises(InputError, match=f"weights file {path} does not exist"):
+        FeatureSpec(weights=str(path), image_size=SMALL).fingerprint()
+
+
+def named_weights_failure(monkeypatch, tmp_path) -> WeightsUnavailableError:
+    torch_home = tmp_path / "torch_home"
+    torch_home.mkdir()
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    try:
+        FeatureSpec("resnet18", "IMAGENET1K_V1", SMALL).fingerprint()
+    except WeightsUnavailableError as error:
+        return error
+    pytest.skip("the pretrained checkpoint was downloaded: this machine has internet")
+
+
+def test_named_weights_unavailable_offline_say_which_file_to_put_where(monkeypatch, tmp_path):
+    error = named_weights_failure(monkeypatch, tmp_path)
+
+    message = str(error)
+    assert RESNET18_CHECKPOINT in message
+    assert str(tmp_path / "torch_home" / "hub" / "checkpoints" / RESNET18_CHECKPOINT) in message
+    assert "random:SEED" in message
+    assert "\n" not in message
+
+
+def test_named_weights_download_fails_on_the_network_not_on_a_missing_cache_folder(monkeypatch, tmp_path):
+    error = named_weights_failure(monkeypatch, tmp_path)
+
+    assert "(FileNotFoundError)" not in str(error)
+
+
+def test_named_weights_put_where_the_message_says_are_used(monkeypatch, tmp_path):
+    torch_home = tmp_path / "torch_home"
+    checkpoints = torch_home / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    save_resnet18_state_dict(checkpoints / RESNET18_CHECKPOINT, seed=3)
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    saved = torch.load(checkpoints / RESNET18_CHECKPOINT, weights_only=True)
+    spec = FeatureSpec("resnet18", "IMAGENET1K_V1", SMALL)
+
+    model = build_model(spec)
+
+    assert torch.equal(model.conv1.weight, saved["conv1.weight"])
+    assert spec.fingerprint().startswith("resnet18-")
+
+
+def test_extract_batch_replaces_content_by_features(fresh_extractors):
+    contents = [encoded("red"), encoded("navy", "JPEG", size=(50, 120)), striped("GIF")]
+    batch = image_batch(contents)
+
+    result = extract_batch(batch, FeatureSpec("resnet18", "random:0", SMALL))
+
+    assert result.schema.names == ["sha256", "label", "window_id", "features"]
+    assert result.schema.field("features").type == pa.list_(pa.float32())
+    assert result.column("sha256").to_pylist() == [hashlib.sha256(content).hexdigest() for content in contents]
+    assert result.column("label").to_pylist() == ["label0", "label1", "label2"]
+    assert result.column("window_id").to_pylist() == ["20260101T000000Z_20260102T000000Z"] * 3
+    assert [len(vector) for vector in result.column("features").to_pylist()] == [512, 512, 512]
+
+
+def test_extract_batch_with_seeded_random_weights_is_deterministic(fresh_extractors):
+    batch = image_batch([encoded("red"), striped()])
+    spec = FeatureSpec("resnet18", "random:0", SMALL)
+
+    first = extract_batch(batch, spec)
+    extractor_for.cache_clear()  # the second call builds its backbone anew from the seed
+    second = extract_batch(batch, spec)
+
+    assert first.column("features").equals(second.column("features"))
+
+
+def test_different_images_give_different_features(fresh_extractors):
+    result = extract_batch(image_batch([encoded("red"), encoded("navy"), striped()]), FeatureSpec("resnet18", "random:0", SMALL))
+
+    red, navy, stripes = (np.array(vector) for vector in result.column("features").to_pylist())
+    assert not np.allclose(red, navy)
+    assert not np.allclose(red, stripes)
+    assert not np.allclose(navy, stripes)
+
+
+def test_features_of_an_image_do_not_depend_on_its_batch(fresh_extractors):
+    spec = FeatureSpec("resnet18", "random:0", SMALL)
+
+    alone = extract_batch(image_batch([striped()]), spec).column("features").to_pylist()[0]
+    among_others = extract_batch(image_batch([encoded("red"), striped(), encoded("navy")]), spec).column("features").to_pylist()[1]
+
+    np.testing.assert_allclose(among_others, alone, rtol=1e-4, atol=1e-5)
+
+
+def test_extract_batch_of_no_rows_gives_no_rows(fresh_extractors):
+    result = extract_batch(image_batch([]), FeatureSpec("resnet18", "random:0", SMALL))
+
+    assert result.num_rows == 0
+    assert result.schema.names == ["sha256", "label", "window_id", "features"]
+    assert result.schema.field("features").type == pa.list_(pa.float32())

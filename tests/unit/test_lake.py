@@ -1,0 +1,75 @@
+import re
+
+import pytest
+
+from imagepipe.errors import InputError, MissingRecordError
+from imagepipe.lake import Lake, run_key
+
+MANUAL_RUN = "manual__2026-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    "run_id, key",
+    [
+        (MANUAL_RUN, "manual__2026-01-01T00~3a00~3a00~2b00~3a00"),
+        ("scheduled__2026-11-27T06:00:00.123456+00:00", "scheduled__2026-11-27T06~3a00~3a00.123456~2b00~3a00"),
+        ("my run/with slash", "my~20run~2fwith~20slash"),
+        ("plain-run_1.2", "plain-run_1.2"),
+    ],
+)
+def test_run_key_is_path_safe(run_id, key):
+    assert run_key(run_id) == key
+
+
+def test_distinct_run_ids_get_distinct_keys():
+    run_ids = ["a:b", "a+b", "a_b", "a~3ab", "a b"]
+    assert len({run_key(run_id) for run_id in run_ids}) == len(run_ids)
+
+
+def test_empty_run_id_is_refused_with_an_example():
+    with pytest.raises(InputError, match="run id is empty; pass the Airflow run id, e.g. manual__"):
+        run_key("")
+
+
+@pytest.mark.parametrize("root", ["s3://bucket/lake", "s3://bucket/lake/"])
+def test_lake_layout_under_object_storage_root(root):
+    lake = Lake(root)
+
+    assert lake.images == "s3://bucket/lake/images"
+    assert lake.quarantine == "s3://bucket/lake/quarantine"
+    assert lake.features("resnet18-0123456789abcdef") == "s3://bucket/lake/features/resnet18-0123456789abcdef"
+    assert lake.registry == "s3://bucket/lake/registry"
+    assert lake.watermark == "s3://bucket/lake/_state/ingest_watermark.json"
+    assert lake.run_document(MANUAL_RUN, "window") == "s3://bucket/lake/runs/manual__2026-01-01T00~3a00~3a00~2b00~3a00/window.json"
+
+
+def test_run_documents_round_trip_on_a_local_lake(tmp_path):
+    lake = Lake(str(tmp_path))
+
+    lake.write_run(MANUAL_RUN, "candidate", {"version": 3})
+
+    assert lake.read_run(MANUAL_RUN, "candidate") == {"version": 3}
+    assert (tmp_path / "runs" / "manual__2026-01-01T00~3a00~3a00~2b00~3a00" / "candidate.json").is_file()
+
+
+def test_missing_run_document_says_which_step_has_not_run(tmp_path):
+    lake = Lake(str(tmp_path))
+    lake.write_run(MANUAL_RUN, "window", {"id": "w"})
+
+    expected = f"run {MANUAL_RUN} has no candidate record in {tmp_path}; run the step that writes it first"
+    with pytest.raises(MissingRecordError, match=f"^{re.escape(expected)}$"):
+        lake.read_run(MANUAL_RUN, "candidate")
+
+
+def test_missing_record_is_an_input_error_and_a_lookup_error():
+    # InputError: jobs end with one line and status 1; LookupError: callers may treat it as "not found".
+    assert issubclass(MissingRecordError, InputError)
+    assert issubclass(MissingRecordError, LookupError)
+
+
+def test_runs_do_not_see_each_others_documents(tmp_path):
+    lake = Lake(str(tmp_path))
+    lake.write_run(MANUAL_RUN, "candidate", {"version": 1})
+
+    with pytest.raises(MissingRecordError):
+        lake.read_run("manual__2026-01-02T00:00:00+00:00", "candidate")

@@ -1,0 +1,124 @@
+import enum
+import logging
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+import pytest
+
+from imagepipe.errors import MissingRecordError
+from imagepipe.lake import Lake
+from imagepipe.orchestration import verdict_passed, window_end, window_start
+from imagepipe.registry import Registry
+
+UTC = timezone.utc
+INTERVAL_START = datetime(2026, 1, 1, tzinfo=UTC)
+INTERVAL_END = datetime(2026, 1, 2, tzinfo=UTC)
+TRIGGERED_AT = datetime(2026, 1, 5, 9, 30, 15, 250000, tzinfo=UTC)
+MODEL = "image_classifier"
+RUN_ID = "scheduled__2026-01-01T00:00:00+00:00"
+
+
+class RunType(enum.Enum):
+    """Stands in for Airflow's DagRunType, an enum whose values are the run type names."""
+
+    SCHEDULED = "scheduled"
+    BACKFILL = "backfill"
+    MANUAL = "manual"
+    ASSET_TRIGGERED = "asset_triggered"
+
+
+def dag_run(run_type, with_interval: bool = True) -> SimpleNamespace:
+    return SimpleNamespace(
+        run_type=run_type,
+        data_interval_start=INTERVAL_START if with_interval else None,
+        data_interval_end=INTERVAL_END if with_interval else None,
+        run_after=TRIGGERED_AT,
+    )
+
+
+@pytest.mark.parametrize("run_type", [RunType.SCHEDULED, RunType.BACKFILL, "scheduled", "backfill"])
+def test_interval_runs_take_their_data_interval(run_type):
+    run = dag_run(run_type)
+
+    assert window_start(run, {}) == "2026-01-01T00:00:00+00:00"
+    assert window_end(run, {}) == "2026-01-02T00:00:00+00:00"
+
+
+@pytest.mark.parametrize("run_type", [RunType.MANUAL, RunType.ASSET_TRIGGERED, "manual"])
+def test_other_runs_take_everything_new_up_to_their_trigger_time(run_type):
+    run = dag_run(run_type)
+
+    assert window_start(run, {}) == "watermark"
+    assert window_end(run, {}) == "2026-01-05T09:30:15.250000+00:00"
+
+
+def test_interval_run_without_an_interval_falls_back_to_watermark_and_trigger_time():
+    run = dag_run(RunType.SCHEDULED, with_interval=False)
+
+    assert window_start(run, {}) == "watermark"
+    assert window_end(run, {}) == "2026-01-05T09:30:15.250000+00:00"
+
+
+@pytest.mark.parametrize("run_type", [RunType.MANUAL, RunType.SCHEDULED])
+def test_window_params_win_over_run_type(run_type):
+    params = {"window_start": "2025-06-01T00:00:00Z", "window_end": "2025-07-01T00:00:00Z"}
+
+    assert window_start(dag_run(run_type), params) == "2025-06-01T00:00:00Z"
+    assert window_end(dag_run(run_type), params) == "2025-07-01T00:00:00Z"
+
+
+def test_empty_window_params_are_ignored():
+    # The trigger form submits empty fields as empty strings or None.
+    assert window_start(dag_run(RunType.MANUAL), {"window_start": "", "window_end": None}) == "watermark"
+    assert window_end(dag_run(RunType.MANUAL), {"window_start": "", "window_end": None}) == "2026-01-05T09:30:15.250000+00:00"
+
+
+def record_candidate(lake_root, verdict: dict | None) -> None:
+    lake = Lake(str(lake_root))
+    registry = Registry(lake.registry, MODEL)
+    version = registry.allocate_version(RUN_ID)
+    lake.write_run(RUN_ID, "candidate", {"version": version})
+    if verdict is not None:
+        registry.write_document(version, "verdict", verdict)
+
+
+def check(name: str, passed: bool, detail: str) -> dict:
+    return {"name": name, "value": 0.0, "threshold": 0.0, "passed": passed, "detail": detail}
+
+
+def test_passing_verdict_lets_promotion_run_and_logs_every_check(tmp_path, caplog):
+    record_candidate(tmp_path, {"passed": True, "checks": [check("min_accuracy", True, "accuracy 0.9 >= 0.7")]})
+
+    with caplog.at_level(logging.INFO, logger="imagepipe.orchestration"):
+        assert verdict_passed(str(tmp_path), RUN_ID, MODEL) is True
+
+    assert caplog.messages == ["PASS min_accuracy: accuracy 0.9 >= 0.7", "version 1 passed its gate"]
+
+
+def test_failing_verdict_skips_promotion_and_says_so(tmp_path, caplog):
+    verdict = {
+        "passed": False,
+        "checks": [check("min_accuracy", True, "accuracy 0.8 >= 0.7"), check("not_worse_than_champion", False, "0.8 < 0.9")],
+    }
+    record_candidate(tmp_path, verdict)
+
+    with caplog.at_level(logging.INFO, logger="imagepipe.orchestration"):
+        assert verdict_passed(str(tmp_path), RUN_ID, MODEL) is False
+
+    assert caplog.messages == [
+        "PASS min_accuracy: accuracy 0.8 >= 0.7",
+        "FAIL not_worse_than_champion: 0.8 < 0.9",
+        "version 1 failed its gate: promotion is skipped",
+    ]
+
+
+def test_candidate_without_verdict_is_an_error_naming_the_version(tmp_path):
+    record_candidate(tmp_path, verdict=None)
+
+    with pytest.raises(RuntimeError, match=f"version 1 of {MODEL} has no verdict: evaluate did not write one"):
+        verdict_passed(str(tmp_path), RUN_ID, MODEL)
+
+
+def test_run_without_candidate_record_says_training_has_not_run(tmp_path):
+    with pytest.raises(MissingRecordError, match="has no candidate record"):
+        verdict_passed(str(tmp_path), RUN_ID, MODEL)
