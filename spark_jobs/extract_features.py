@@ -11,7 +11,7 @@ import logging
 
 from imagepipe import cli, settings, storage
 from imagepipe.featurizer import BACKBONES, FeatureSpec
-from imagepipe.features import extract_features, windows_to_featurize
+from imagepipe.features import extract_features, split_failures, windows_to_featurize
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.spark import get_spark
 
@@ -61,22 +61,26 @@ def main(argv: list[str] | None = None) -> None:
     features_uri = lake.features(fingerprint)
     todo = windows_to_featurize(partition_values(spark, lake.images), partition_values(spark, features_uri), run_window)
     log.info("feature space %s: computing windows %s", fingerprint, todo)
-    rows = 0
+    rows, failures = 0, 0
     if todo:
         images = spark.read.parquet(storage.spark_path(lake.images)).filter(window_in(WINDOW_COLUMN, todo))
         images = images.repartition(spark.sparkContext.defaultParallelism * 2)
         # Each task runs torch with spark.task.cpus threads, so concurrent tasks never oversubscribe the cores.
         threads = int(spark.conf.get("spark.task.cpus", "1"))
-        features = extract_features(images, args.spec, fingerprint, threads)
+        extracted = extract_features(images, args.spec, fingerprint, threads).persist()
+        features, failed = split_failures(extracted)
         features.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(features_uri))
-        rows = spark.read.parquet(storage.spark_path(features_uri)).filter(window_in(WINDOW_COLUMN, todo)).count()
+        failed.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.feature_errors(fingerprint)))
+        rows, failures = features.count(), failed.count()
+        extracted.unpersist()
     storage.write_json(
         storage.join(features_uri, "_feature_space.json"),
         {"fingerprint": fingerprint, "backbone": args.backbone, "weights": args.weights, "image_size": args.image_size,
          "preprocessing": repr(args.spec.preprocessing())},
     )
-    lake.write_run(args.run_id, "features", {"fingerprint": fingerprint, "windows": todo, "rows": rows})
-    log.info("wrote %d feature rows under %s", rows, features_uri)
+    lake.write_run(args.run_id, "features", {"fingerprint": fingerprint, "windows": todo, "rows": rows,
+                                             "undecodable": failures})
+    log.info("wrote %d feature rows under %s; %d images could not be decoded", rows, features_uri, failures)
 
 
 def window_in(column: str, values: list[str]):

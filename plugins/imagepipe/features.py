@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from imagepipe.featurizer import FEATURES_COLUMN, FeatureSpec, extract_batch
+from imagepipe.featurizer import ERROR_COLUMN, FEATURES_COLUMN, FeatureSpec, extractor_for, resolve_device
 from imagepipe.lake import WINDOW_COLUMN
 
 FEATURE_COLUMNS = ["sha256", "label", FEATURES_COLUMN, "fingerprint", WINDOW_COLUMN]
+ERROR_COLUMNS = ["sha256", "label", ERROR_COLUMN, "fingerprint", WINDOW_COLUMN]
 
 
 def windows_to_featurize(image_windows: set[str], featurized_windows: set[str], run_window: str) -> list[str]:
@@ -15,14 +16,33 @@ def windows_to_featurize(image_windows: set[str], featurized_windows: set[str], 
 
 
 def extract_features(images, spec: FeatureSpec, fingerprint: str, threads: int | None = None):
-    """DataFrame of (sha256, label, features, fingerprint, window_id) for a DataFrame of images.
+    """DataFrame of (sha256, label, window_id, features, error, fingerprint) for a DataFrame of images; features is
+    null and error says why for an image the backbone's decoder refused.
 
-    The engine runs in mapInArrow: each Python worker builds the backbone once and reuses it for every batch of
-    every task it serves. The batch size is spark.sql.execution.arrow.maxRecordsPerBatch, set by the job.
+    The engine runs in mapInArrow on the task's GPU when Spark assigned one (or torch sees one), else on the CPU.
+    Each Python worker builds the backbone once and reuses it for every batch of every task it serves. The batch
+    size is spark.sql.execution.arrow.maxRecordsPerBatch, set by the job.
     """
     from pyspark.sql import functions as F
 
-    columns = images.select("sha256", "label", "content", WINDOW_COLUMN)
-    schema = f"sha256 string, label string, {WINDOW_COLUMN} string, {FEATURES_COLUMN} array<float>"
-    features = columns.mapInArrow(lambda batches: (extract_batch(batch, spec, threads) for batch in batches), schema)
-    return features.withColumn("fingerprint", F.lit(fingerprint)).select(*FEATURE_COLUMNS)
+    def featurize_partition(batches):
+        import torch
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        resources = context.resources() if context is not None else {}
+        task_gpus = list(resources["gpu"].addresses) if "gpu" in resources else None
+        device = resolve_device(torch.cuda.is_available(), task_gpus)
+        yield from extractor_for(spec, device, threads).extract_batches(batches)
+
+    columns = images.select("sha256", "label", WINDOW_COLUMN, "content")
+    schema = f"sha256 string, label string, {WINDOW_COLUMN} string, {FEATURES_COLUMN} array<float>, {ERROR_COLUMN} string"
+    return columns.mapInArrow(featurize_partition, schema).withColumn("fingerprint", F.lit(fingerprint))
+
+
+def split_failures(extracted):
+    """(features, failures): rows with a vector, and rows whose image could not be decoded, with the reason."""
+    from pyspark.sql import functions as F
+
+    failed = F.col(ERROR_COLUMN).isNotNull()
+    return extracted.filter(~failed).select(*FEATURE_COLUMNS), extracted.filter(failed).select(*ERROR_COLUMNS)

@@ -1,31 +1,52 @@
 """The feature-extraction engine: Arrow record batches of image bytes in, float32 feature vectors out.
 
 Pure torch/torchvision code with no Spark import, so it runs (and is benchmarked) on a machine without Spark; the
-Spark job calls `extract_batch` from mapInArrow. torch is imported inside functions: this module is importable by a
-DAG file.
+Spark job calls `FeatureExtractor.extract_batches` from mapInArrow. torch is imported inside functions: this module
+is importable by a DAG file.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import hashlib
 import io
 import json
 import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from imagepipe.errors import InputError
 
-# Frozen torchvision backbones: builder name, weights enum name, the attribute holding the classification head,
-# and the width of the features left once that head is replaced by an identity.
-BACKBONES: dict[str, tuple[str, str, str, int]] = {
-    "resnet18": ("resnet18", "ResNet18_Weights", "fc", 512),
-    "resnet50": ("resnet50", "ResNet50_Weights", "fc", 2048),
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A torchvision classifier used as a frozen feature extractor."""
+
+    builder: str  # torchvision.models function
+    weights_enum: str  # its torchvision weights enum
+    head: str  # dotted path of the classification head, replaced by an identity
+    dim: int  # width of the features left once the head is gone
+    fixed_size: int | None = None  # input size the architecture requires, if any
+
+
+BACKBONES: dict[str, Backbone] = {
+    "resnet18": Backbone("resnet18", "ResNet18_Weights", "fc", 512),
+    "resnet50": Backbone("resnet50", "ResNet50_Weights", "fc", 2048),
+    "efficientnet_b0": Backbone("efficientnet_b0", "EfficientNet_B0_Weights", "classifier", 1280),
+    "mobilenet_v3_large": Backbone("mobilenet_v3_large", "MobileNet_V3_Large_Weights", "classifier", 960),
+    "convnext_tiny": Backbone("convnext_tiny", "ConvNeXt_Tiny_Weights", "classifier.2", 768),
+    "vit_b_16": Backbone("vit_b_16", "ViT_B_16_Weights", "heads", 768, fixed_size=224),
 }
 
 FEATURES_COLUMN = "features"
 CONTENT_COLUMN = "content"
+ERROR_COLUMN = "error"
 
 
 class WeightsUnavailableError(InputError):
@@ -33,7 +54,7 @@ class WeightsUnavailableError(InputError):
 
 
 def feature_dim(backbone: str) -> int:
-    return BACKBONES[_known_backbone(backbone)][3]
+    return BACKBONES[_known_backbone(backbone)].dim
 
 
 def _known_backbone(backbone: str) -> str:
@@ -67,10 +88,17 @@ class FeatureSpec:
         _known_backbone(self.backbone)
         if self.image_size is not None and not 32 <= self.image_size <= 1024:
             raise ValueError(f"image_size {self.image_size} is out of range; use 32..1024 pixels")
+        fixed = BACKBONES[self.backbone].fixed_size
+        if fixed is not None and self.image_size not in (None, fixed):
+            raise ValueError(f"{self.backbone} takes {fixed}-pixel inputs only; use image_size {fixed}")
         if self.weights.startswith("random"):
             _, _, seed = self.weights.partition(":")
             if not seed.isdigit():
                 raise ValueError(f"weights {self.weights!r} needs an explicit seed, e.g. random:0")
+
+    @property
+    def dim(self) -> int:
+        return BACKBONES[self.backbone].dim
 
     @property
     def random_seed(self) -> int | None:
@@ -84,7 +112,7 @@ class FeatureSpec:
         """The torchvision weights enum member this spec names, or the backbone's default one for its transforms."""
         from torchvision.models import get_weight
 
-        enum_name = BACKBONES[self.backbone][1]
+        enum_name = BACKBONES[self.backbone].weights_enum
         member = "DEFAULT" if self.random_seed is not None or self.is_file else self.weights
         try:
             return get_weight(f"{enum_name}.{member}")
@@ -158,71 +186,239 @@ def _download_named_weights(spec: FeatureSpec, path: Path) -> None:
 
 
 def build_model(spec: FeatureSpec):
-    """The frozen backbone with its head replaced by an identity, in eval mode."""
+    """The frozen backbone with its head replaced by an identity, in eval mode, on the CPU."""
     import torch
     import torchvision.models
 
-    builder, _, head, _ = BACKBONES[spec.backbone]
+    backbone = BACKBONES[spec.backbone]
     if spec.random_seed is not None:
         torch.manual_seed(spec.random_seed)
-        model = getattr(torchvision.models, builder)(weights=None)
+        model = getattr(torchvision.models, backbone.builder)(weights=None)
     else:
-        model = getattr(torchvision.models, builder)(weights=None)
+        model = getattr(torchvision.models, backbone.builder)(weights=None)
         state_dict = torch.load(spec.existing_weights_path(), map_location="cpu", weights_only=True)
         model.load_state_dict(state_dict)
-    setattr(model, head, torch.nn.Identity())
+    *parents, head = backbone.head.split(".")
+    owner = functools.reduce(lambda module, name: module[int(name)] if name.isdigit() else getattr(module, name), parents, model)
+    if head.isdigit():
+        owner[int(head)] = torch.nn.Identity()
+    else:
+        setattr(owner, head, torch.nn.Identity())
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model
 
 
-class FeatureExtractor:
-    """One backbone held in memory, turning encoded images into feature vectors."""
+def resolve_device(cuda_available: bool, task_gpus: list[str] | None = None) -> str:
+    """cuda:<n> for the GPU Spark assigned to the task (its first one), cuda:0 when torch sees a GPU but Spark
+    assigned none (local mode), else cpu."""
+    if not cuda_available:
+        return "cpu"
+    return f"cuda:{task_gpus[0]}" if task_gpus else "cuda:0"
 
-    def __init__(self, spec: FeatureSpec, threads: int | None = None):
+
+def is_jpeg(content: bytes) -> bool:
+    return content[:3] == b"\xff\xd8\xff"
+
+
+@dataclass
+class PreparedBatch:
+    """A batch ready for the backbone: input tensor (rows that decoded) and, per row, its index in the tensor or
+    the reason it could not be decoded."""
+
+    inputs: object
+    positions: list[int | str]
+    ready: object = None  # CUDA event, recorded on the decoding stream, that the compute stream waits on
+
+
+class FeatureExtractor:
+    """One backbone held on one device, turning encoded images into feature vectors.
+
+    On a GPU: JPEGs are decoded on the GPU in batches (nvJPEG), other formats on the CPU; the model runs in bf16
+    autocast with channels_last; the next batches are decoded on side streams while the current one computes. On
+    the CPU: fp32, channels_last; the next batch is decoded by a background thread while torch computes with
+    `threads` threads.
+    """
+
+    def __init__(self, spec: FeatureSpec, device: str = "cpu", threads: int | None = None, decode_workers: int | None = None):
         import torch
 
         if threads:
             torch.set_num_threads(threads)
         self.spec = spec
-        self.model = build_model(spec)
+        self.device = torch.device(device)
         self.transform = spec.preprocessing()
+        # Batches decoded ahead of the one computing, each by its own thread (and CUDA stream): decoding a batch
+        # takes longer than a small backbone's forward pass on a GPU, and two decoders measured fastest on an H200
+        # (bench/RESULTS.md); on the CPU one, which shares the task's cores.
+        self.decode_workers = decode_workers or (2 if self.device.type == "cuda" else 1)
+        self._thread_state = threading.local()
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True  # batches keep one shape: tune the convolutions once
+        # channels_last suits both cuDNN's tensor cores and oneDNN's CPU kernels (1.37x for resnet18 on this
+        # project's 2-core AVX2 machine, bench/RESULTS.md).
+        self.model = build_model(spec).to(self.device, memory_format=torch.channels_last)
 
-    def _decode(self, content: bytes):
+    def _decode_stream(self):
+        """This thread's CUDA stream for decoding, so batches decoded by different threads overlap."""
+        import torch
+
+        if not hasattr(self._thread_state, "stream"):
+            self._thread_state.stream = torch.cuda.Stream(self.device)
+        return self._thread_state.stream
+
+    # -- decoding -------------------------------------------------------------------------------------------------
+
+    def _decode_on_cpu(self, content: bytes):
         from PIL import Image
         from torchvision.transforms.functional import pil_to_tensor
 
         with Image.open(io.BytesIO(content)) as image:
-            return self.transform(pil_to_tensor(image.convert("RGB")))
+            return pil_to_tensor(image.convert("RGB"))
 
-    def features(self, contents: list[bytes]):
-        """float32 array of shape (len(contents), feature_dim)."""
+    def _decode_jpegs_on_gpu(self, contents: list[bytes]) -> list:
+        """Decoded CHW uint8 tensors on the GPU, or an error string for each JPEG that nvJPEG refused."""
+        import torch
+        from torchvision.io import ImageReadMode, decode_jpeg
+
+        encoded = [torch.frombuffer(bytearray(content), dtype=torch.uint8) for content in contents]
+        try:
+            return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device)
+        except RuntimeError:
+            decoded = []  # isolate the broken images: one call per image
+            for data in encoded:
+                try:
+                    decoded.append(decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device))
+                except RuntimeError as error:
+                    decoded.append(f"undecodable: {str(error).splitlines()[0]}")
+            return decoded
+
+    def _preprocess(self, images: list):
+        """The weights' own resize, crop and normalisation, applied to images of one shape at a time (a camera's
+        photos share a shape), so a batch costs a few kernel launches per shape rather than per image."""
+        import torch
+
+        by_shape: dict[tuple, list[int]] = {}
+        for row, image in enumerate(images):
+            by_shape.setdefault(tuple(image.shape), []).append(row)
+        prepared = [None] * len(images)
+        for rows in by_shape.values():
+            for row, tensor in zip(rows, self.transform(torch.stack([images[row] for row in rows]))):
+                prepared[row] = tensor
+        return torch.stack(prepared)
+
+    def prepare(self, contents: list[bytes]) -> PreparedBatch:
+        """Decode and preprocess one batch (on the side stream when on a GPU)."""
+        import torch
+
+        images: list = [None] * len(contents)
+        on_gpu = self.device.type == "cuda"
+        stream = self._decode_stream() if on_gpu else None
+        context = torch.cuda.stream(stream) if on_gpu else contextlib.nullcontext()
+        with context, torch.inference_mode():
+            jpeg_rows = [row for row, content in enumerate(contents) if on_gpu and is_jpeg(content)]
+            if jpeg_rows:
+                for row, image in zip(jpeg_rows, self._decode_jpegs_on_gpu([contents[row] for row in jpeg_rows])):
+                    images[row] = image
+            for row, content in enumerate(contents):
+                if images[row] is not None:
+                    continue
+                try:
+                    images[row] = self._decode_on_cpu(content)
+                except Exception as error:  # noqa: BLE001 - any decoder failure is this image's, recorded as such
+                    images[row] = f"undecodable: {type(error).__name__}: {error}"
+            positions: list[int | str] = []
+            decoded = []
+            for image in images:
+                if isinstance(image, str):
+                    positions.append(image)
+                    continue
+                if on_gpu and image.device.type == "cpu":
+                    image = image.pin_memory().to(self.device, non_blocking=True)
+                positions.append(len(decoded))
+                decoded.append(image)
+            inputs = self._preprocess(decoded) if decoded else None
+            if inputs is not None:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            ready = None
+            if on_gpu:
+                ready = torch.cuda.Event()
+                ready.record(stream)
+        return PreparedBatch(inputs, positions, ready)
+
+    # -- inference ------------------------------------------------------------------------------------------------
+
+    def run(self, prepared: PreparedBatch):
+        """float32 array (rows that decoded, feature_dim) for a prepared batch."""
         import numpy as np
         import torch
 
-        if not contents:
-            return np.zeros((0, feature_dim(self.spec.backbone)), dtype=np.float32)
+        if prepared.inputs is None:
+            return np.zeros((0, self.spec.dim), dtype=np.float32)
         with torch.inference_mode():
-            batch = torch.stack([self._decode(content) for content in contents])
-            return self.model(batch).float().numpy()
+            if self.device.type == "cuda":
+                torch.cuda.current_stream(self.device).wait_event(prepared.ready)
+                # The side stream allocated the inputs; tell the allocator the compute stream uses them too.
+                prepared.inputs.record_stream(torch.cuda.current_stream(self.device))
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    outputs = self.model(prepared.inputs)
+                return outputs.float().cpu().numpy()
+            return self.model(prepared.inputs).float().numpy()
+
+    def features(self, contents: list[bytes]):
+        """(vectors, errors): one float32 vector or None per image, and one error reason or None per image."""
+        prepared = self.prepare(contents)
+        return _assemble(self.run(prepared), prepared.positions)
+
+    def extract_batches(self, batches: Iterator) -> Iterator:
+        """Arrow record batches with a content column in, the same rows with features and error columns out, in
+        order. While the backbone computes batch n, batches n+1 .. n+decode_workers are decoded in background
+        threads."""
+        with ThreadPoolExecutor(max_workers=self.decode_workers) as decoder:
+            pending: collections.deque = collections.deque()
+            for batch in batches:
+                pending.append((batch, decoder.submit(self.prepare, batch.column(CONTENT_COLUMN).to_pylist())))
+                if len(pending) > self.decode_workers:
+                    yield self._finish(*pending.popleft())
+            while pending:
+                yield self._finish(*pending.popleft())
+
+    def _finish(self, batch, prepared_future):
+        prepared = prepared_future.result()
+        return to_feature_batch(batch, *_assemble(self.run(prepared), prepared.positions))
+
+
+def _assemble(vectors, positions: list[int | str]):
+    features = [vectors[position] if isinstance(position, int) else None for position in positions]
+    errors = [position if isinstance(position, str) else None for position in positions]
+    return features, errors
+
+
+def to_feature_batch(batch, features: list, errors: list[str | None]):
+    """The batch without its content column, plus list<float32> features (null where decoding failed) and error."""
+    import numpy as np
+    import pyarrow as pa
+
+    offsets, values, valid, end = [0], [], [], 0
+    for vector in features:
+        valid.append(vector is not None)
+        if vector is not None:
+            values.append(vector)
+            end += len(vector)
+        offsets.append(end)
+    flat = pa.array(np.concatenate(values) if values else np.zeros(0, dtype=np.float32), type=pa.float32())
+    mask = pa.array([not ok for ok in valid], type=pa.bool_())
+    column = pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), flat, mask=mask)
+    keep = [name for name in batch.schema.names if name != CONTENT_COLUMN]
+    return pa.RecordBatch.from_arrays(
+        [batch.column(name) for name in keep] + [column, pa.array(errors, type=pa.string())],
+        names=keep + [FEATURES_COLUMN, ERROR_COLUMN],
+    )
 
 
 @functools.lru_cache(maxsize=2)
-def extractor_for(spec: FeatureSpec, threads: int | None = None) -> FeatureExtractor:
-    """The extractor for `spec`, built once per Python process and reused across batches and Spark tasks."""
-    return FeatureExtractor(spec, threads)
-
-
-def extract_batch(batch, spec: FeatureSpec, threads: int | None = None):
-    """Replace the content column of an Arrow record batch by a list<float32> features column."""
-    import pyarrow as pa
-
-    extractor = extractor_for(spec, threads)
-    vectors = extractor.features(batch.column(CONTENT_COLUMN).to_pylist())
-    dim = vectors.shape[1]
-    features = pa.ListArray.from_arrays(
-        pa.array(range(0, (len(vectors) + 1) * dim, dim), type=pa.int32()), pa.array(vectors.reshape(-1))
-    )
-    keep = [name for name in batch.schema.names if name != CONTENT_COLUMN]
-    return pa.RecordBatch.from_arrays([batch.column(name) for name in keep] + [features], names=keep + [FEATURES_COLUMN])
+def extractor_for(spec: FeatureSpec, device: str = "cpu", threads: int | None = None) -> FeatureExtractor:
+    """The extractor for `spec` on `device`, built once per Python process and reused across batches and tasks."""
+    return FeatureExtractor(spec, device, threads)

@@ -3,6 +3,7 @@
     <root>/images/window_id=<window>/          curated images (Parquet: bytes + metadata)
     <root>/quarantine/window_id=<window>/      rejected objects with their reason
     <root>/features/<fingerprint>/window_id=<window>/   feature vectors of one feature space
+    <root>/feature_errors/<fingerprint>/window_id=<window>/   images that space's decoder refused, with the reason
     <root>/runs/<run>/                         what each DAG run decided and produced (window, reports, candidate)
     <root>/registry/<model>/                   model versions, champion pointer, promotion history
     <root>/_state/ingest_watermark.json        end of the newest window ingested
@@ -41,6 +42,9 @@ class Lake:
 
     def features(self, fingerprint: str) -> str:
         return storage.join(self.root, "features", fingerprint)
+
+    def feature_errors(self, fingerprint: str) -> str:
+        return storage.join(self.root, "feature_errors", fingerprint)
 
     def run_document(self, run_id: str, name: str) -> str:
         return storage.join(self.root, "runs", run_key(run_id), f"{name}.json")

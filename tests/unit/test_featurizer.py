@@ -10,12 +10,14 @@ from PIL import Image
 
 from imagepipe.errors import InputError
 from imagepipe.featurizer import (
+    BACKBONES,
     FeatureSpec,
     WeightsUnavailableError,
     build_model,
-    extract_batch,
     extractor_for,
     feature_dim,
+    is_jpeg,
+    resolve_device,
 )
 
 # Small crops keep the CPU-only backbone fast; the feature width does not depend on the crop.
@@ -63,7 +65,7 @@ def fresh_extractors():
 
 
 def test_unknown_backbone_is_refused_naming_the_known_ones():
-    with pytest.raises(ValueError, match="unknown backbone 'vgg16'; choose one of resnet18, resnet50"):
+    with pytest.raises(ValueError, match="unknown backbone 'vgg16'; choose one of convnext_tiny, efficientnet_b0, mobilenet_v3_large, resnet18, resnet50, vit_b_16"):
         FeatureSpec(backbone="vgg16", weights="random:0")
 
 
@@ -181,14 +183,20 @@ def test_named_weights_put_where_the_message_says_are_used(monkeypatch, tmp_path
     assert spec.fingerprint().startswith("resnet18-")
 
 
+def extract_batch(batch, spec):
+    """The engine's output for one Arrow batch, as the Spark job drives it."""
+    return next(extractor_for(spec).extract_batches(iter([batch])))
+
+
 def test_extract_batch_replaces_content_by_features(fresh_extractors):
     contents = [encoded("red"), encoded("navy", "JPEG", size=(50, 120)), striped("GIF")]
     batch = image_batch(contents)
 
     result = extract_batch(batch, FeatureSpec("resnet18", "random:0", SMALL))
 
-    assert result.schema.names == ["sha256", "label", "window_id", "features"]
+    assert result.schema.names == ["sha256", "label", "window_id", "features", "error"]
     assert result.schema.field("features").type == pa.list_(pa.float32())
+    assert result.column("error").to_pylist() == [None, None, None]
     assert result.column("sha256").to_pylist() == [hashlib.sha256(content).hexdigest() for content in contents]
     assert result.column("label").to_pylist() == ["label0", "label1", "label2"]
     assert result.column("window_id").to_pylist() == ["20260101T000000Z_20260102T000000Z"] * 3
@@ -228,5 +236,53 @@ def test_extract_batch_of_no_rows_gives_no_rows(fresh_extractors):
     result = extract_batch(image_batch([]), FeatureSpec("resnet18", "random:0", SMALL))
 
     assert result.num_rows == 0
-    assert result.schema.names == ["sha256", "label", "window_id", "features"]
+    assert result.schema.names == ["sha256", "label", "window_id", "features", "error"]
     assert result.schema.field("features").type == pa.list_(pa.float32())
+
+
+def test_an_image_that_does_not_decode_is_recorded_and_the_batch_goes_on(fresh_extractors):
+    good = encoded("red", "JPEG")
+    result = extract_batch(image_batch([good, good[: len(good) // 3], b"not an image"]), FeatureSpec("resnet18", "random:0", SMALL))
+
+    features, errors = result.column("features").to_pylist(), result.column("error").to_pylist()
+    assert len(features[0]) == 512 and errors[0] is None
+    assert features[1] is None and errors[1].startswith("undecodable: ")
+    assert features[2] is None and errors[2].startswith("undecodable: ")
+
+
+def test_streamed_batches_come_back_in_order_with_their_own_rows(fresh_extractors):
+    spec = FeatureSpec("resnet18", "random:0", SMALL)
+    batches = [image_batch([encoded("red")]), image_batch([striped(), encoded("navy")]), image_batch([])]
+
+    results = list(extractor_for(spec).extract_batches(iter(batches)))
+
+    assert [result.num_rows for result in results] == [1, 2, 0]
+    expected_first = extract_batch(batches[1], spec).column("features").to_pylist()
+    np.testing.assert_allclose(results[1].column("features").to_pylist(), expected_first, rtol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_every_backbone_gives_vectors_of_its_declared_width(backbone, fresh_extractors):
+    size = BACKBONES[backbone].fixed_size or SMALL
+    result = extract_batch(image_batch([encoded("red")]), FeatureSpec(backbone, "random:0", size))
+
+    assert len(result.column("features").to_pylist()[0]) == feature_dim(backbone)
+
+
+def test_a_fixed_size_backbone_refuses_another_size():
+    with pytest.raises(ValueError, match="vit_b_16 takes 224-pixel inputs only"):
+        FeatureSpec("vit_b_16", "random:0", 160)
+
+
+@pytest.mark.parametrize(
+    "cuda_available, task_gpus, device",
+    [(False, None, "cpu"), (False, ["1"], "cpu"), (True, None, "cuda:0"), (True, ["3", "4"], "cuda:3")],
+)
+def test_device_is_the_task_gpu_when_spark_assigned_one(cuda_available, task_gpus, device):
+    assert resolve_device(cuda_available, task_gpus) == device
+
+
+def test_jpeg_is_recognised_by_content_not_name():
+    assert is_jpeg(encoded("red", "JPEG"))
+    assert not is_jpeg(encoded("red", "PNG"))
+    assert not is_jpeg(b"")
