@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from imagepipe import cli, settings, storage
+from imagepipe import cli, storage
 from imagepipe.errors import InputError
 from imagepipe.evaluation import classification_metrics, decide, explain, score
 from imagepipe.lake import Lake
@@ -19,16 +19,14 @@ log = logging.getLogger("evaluate_model")
 
 
 def parse_args(argv: list[str] | None):
-    parser = cli.JobArgumentParser(prog="evaluate_model", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-id", required=True, help="Airflow run id; the run must have trained a candidate")
-    parser.add_argument("--lake-root", default=settings.lake_root(), help="lake root URI (default: %(default)s)")
-    parser.add_argument("--model-name", default=settings.DEFAULT_MODEL_NAME, help="registry model name (default: %(default)s)")
+    parser = cli.job_parser("evaluate_model", __doc__, "the run must have trained a candidate")
+    cli.add_model_name(parser)
     parser.add_argument(
-        "--min-accuracy", type=cli.checked(cli.fraction, "a fraction"), default=0.8,
+        "--min-accuracy", type=cli.FRACTION, default=0.8,
         help="lowest test accuracy a candidate may have (default: %(default)s)",
     )
     parser.add_argument(
-        "--max-accuracy-drop", type=cli.checked(cli.fraction, "a fraction"), default=0.01,
+        "--max-accuracy-drop", type=cli.FRACTION, default=0.01,
         help="how far below the champion's test accuracy a candidate may fall (default: %(default)s)",
     )
     return parser.parse_args(argv)

@@ -19,19 +19,17 @@ log = logging.getLogger("extract_features")
 
 
 def parse_args(argv: list[str] | None):
-    parser = cli.JobArgumentParser(prog="extract_features", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-id", required=True, help="Airflow run id; the run's ingest must have recorded its window")
-    parser.add_argument("--lake-root", default=settings.lake_root(), help="lake root URI (default: %(default)s)")
+    parser = cli.job_parser("extract_features", __doc__, "the run's ingest must have recorded its window")
     parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet18")
     parser.add_argument(
         "--weights",
         default=settings.default_weights(),
         help="torchvision weights name (DEFAULT, IMAGENET1K_V1, ...), a state-dict file, or random:SEED (default: %(default)s)",
     )
-    parser.add_argument("--image-size", type=cli.checked(cli.positive_int, "a positive integer"), help="input crop size")
+    parser.add_argument("--image-size", type=cli.POSITIVE_INT, help="input crop size")
     parser.add_argument(
         "--batch-size",
-        type=cli.checked(cli.positive_int, "a positive integer"),
+        type=cli.POSITIVE_INT,
         default=64,
         help="images per Arrow batch handed to the backbone (default: %(default)s)",
     )

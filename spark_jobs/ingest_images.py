@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 
-from imagepipe import cli, settings, storage
+from imagepipe import cli, storage
 from imagepipe.images import ValidationBounds
 from imagepipe.ingest import (
     CANDIDATE_DDL,
@@ -29,23 +29,21 @@ log = logging.getLogger("ingest_images")
 
 
 def parse_args(argv: list[str] | None):
-    parser = cli.JobArgumentParser(prog="ingest_images", description=__doc__.split("\n\n")[0])
+    parser = cli.job_parser("ingest_images", __doc__, "names this run's records in the lake")
     parser.add_argument("--source-uri", required=True, type=cli.checked(_source_uri, "an s3://bucket/prefix/ URI"))
-    parser.add_argument("--run-id", required=True, help="Airflow run id; names this run's records in the lake")
     parser.add_argument("--window-end", required=True, type=cli.checked(parse_timestamp, "an ISO-8601 timestamp"))
     parser.add_argument(
         "--window-start",
         default=WATERMARK,
         help="ISO-8601 timestamp, or 'watermark' (default): where the last successful ingest ended",
     )
-    parser.add_argument("--lake-root", default=settings.lake_root(), help="lake root URI (default: %(default)s)")
     parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="S3 endpoint (default: AWS_ENDPOINT_URL)")
-    parser.add_argument("--min-side", type=cli.checked(cli.positive_int, "a positive integer"), default=ValidationBounds.min_side)
-    parser.add_argument("--max-side", type=cli.checked(cli.positive_int, "a positive integer"), default=ValidationBounds.max_side)
-    parser.add_argument("--max-pixels", type=cli.checked(cli.positive_int, "a positive integer"), default=ValidationBounds.max_pixels)
+    parser.add_argument("--min-side", type=cli.POSITIVE_INT, default=ValidationBounds.min_side)
+    parser.add_argument("--max-side", type=cli.POSITIVE_INT, default=ValidationBounds.max_side)
+    parser.add_argument("--max-pixels", type=cli.POSITIVE_INT, default=ValidationBounds.max_pixels)
     parser.add_argument(
         "--fetch-threads",
-        type=cli.checked(cli.positive_int, "a positive integer"),
+        type=cli.POSITIVE_INT,
         default=16,
         help="concurrent object fetches per Spark task (and connections in its pool)",
     )

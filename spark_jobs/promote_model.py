@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-from imagepipe import cli, settings
+from imagepipe import cli
 from imagepipe.errors import InputError
 from imagepipe.evaluation import explain
 from imagepipe.lake import Lake
@@ -18,10 +18,8 @@ log = logging.getLogger("promote_model")
 
 
 def parse_args(argv: list[str] | None):
-    parser = cli.JobArgumentParser(prog="promote_model", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-id", required=True, help="Airflow run id; the run's candidate must have a verdict")
-    parser.add_argument("--lake-root", default=settings.lake_root(), help="lake root URI (default: %(default)s)")
-    parser.add_argument("--model-name", default=settings.DEFAULT_MODEL_NAME, help="registry model name (default: %(default)s)")
+    parser = cli.job_parser("promote_model", __doc__, "the run's candidate must have a verdict")
+    cli.add_model_name(parser)
     return parser.parse_args(argv)
 
 

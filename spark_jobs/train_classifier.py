@@ -22,14 +22,12 @@ log = logging.getLogger("train_classifier")
 
 
 def parse_args(argv: list[str] | None):
-    parser = cli.JobArgumentParser(prog="train_classifier", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-id", required=True, help="Airflow run id; the run's features must be extracted")
-    parser.add_argument("--lake-root", default=settings.lake_root(), help="lake root URI (default: %(default)s)")
-    parser.add_argument("--model-name", default=settings.DEFAULT_MODEL_NAME, help="registry model name (default: %(default)s)")
+    parser = cli.job_parser("train_classifier", __doc__, "the run's features must be extracted")
+    cli.add_model_name(parser)
     parser.add_argument("--reg-param", type=cli.checked(float, "a number"), default=0.01, help="L2 regularisation")
-    parser.add_argument("--max-iter", type=cli.checked(cli.positive_int, "a positive integer"), default=100)
+    parser.add_argument("--max-iter", type=cli.POSITIVE_INT, default=100)
     parser.add_argument(
-        "--min-examples-per-class", type=cli.checked(cli.positive_int, "a positive integer"), default=5,
+        "--min-examples-per-class", type=cli.POSITIVE_INT, default=5,
         help="refuse to train when a class has fewer training images (default: %(default)s)",
     )
     args = parser.parse_args(argv)

@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 
+from imagepipe import settings
 from imagepipe.errors import InputError
 
 
@@ -41,6 +42,23 @@ def fraction(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError("must be between 0 and 1")
     return value
+
+
+# argparse types for the jobs' numeric options
+POSITIVE_INT = checked(positive_int, "a positive integer")
+FRACTION = checked(fraction, "a fraction")
+
+
+def job_parser(prog: str, doc: str, run_help: str) -> JobArgumentParser:
+    """The parser every job starts from: its description, the run it belongs to and the lake it works in."""
+    parser = JobArgumentParser(prog=prog, description=doc.split("\n\n")[0])
+    parser.add_argument("--run-id", required=True, help=f"Airflow run id; {run_help}")
+    parser.add_argument("--lake-root", default=settings.lake_root(), help="lake root URI (default: %(default)s)")
+    return parser
+
+
+def add_model_name(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-name", default=settings.DEFAULT_MODEL_NAME, help="registry model name (default: %(default)s)")
 
 
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
