@@ -17,7 +17,9 @@ classifier, evaluates it against the current champion on the same held-out image
 runs take `window_start`/`window_end` from the trigger form; left empty, everything not ingested yet up to the
 moment of the trigger.
 
-Spark master, deploy mode and cluster settings come from the `spark_default` connection.
+Spark master, deploy mode and cluster settings come from the `spark_default` connection. On a cluster with GPUs,
+`IMAGEPIPE_GPUS_PER_EXECUTOR` (and `IMAGEPIPE_GPUS_PER_TASK`, `IMAGEPIPE_GPU_DISCOVERY_SCRIPT`) give GPUs to
+extract_features alone.
 """
 
 from __future__ import annotations
@@ -70,11 +72,11 @@ with DAG(
         ),
         "weights": Param(
             settings.default_weights(), type="string", minLength=1, title="Backbone weights",
-            description="torchvision weights name (DEFAULT, IMAGENET1K_V1), a state-dict file path, or random:SEED.",
+            description="torchvision weights name (DEFAULT, IMAGENET1K_V1), a state-dict file path or s3:// URI, or random:SEED.",
         ),
         "image_size": Param(
             224, type="integer", minimum=32, maximum=1024, title="Image size",
-            description="Square input crop fed to the backbone, in pixels.",
+            description="Square input crop fed to the backbone, in pixels (vit_b_16 takes 224 only).",
         ),
         "reg_param": Param(0.01, type="number", minimum=0, title="Regularisation", description="L2 penalty of the classifier."),
         "max_iter": Param(100, type="integer", minimum=1, maximum=10000, title="Max iterations", description="Optimiser iterations."),
@@ -93,12 +95,13 @@ with DAG(
     },
 ) as dag:
 
-    def spark_job(task_id: str, job: str, args: list[str]) -> SparkSubmitOperator:
+    def spark_job(task_id: str, job: str, args: list[str], conf: dict[str, str] | None = None) -> SparkSubmitOperator:
         return SparkSubmitOperator(
             task_id=task_id,
             application=str(JOBS / f"{job}.py"),
             name=f"imagepipe-{job}",
             conn_id="spark_default",
+            conf=conf,
             application_args=args,
         )
 
@@ -113,6 +116,7 @@ with DAG(
         "extract_features",
         [*RUN, "--backbone", "{{ params.backbone }}", "--weights", "{{ params.weights }}",
          "--image-size", "{{ params.image_size }}"],
+        conf=settings.extract_features_spark_conf(),  # GPUs, where the cluster has them, for this job only
     )
     train = spark_job(
         "train",

@@ -76,7 +76,7 @@ class FeatureSpec:
     """What defines a feature space: backbone, weights, input size.
 
     weights is one of: `random:SEED` (seeded random initialisation, for smoke tests and offline demos), a torchvision
-    weights name of the backbone (`DEFAULT`, `IMAGENET1K_V1`, ...), or a path to a state-dict file.
+    weights name of the backbone (`DEFAULT`, `IMAGENET1K_V1`, ...), or a state-dict file by path or s3:// URI.
     image_size is the square crop fed to the backbone; None takes the weights' own.
     """
 
@@ -138,19 +138,36 @@ class FeatureSpec:
             interpolation=transforms.interpolation,
         )
 
+    @property
+    def is_s3(self) -> bool:
+        return self.weights.startswith(("s3://", "s3a://"))
+
     def weights_path(self) -> Path:
-        """Where the weights file lies (or must be put, for named torchvision weights)."""
-        if self.is_file:
-            return Path(self.weights.removeprefix("file://"))
+        """Where the weights file lies (or must be put, for named torchvision weights). A state dict in object
+        storage is cached under TORCH_HOME by bucket, key and ETag, so a replaced object is fetched again."""
         import torch.hub
 
+        if self.is_s3:
+            from imagepipe.object_store import parse_s3_uri, s3_client
+
+            bucket, key = parse_s3_uri(self.weights)
+            try:
+                etag = s3_client().head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+            except s3_client().exceptions.ClientError as error:
+                raise InputError(f"weights {self.weights} cannot be read ({error.response['Error']['Code']}); "
+                                 "check the URI and the credentials") from None
+            return Path(torch.hub.get_dir()) / "imagepipe-weights" / bucket / etag / key.rsplit("/", 1)[-1]
+        if self.is_file:
+            return Path(self.weights.removeprefix("file://"))
         url = self.torchvision_weights().url
         return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
     def existing_weights_path(self) -> Path:
-        """The weights file, downloaded first for named torchvision weights that are not cached yet."""
+        """The weights file, downloaded first for object storage and for named torchvision weights not cached yet."""
         path = self.weights_path()
-        if not path.exists() and not self.is_file:
+        if not path.exists() and self.is_s3:
+            _download_s3_weights(self.weights, path)
+        elif not path.exists() and not self.is_file:
             _download_named_weights(self, path)
         if not path.exists():
             raise InputError(f"weights file {path} does not exist; give an existing state-dict file")
@@ -168,6 +185,16 @@ class FeatureSpec:
         }
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         return f"{self.backbone}-{digest}"
+
+
+def _download_s3_weights(uri: str, path: Path) -> None:
+    from imagepipe.object_store import parse_s3_uri, s3_client
+
+    bucket, key = parse_s3_uri(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    s3_client().download_file(bucket, key, str(partial))
+    os.replace(partial, path)  # whole files only: concurrent workers may fetch the same weights
 
 
 def _download_named_weights(spec: FeatureSpec, path: Path) -> None:

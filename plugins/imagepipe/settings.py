@@ -46,3 +46,18 @@ def code_version() -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def extract_features_spark_conf() -> dict[str, str]:
+    """Spark resources for the feature-extraction job alone: when IMAGEPIPE_GPUS_PER_EXECUTOR is set, the GPUs each
+    executor and each task gets and the script that discovers them; on machines without GPUs, nothing."""
+    gpus = os.environ.get("IMAGEPIPE_GPUS_PER_EXECUTOR")
+    if not gpus:
+        return {}
+    return {
+        "spark.executor.resource.gpu.amount": gpus,
+        "spark.task.resource.gpu.amount": os.environ.get("IMAGEPIPE_GPUS_PER_TASK", "1"),
+        "spark.executor.resource.gpu.discoveryScript": os.environ.get(
+            "IMAGEPIPE_GPU_DISCOVERY_SCRIPT", "/opt/spark/scripts/getGpusResources.sh"
+        ),
+    }

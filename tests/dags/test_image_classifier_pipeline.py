@@ -38,6 +38,17 @@ def test_spark_tasks_submit_their_own_job_through_the_spark_default_connection(d
         assert task._conn_id == "spark_default"
 
 
+def test_only_feature_extraction_asks_spark_for_gpus(dag, monkeypatch):
+    from imagepipe import settings
+
+    assert dag.get_task("extract_features").conf == settings.extract_features_spark_conf()
+    for task_id in ("ingest", "train", "evaluate", "promote"):
+        assert not dag.get_task(task_id).conf
+    monkeypatch.setenv("IMAGEPIPE_GPUS_PER_EXECUTOR", "2")
+    assert settings.extract_features_spark_conf()["spark.executor.resource.gpu.amount"] == "2"
+    assert settings.extract_features_spark_conf()["spark.task.resource.gpu.amount"] == "1"
+
+
 def test_every_task_retries_with_backoff_and_has_a_timeout(dag):
     for task in dag.tasks:
         assert task.retries >= 1, task.task_id
