@@ -59,6 +59,16 @@ with DAG(
             settings.default_source_uri(), type="string", pattern=r"^s3a?://[^/]+/.*$",
             title="Source URI", description="S3 prefix holding <label>/<image> objects, e.g. s3://bucket/images/",
         ),
+        "label_manifest": Param(
+            None, type=["null", "string"], pattern=r"^(s3a?://[^/]+/|/|file://).+\.(csv|jsonl|json)$",
+            title="Label manifest",
+            description="CSV (key,label) or JSON Lines file, s3:// or a local path, labelling objects instead of their "
+            "folders. Empty: the folder under the source prefix is the label.",
+        ),
+        "max_rejected_fraction": Param(
+            0.2, type="number", minimum=0, maximum=1, title="Max rejected fraction",
+            description="Ingest fails when a larger share of the window's objects is rejected (see the quarantine).",
+        ),
         "window_start": Param(
             None, type=["null", "string"], format="date-time", title="Window start (manual runs)",
             description="Take objects modified at or after this instant. Empty: where the last ingest ended.",
@@ -109,7 +119,9 @@ with DAG(
         "ingest",
         "ingest_images",
         [*RUN, "--source-uri", "{{ params.source_uri }}",
-         "--window-start", "{{ window_start(dag_run, params) }}", "--window-end", "{{ window_end(dag_run, params) }}"],
+         "--window-start", "{{ window_start(dag_run, params) }}", "--window-end", "{{ window_end(dag_run, params) }}",
+         "--label-manifest", "{{ params.label_manifest or '' }}",
+         "--max-rejected-fraction", "{{ params.max_rejected_fraction }}"],
     )
     extract = spark_job(
         "extract_features",

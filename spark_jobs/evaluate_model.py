@@ -12,7 +12,7 @@ from imagepipe.evaluation import classification_metrics, decide, explain, score
 from imagepipe.lake import Lake
 from imagepipe.registry import Registry
 from imagepipe.spark import get_spark
-from imagepipe.training import features_up_to, with_split
+from imagepipe.training import check_one_feature_space, features_up_to, with_split
 from imagepipe.windows import Window
 
 log = logging.getLogger("evaluate_model")
@@ -34,7 +34,9 @@ def parse_args(argv: list[str] | None):
 
 def test_split(spark, lake: Lake, fingerprint: str, window_end_id: str):
     features = spark.read.parquet(storage.spark_path(lake.features(fingerprint)))
-    return with_split(features_up_to(features, window_end_id)).filter("split = 'test'")
+    test = with_split(features_up_to(features, window_end_id)).filter("split = 'test'")
+    check_one_feature_space(test, fingerprint)
+    return test
 
 
 def main(argv: list[str] | None = None) -> None:

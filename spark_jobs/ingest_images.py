@@ -2,21 +2,29 @@
 
 Lists <source-uri> once (keys only), fetches and validates the window's objects inside the executors, keeps each
 distinct image once, quarantines the rejected with their reason, and overwrites only this window's partitions, so a
-re-run of the same window gives the same lake. Writes the run's window and ingest report, then moves the watermark.
+re-run of the same window gives the same lake. Writes the run's window and ingest report, then moves the watermark,
+unless more objects were rejected than --max-rejected-fraction allows: then the run fails (the good images and the
+quarantine are kept) and the next run takes the window again.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 
 from imagepipe import cli, storage
+from imagepipe.errors import InputError
 from imagepipe.images import ValidationBounds
 from imagepipe.ingest import (
     CANDIDATE_DDL,
+    CONFLICT_REASON,
+    check_rejected_fraction,
     curate,
     fetch_and_validate,
     folder_prefix,
+    manifest_labeler,
+    parse_manifest,
     rejections_by_kind,
     select_objects,
 )
@@ -37,10 +45,18 @@ def parse_args(argv: list[str] | None):
         default=WATERMARK,
         help="ISO-8601 timestamp, or 'watermark' (default): where the last successful ingest ended",
     )
+    parser.add_argument(
+        "--label-manifest",
+        help="CSV (key,label) or JSON Lines file, local or s3://, giving each object's label instead of its folder",
+    )
     parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="S3 endpoint (default: AWS_ENDPOINT_URL)")
     parser.add_argument("--min-side", type=cli.POSITIVE_INT, default=ValidationBounds.min_side)
     parser.add_argument("--max-side", type=cli.POSITIVE_INT, default=ValidationBounds.max_side)
     parser.add_argument("--max-pixels", type=cli.POSITIVE_INT, default=ValidationBounds.max_pixels)
+    parser.add_argument(
+        "--max-rejected-fraction", type=cli.FRACTION, default=0.2,
+        help="fail the run when more of the window's objects are rejected (default: %(default)s)",
+    )
     parser.add_argument(
         "--fetch-threads",
         type=cli.POSITIVE_INT,
@@ -76,11 +92,18 @@ def run_window(lake: Lake, run_id: str, start: str, end) -> Window:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    started = time.monotonic()
     lake = Lake(args.lake_root)
     window = run_window(lake, args.run_id, args.window_start, args.window_end)
     bucket, prefix = parse_s3_uri(args.source_uri)
     prefix = folder_prefix(prefix)
-    selection = select_objects(list_objects(s3_client(args.endpoint_url), bucket, prefix), prefix, window)
+    labeler = None
+    if args.label_manifest:
+        text = storage.read_text(args.label_manifest)
+        if text is None:
+            raise InputError(f"label manifest {args.label_manifest} does not exist; give an existing CSV or JSON Lines file")
+        labeler = manifest_labeler(parse_manifest(text, args.label_manifest), prefix)
+    selection = select_objects(list_objects(s3_client(args.endpoint_url), bucket, prefix), prefix, window, labeler)
     log.info("window %s: %d objects listed, %d to fetch", window.id, selection.listed, len(selection.candidates))
 
     spark = get_spark("ingest_images")
@@ -98,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     quarantine.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.quarantine))
 
     labels = {row["label"]: row["count"] for row in images.groupBy("label").count().collect()}
+    rejected = rejections_by_kind(quarantine)
+    conflicts = rejected.pop(CONFLICT_REASON, 0)
+    seconds = time.monotonic() - started
     report = {
         "source_uri": args.source_uri,
         "window": window.to_json(),
@@ -105,17 +131,22 @@ def main(argv: list[str] | None = None) -> None:
         "outside_window": selection.outside_window,
         "unlabeled": selection.unlabeled,
         "fetched": len(rows),
+        "bytes": sum(info.size for info, _ in selection.candidates),
         "ingested": sum(labels.values()),
-        "rejected": rejections_by_kind(quarantine),
+        "duplicates": len(rows) - sum(labels.values()) - sum(rejected.values()) - conflicts,
+        "conflicts": conflicts,
+        "rejected": rejected,
         "labels": dict(sorted(labels.items())),
+        "seconds": round(seconds, 3),
+        "objects_per_s": round(len(rows) / seconds, 1),
     }
-    report["duplicates"] = report["fetched"] - report["ingested"] - sum(report["rejected"].values())
     fetched.unpersist()
     lake.write_run(args.run_id, "ingest", report)
+    log.info("ingest report %s: %s", lake.run_document(args.run_id, "ingest"), report)
+    check_rejected_fraction(sum(rejected.values()), len(rows), args.max_rejected_fraction, lake.quarantine)
     watermark = storage.read_json(lake.watermark)
     if watermark is None or parse_timestamp(watermark["end"]) < window.end:
         storage.write_json(lake.watermark, {"end": window.end.isoformat(), "run_id": args.run_id})
-    log.info("ingest report: %s", report)
 
 
 if __name__ == "__main__":

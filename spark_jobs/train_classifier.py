@@ -15,7 +15,14 @@ from imagepipe import cli, settings, storage
 from imagepipe.lake import Lake
 from imagepipe.registry import Registry
 from imagepipe.spark import get_spark
-from imagepipe.training import check_class_counts, features_up_to, fit_classifier, model_labels, with_split
+from imagepipe.training import (
+    check_class_counts,
+    check_one_feature_space,
+    features_up_to,
+    fit_classifier,
+    model_labels,
+    with_split,
+)
 from imagepipe.windows import Window
 
 log = logging.getLogger("train_classifier")
@@ -52,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     spark = get_spark("train_classifier")
     features = spark.read.parquet(storage.spark_path(lake.features(fingerprint)))
     features = with_split(features_up_to(features, window.end_id)).persist()
+    check_one_feature_space(features, fingerprint)
     counts = {(row["split"], row["label"]): row["count"] for row in features.groupBy("split", "label").count().collect()}
     check_class_counts({label: n for (split, label), n in counts.items() if split == "train"}, args.min_examples_per_class)
 

@@ -40,6 +40,7 @@ for _variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
     os.environ.pop(_variable, None)
 # py4j logs its shutdown after pytest has closed the captured streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
+logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the S3 endpoint's access log
 
 
 @pytest.fixture(scope="session")

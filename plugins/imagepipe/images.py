@@ -26,6 +26,7 @@ class ImageCheck:
     format: str | None = None
     width: int | None = None
     height: int | None = None
+    mode: str | None = None  # Pillow's pixel mode: RGB, L, P, RGBA, CMYK, I;16 ...
     reason: str | None = None
 
     @property
@@ -46,7 +47,7 @@ def validate_image(content: bytes, bounds: ValidationBounds = ValidationBounds()
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(io.BytesIO(content)) as image:
-                image_format, (width, height) = image.format, image.size
+                image_format, (width, height), mode = image.format, image.size, image.mode
                 if image_format not in ACCEPTED_FORMATS:
                     return ImageCheck(sha256, reason=f"unsupported format: {image_format}")
                 if width * height > bounds.max_pixels:
@@ -65,4 +66,5 @@ def validate_image(content: bytes, bounds: ValidationBounds = ValidationBounds()
             return ImageCheck(sha256, reason=f"{kind}: {error}")
         except (ValueError, SyntaxError, IndexError) as error:  # Pillow's plugins raise these on malformed headers
             return ImageCheck(sha256, reason=f"corrupt: {error}")
-    return ImageCheck(sha256, format="JPEG" if image_format == "MPO" else image_format, width=width, height=height)
+    image_format = "JPEG" if image_format == "MPO" else image_format  # MPO: a JPEG with extra frames (phone cameras)
+    return ImageCheck(sha256, format=image_format, width=width, height=height, mode=mode)

@@ -3,17 +3,22 @@ duplicates. Listing is done once on the driver (keys only); object bodies are fe
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from imagepipe.errors import InputError
 from imagepipe.images import ValidationBounds, validate_image
 from imagepipe.lake import WINDOW_COLUMN
 from imagepipe.object_store import ObjectInfo
 from imagepipe.windows import Window
 
 CANDIDATE_DDL = "key string, label string, etag string, size long, last_modified timestamp"
-FETCHED_DDL = CANDIDATE_DDL + ", sha256 string, format string, width int, height int, content binary, reason string"
+FETCHED_DDL = CANDIDATE_DDL + ", sha256 string, format string, width int, height int, mode string, content binary, reason string"
+CONFLICT_REASON = "conflicting labels"
 QUARANTINE_COLUMNS = ["key", "etag", "size", "reason", "run_id", WINDOW_COLUMN]
 
 
@@ -42,7 +47,47 @@ class Selection:
     unlabeled: int = 0
 
 
-def select_objects(objects: Iterable[ObjectInfo], prefix: str, window: Window) -> Selection:
+def parse_manifest(text: str, name: str) -> dict[str, str]:
+    """{key: label} from a label manifest: CSV with a header holding `key` and `label`, or JSON Lines of objects with
+    those fields (by the name's extension: .csv, .jsonl or .json)."""
+    labels: dict[str, str] = {}
+    if name.endswith(".csv"):
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or not {"key", "label"} <= set(reader.fieldnames):
+            raise InputError(f"label manifest {name} needs a header with key and label columns; found {reader.fieldnames}")
+        rows = ((line, row) for line, row in enumerate(reader, start=2))
+    elif name.endswith((".jsonl", ".json")):
+        rows = ((line, _json_row(text_line, name, line)) for line, text_line in enumerate(text.splitlines(), start=1) if text_line.strip())
+    else:
+        raise InputError(f"label manifest {name} must be .csv, .jsonl or .json (JSON Lines)")
+    for line, row in rows:
+        key, label = (row.get("key") or "").strip(), (row.get("label") or "").strip()
+        if not key or not label:
+            raise InputError(f"label manifest {name} line {line} lacks a key or a label; give both")
+        labels[key] = label
+    return labels
+
+
+def _json_row(text: str, name: str, line: int) -> dict:
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InputError(f"label manifest {name} line {line} is not JSON: {error.msg}") from None
+    if not isinstance(row, dict):
+        raise InputError(f"label manifest {name} line {line} is not an object with key and label")
+    return row
+
+
+def manifest_labeler(labels: dict[str, str], prefix: str):
+    """Label lookup by full key, or by the key relative to the prefix."""
+    prefix = folder_prefix(prefix)
+    return lambda key: labels.get(key) or labels.get(key[len(prefix):] if key.startswith(prefix) else None)
+
+
+def select_objects(objects: Iterable[ObjectInfo], prefix: str, window: Window, labeler=None) -> Selection:
+    """The window's objects with a label: from `labeler` (key -> label or None), by default the folder under the
+    prefix."""
+    labeler = labeler or (lambda key: label_for_key(key, prefix))
     selection = Selection()
     for info in objects:
         if info.key.endswith("/"):  # folder marker objects, as some consoles create
@@ -51,7 +96,7 @@ def select_objects(objects: Iterable[ObjectInfo], prefix: str, window: Window) -
         if not window.contains(info.last_modified):
             selection.outside_window += 1
             continue
-        label = label_for_key(info.key, prefix)
+        label = labeler(info.key)
         if label is None:
             selection.unlabeled += 1
             continue
@@ -75,6 +120,7 @@ def _fetch_and_check(client, bucket: str, row: dict, bounds: ValidationBounds) -
         "format": check.format,
         "width": check.width,
         "height": check.height,
+        "mode": check.mode,
         "content": content if check.accepted else None,
         "reason": check.reason,
     }
@@ -115,7 +161,7 @@ def curate(fetched, existing_sha256, window: Window, run_id: str):
     labels = valid.groupBy("sha256").agg(F.array_sort(F.collect_set("label")).alias("labels"))
     valid = valid.join(labels, "sha256")
     conflicting = valid.filter(F.size("labels") > 1).withColumn(
-        "reason", F.concat(F.lit("conflicting labels: same content labelled "), F.array_join("labels", ", "))
+        "reason", F.concat(F.lit(f"{CONFLICT_REASON}: same content labelled "), F.array_join("labels", ", "))
     )
     first_key = SqlWindow.partitionBy("sha256").orderBy("key")
     images = (
@@ -136,6 +182,14 @@ def curate(fetched, existing_sha256, window: Window, run_id: str):
     rejected = fetched.filter(F.col("reason").isNotNull()).unionByName(conflicting.drop("labels"))
     quarantine = rejected.withColumns(window_columns).select(*QUARANTINE_COLUMNS)
     return images, quarantine
+
+
+def check_rejected_fraction(rejected: int, fetched: int, max_fraction: float, quarantine_uri: str) -> None:
+    if fetched and rejected / fetched > max_fraction:
+        raise InputError(
+            f"{rejected} of {fetched} objects rejected ({rejected / fetched:.0%}), above the allowed {max_fraction:.0%}: "
+            f"see their reasons in {quarantine_uri}, fix the source or raise max_rejected_fraction"
+        )
 
 
 def rejections_by_kind(quarantine) -> dict[str, int]:

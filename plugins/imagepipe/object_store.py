@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from imagepipe.errors import InputError
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -47,11 +49,25 @@ def s3_client(endpoint_url: str | None = None, max_pool_connections: int = 10):
 
 
 def list_objects(client, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
-    """Every object under prefix, page by page."""
+    """Every object under prefix, page by page. What stops the listing altogether (no credentials, no endpoint, no
+    bucket, access denied) is an InputError saying what to fix."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
     paginator = client.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            yield ObjectInfo(item["Key"], item["ETag"].strip('"'), item["Size"], item["LastModified"])
+    try:
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(item["Key"], item["ETag"].strip('"'), item["Size"], item["LastModified"])
+    except NoCredentialsError:
+        raise InputError(
+            "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE "
+            '(for the embedded endpoint: eval "$(make -s s3-env)")'
+        ) from None
+    except EndpointConnectionError as error:
+        raise InputError(f"cannot reach the S3 endpoint ({error}); check AWS_ENDPOINT_URL or start the endpoint") from None
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "error")
+        raise InputError(f"cannot list s3://{bucket}/{prefix}: {code}; check the bucket name and its permissions") from None
 
 
 def get_object_bytes(client, bucket: str, key: str) -> bytes:

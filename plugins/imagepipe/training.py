@@ -30,6 +30,15 @@ def features_up_to(features, window_end_id: str):
     return features.filter(F.substring_index(WINDOW_COLUMN, "_", -1) <= window_end_id)
 
 
+def check_one_feature_space(features, fingerprint: str) -> None:
+    """Refuse a feature table holding rows of another feature space: vectors of two spaces are not comparable."""
+    others = [row["fingerprint"] for row in features.select("fingerprint").distinct().collect() if row["fingerprint"] != fingerprint]
+    if others:
+        raise InputError(
+            f"feature table of {fingerprint} holds rows of {', '.join(sorted(others))}; re-run extract_features for this space"
+        )
+
+
 def as_vectors(features):
     """The MLlib vector form of the stored float arrays."""
     from pyspark.ml.functions import array_to_vector

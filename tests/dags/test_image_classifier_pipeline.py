@@ -86,7 +86,7 @@ def test_params_refuse_invalid_trigger_input(dag):
 
     params = dag.params
     refused = {"backbone": "not-a-backbone", "source_uri": "/local/path", "min_accuracy": 1.5, "image_size": 8,
-               "window_end": "yesterday"}
+               "window_end": "yesterday", "label_manifest": "s3://bucket/labels.xlsx", "max_rejected_fraction": -0.1}
     for name, value in refused.items():
         with pytest.raises(ParamValidationError):
             params.get_param(name).resolve(value)

@@ -6,9 +6,12 @@ import io
 import json
 from datetime import datetime, timedelta, timezone
 
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
+from imagepipe.errors import InputError
 from imagepipe import sample_data
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
@@ -52,9 +55,10 @@ def _png(size) -> bytes:
 
 
 def _ingest(bucket, lake_root, run_id, *extra):
+    # The messy bucket rejects 4 of its 15 labelled objects: above the default limit of 20%.
     ingest_images.main(
         ["--source-uri", f"s3://{bucket}/raw/", "--run-id", run_id, "--lake-root", lake_root,
-         "--window-end", FAR_FUTURE, "--fetch-threads", "4", *extra]
+         "--window-end", FAR_FUTURE, "--fetch-threads", "4", "--max-rejected-fraction", "0.5", *extra]
     )
     return Lake(lake_root).read_run(run_id, "ingest")
 
@@ -79,7 +83,11 @@ def test_ingest_keeps_good_images_once_and_quarantines_the_rest_with_reasons(spa
     assert report["ingested"] == 8
     assert report["unlabeled"] == 1
     assert report["duplicates"] == 1
-    assert sum(report["rejected"].values()) == 6
+    assert report["conflicts"] == 2
+    assert report["rejected"] == {"empty": 1, "not an image": 1, "too small": 1, **{k: 1 for k in report["rejected"] if k in ("truncated", "corrupt")}}
+    assert sum(report["rejected"].values()) == 4
+    assert report["fetched"] == 15
+    assert report["bytes"] > 0 and report["objects_per_s"] > 0
 
 
 def test_rerunning_the_same_run_gives_the_same_lake(spark, messy_bucket, lake_root):
@@ -95,7 +103,7 @@ def test_a_later_watermark_run_takes_only_new_objects(spark, messy_bucket, lake_
     first_end = datetime.now(timezone.utc) + timedelta(seconds=1)
     ingest_images.main(
         ["--source-uri", f"s3://{messy_bucket}/raw/", "--run-id", "manual__one", "--lake-root", lake_root,
-         "--window-end", first_end.isoformat()]
+         "--window-end", first_end.isoformat(), "--max-rejected-fraction", "0.5"]
     )
     s3_client().put_object(Bucket=messy_bucket, Key="raw/forest/new.jpg", Body=_jpeg((0, 120, 0)))
     report = _ingest(messy_bucket, lake_root, "manual__two")
@@ -121,3 +129,35 @@ def test_identical_content_already_in_the_lake_is_not_taken_again(spark, messy_b
     report = _ingest(messy_bucket, lake_root, "manual__two", "--window-start", "2000-01-01T00:00:00Z")
     assert report["ingested"] == 0
     assert json.dumps(sorted(r["sha256"] for r in spark.read.parquet(Lake(lake_root).images).collect())) == first
+
+
+def test_too_many_rejections_fail_the_run_but_keep_the_good_images_and_the_watermark(spark, messy_bucket, lake_root):
+    with pytest.raises(InputError, match=r"4 of 15 objects rejected \(27%\), above the allowed 20%: see their reasons in"):
+        ingest_images.main(
+            ["--source-uri", f"s3://{messy_bucket}/raw/", "--run-id", "manual__one", "--lake-root", lake_root,
+             "--window-end", FAR_FUTURE]
+        )
+    assert spark.read.parquet(Lake(lake_root).images).count() == 8
+    assert spark.read.parquet(Lake(lake_root).quarantine).count() == 6
+    assert not Path(Lake(lake_root).watermark).exists()
+
+
+def test_labels_from_a_manifest_instead_of_folders(spark, s3_bucket, lake_root, tmp_path):
+    client = s3_client()
+    for name, colour in (("a.jpg", (200, 0, 0)), ("b.jpg", (0, 200, 0)), ("c.jpg", (0, 0, 200))):
+        client.put_object(Bucket=s3_bucket, Key=f"flat/{name}", Body=_jpeg(colour))
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("key,label\na.jpg,red\nflat/b.jpg,green\n")
+    ingest_images.main(
+        ["--source-uri", f"s3://{s3_bucket}/flat/", "--run-id", "manual__m", "--lake-root", lake_root,
+         "--window-end", FAR_FUTURE, "--label-manifest", str(manifest)]
+    )
+    rows = {row["key"]: row["label"] for row in spark.read.parquet(Lake(lake_root).images).collect()}
+    assert rows == {"flat/a.jpg": "red", "flat/b.jpg": "green"}
+    assert Lake(lake_root).read_run("manual__m", "ingest")["unlabeled"] == 1
+
+
+def test_a_missing_bucket_is_reported_in_one_line(s3_endpoint, lake_root):
+    with pytest.raises(InputError, match=r"cannot list s3://no-such-bucket/x/: NoSuchBucket; check the bucket name"):
+        ingest_images.main(["--source-uri", "s3://no-such-bucket/x/", "--run-id", "manual__one", "--lake-root", lake_root,
+                            "--window-end", FAR_FUTURE])

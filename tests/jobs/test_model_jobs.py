@@ -107,3 +107,17 @@ def test_training_refuses_a_single_class_naming_it(spark, s3_bucket, lake_root):
 def test_a_retried_training_reuses_its_version(spark, trained_lake):
     train_classifier.main(["--run-id", "manual__first", "--lake-root", trained_lake])
     assert Registry(Lake(trained_lake).registry, "image_classifier").versions() == [1]
+
+
+def test_training_refuses_a_feature_table_mixing_feature_spaces(spark, trained_lake):
+    from pyspark.sql import functions as F
+
+    from imagepipe.training import check_one_feature_space
+
+    lake = Lake(trained_lake)
+    fingerprint = lake.read_run("manual__first", "features")["fingerprint"]
+    features = spark.read.parquet(lake.features(fingerprint))
+    check_one_feature_space(features, fingerprint)
+    mixed = features.withColumn("fingerprint", F.when(F.col("label") == "beach", F.lit("resnet50-other")).otherwise(F.col("fingerprint")))
+    with pytest.raises(InputError, match=f"feature table of {fingerprint} holds rows of resnet50-other"):
+        check_one_feature_space(mixed, fingerprint)

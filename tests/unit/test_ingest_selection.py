@@ -95,3 +95,31 @@ def test_select_objects_in_empty_window_selects_nothing():
 
     assert selection.candidates == []
     assert selection.outside_window == 1
+
+
+def test_manifest_in_csv_and_json_lines_gives_labels_by_full_or_relative_key():
+    from imagepipe.ingest import manifest_labeler, parse_manifest
+
+    csv_labels = parse_manifest("key,label\nimages/a.jpg,cat\nb.jpg,dog\n", "labels.csv")
+    jsonl_labels = parse_manifest('{"key": "images/a.jpg", "label": "cat"}\n\n{"key": "b.jpg", "label": "dog"}\n', "l.jsonl")
+    assert csv_labels == jsonl_labels == {"images/a.jpg": "cat", "b.jpg": "dog"}
+    labeler = manifest_labeler(csv_labels, "images")
+    assert [labeler(key) for key in ("images/a.jpg", "images/b.jpg", "images/c.jpg")] == ["cat", "dog", None]
+
+
+@pytest.mark.parametrize(
+    "text, name, message",
+    [
+        ("path,label\nx,y\n", "m.csv", "needs a header with key and label columns"),
+        ("key,label\nx,\n", "m.csv", "line 2 lacks a key or a label"),
+        ('{"key": "x", "label": "y"}\nnot json\n', "m.jsonl", "line 2 is not JSON"),
+        ("[1, 2]\n", "m.jsonl", "line 1 is not an object with key and label"),
+        ("key,label\n", "m.txt", "must be .csv, .jsonl or .json"),
+    ],
+)
+def test_a_bad_manifest_is_refused_naming_the_line(text, name, message):
+    from imagepipe.errors import InputError
+    from imagepipe.ingest import parse_manifest
+
+    with pytest.raises(InputError, match=message):
+        parse_manifest(text, name)
