@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from datetime import datetime, timezone
 
 from imagepipe import cli, storage
 from imagepipe.errors import InputError
@@ -80,13 +81,17 @@ def _source_uri(text: str) -> str:
 
 
 def run_window(lake: Lake, run_id: str, start: str, end) -> Window:
-    """The run's window, decided once: a retry of a watermark run reuses the window its first attempt recorded."""
+    """The run's window, decided once: a retry of the run with the same arguments reuses the window its first
+    attempt recorded (its watermark start and its end, cut at the listing moment, stay as they were)."""
+    request = {"start": start, "end": end.isoformat()}
     recorded = storage.read_json(lake.run_document(run_id, "window"))
-    if recorded is not None and start == WATERMARK:
+    if recorded is not None and recorded.get("request") == request:
         return Window.from_json(recorded)
     watermark = storage.read_json(lake.watermark)
-    window = resolve_window(start, end.isoformat(), parse_timestamp(watermark["end"]) if watermark else None)
-    lake.write_run(run_id, "window", {**window.to_json(), "run_id": run_id})
+    window = resolve_window(
+        start, end.isoformat(), parse_timestamp(watermark["end"]) if watermark else None, listed_at=datetime.now(timezone.utc)
+    )
+    lake.write_run(run_id, "window", {**window.to_json(), "run_id": run_id, "request": request})
     return window
 
 

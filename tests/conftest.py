@@ -9,6 +9,7 @@ import secrets
 import socket
 import sys
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -41,6 +42,12 @@ for _variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
 # py4j logs its shutdown after pytest has closed the captured streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the S3 endpoint's access log
+
+
+def settle() -> None:
+    """Wait into the next whole second: an ingest window ends at the second its listing starts, so objects written
+    in that very second belong to the next window."""
+    time.sleep(1.05 - time.time() % 1)
 
 
 @pytest.fixture(scope="session")

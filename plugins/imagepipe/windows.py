@@ -59,16 +59,22 @@ class Window:
         return cls(parse_timestamp(document["start"]), parse_timestamp(document["end"]))
 
 
-def resolve_window(start: str, end: str, watermark: datetime | None) -> Window:
+def resolve_window(start: str, end: str, watermark: datetime | None, listed_at: datetime | None = None) -> Window:
     """The window named by a start (a timestamp or `watermark`) and an end timestamp.
 
     `watermark` starts where the last successful ingest ended, or at the epoch before any ingest; when that is
     already past the end, the window is empty (nothing new to take). An explicit start must precede the end.
+
+    The window never reaches past `listed_at`, the whole second at which the source is listed: an object written
+    after the listing gets a later LastModified, so it falls in the next window instead of being lost.
     """
     end_moment = parse_timestamp(end)
     if start == WATERMARK:
-        return Window(min(watermark or EPOCH, end_moment), end_moment)
-    start_moment = parse_timestamp(start)
-    if start_moment >= end_moment:
-        raise InputError(f"window start {start} is not before window end {end}; give a start earlier than the end")
+        start_moment = min(watermark or EPOCH, end_moment)
+    else:
+        start_moment = parse_timestamp(start)
+        if start_moment >= end_moment:
+            raise InputError(f"window start {start} is not before window end {end}; give a start earlier than the end")
+    if listed_at is not None:
+        end_moment = max(start_moment, min(end_moment, listed_at.replace(microsecond=0)))
     return Window(start_moment, end_moment)

@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from conftest import settle
 from imagepipe import sample_data
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
@@ -31,6 +32,7 @@ def trained_lake(spark, s3_endpoint, tmp_path_factory) -> str:
     bucket = "labelled-set"
     s3_client().create_bucket(Bucket=bucket)
     sample_data.upload(s3_client(), bucket, "set", sample_data.generate(per_class=30, seed=3))
+    settle()
     lake_root = str(tmp_path_factory.mktemp("trained") / "lake")
     _run_pipeline(bucket, lake_root, "manual__first")
     return lake_root
@@ -45,6 +47,7 @@ def shuffled_bucket(s3_bucket):
         for image in sample_data.generate(per_class=30, seed=3)
     ]
     sample_data.upload(s3_client(), s3_bucket, "set", iter(images))
+    settle()
     return s3_bucket
 
 
@@ -96,6 +99,7 @@ def test_a_model_trained_on_shuffled_labels_fails_its_gate_and_is_not_promoted(s
 
 def test_training_refuses_a_single_class_naming_it(spark, s3_bucket, lake_root):
     sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=12, seed=5, classes=("forest",)))
+    settle()
     common = ["--run-id", "manual__one", "--lake-root", lake_root]
     ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
     extract_features.main([*common, *FEATURES])

@@ -141,3 +141,14 @@ def test_resolve_window_refuses_explicit_start_not_before_end(start):
 def test_resolve_window_refuses_unparseable_end():
     with pytest.raises(ValueError, match="'tomorrow' is not an ISO-8601 timestamp"):
         resolve_window(WATERMARK, "tomorrow", watermark=None)
+
+
+def test_a_window_never_reaches_past_the_listing_second():
+    listed_at = utc(2026, 1, 1, 12, 0, 0) + timedelta(microseconds=700_000)
+
+    assert resolve_window(WATERMARK, "2100-01-01T00:00:00Z", None, listed_at=listed_at).end == utc(2026, 1, 1, 12)
+    # An end already in the past is kept as it is.
+    assert resolve_window(WATERMARK, "2025-01-01T00:00:00Z", None, listed_at=listed_at).end == utc(2025, 1, 1)
+    # A window starting after the listing is empty rather than inverted.
+    future = resolve_window("2099-01-01T00:00:00Z", "2100-01-01T00:00:00Z", None, listed_at=listed_at)
+    assert future.start == future.end == utc(2099, 1, 1)
