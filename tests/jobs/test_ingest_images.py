@@ -167,3 +167,38 @@ def test_a_missing_bucket_is_reported_in_one_line(s3_endpoint, lake_root):
     with pytest.raises(InputError, match=r"cannot list s3://no-such-bucket/x/: NoSuchBucket; check the bucket name"):
         ingest_images.main(["--source-uri", "s3://no-such-bucket/x/", "--run-id", "manual__one", "--lake-root", lake_root,
                             "--window-end", FAR_FUTURE])
+
+
+def _encoded(image, image_format, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def test_every_accepted_format_and_mode_is_kept_with_its_mode_under_any_key(spark, s3_bucket, lake_root):
+    import numpy as np
+
+    rgb = Image.new("RGB", (40, 30), (10, 120, 200))
+    frames = [Image.new("P", (32, 32), index) for index in (1, 2)]
+    gif = io.BytesIO()
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    objects = {
+        "v/a/cmyk photo.jpg": (_encoded(rgb.convert("CMYK"), "JPEG"), "JPEG", "CMYK"),
+        "v/a/sixteen-bit.png": (_encoded(Image.fromarray(np.full((30, 40), 40000, dtype=np.uint16)), "PNG"), "PNG", "I;16"),
+        "v/a/alpha.png": (_encoded(rgb.convert("RGBA"), "PNG"), "PNG", "RGBA"),
+        "v/b/animated palette.gif": (gif.getvalue(), "GIF", "P"),
+        "v/b/scan.tiff": (_encoded(rgb.rotate(90, expand=True), "TIFF"), "TIFF", "RGB"),
+        "v/b/bitmap.bmp": (_encoded(rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT), "BMP"), "BMP", "RGB"),
+        "v/b/web.webp": (_encoded(rgb.resize((50, 30)), "WEBP"), "WEBP", "RGB"),
+        "v/b/ünïcødé ñame.png": (_encoded(rgb.resize((41, 30)), "PNG"), "PNG", "RGB"),
+    }
+    for key, (body, _, _) in objects.items():
+        s3_client().put_object(Bucket=s3_bucket, Key=key, Body=body)
+    settle()
+    ingest_images.main(["--source-uri", f"s3://{s3_bucket}/v/", "--run-id", "manual__formats", "--lake-root", lake_root,
+                        "--window-end", FAR_FUTURE])
+
+    rows = {row["key"]: (row["format"], row["mode"]) for row in spark.read.parquet(Lake(lake_root).images).collect()}
+    assert rows == {key: (image_format, mode) for key, (_, image_format, mode) in objects.items()}
+    stored = spark.read.parquet(Lake(lake_root).images).filter("key = 'v/b/animated palette.gif'").first()["content"]
+    assert bytes(stored) == objects["v/b/animated palette.gif"][0]  # original bytes, not re-encoded
