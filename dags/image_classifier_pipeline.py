@@ -15,7 +15,8 @@ classifier, evaluates it against the current champion on the same held-out image
 
 **Window.** Scheduled and backfill runs take the objects whose LastModified lies in their data interval. Manual
 runs take `window_start`/`window_end` from the trigger form; left empty, everything not ingested yet up to the
-moment of the trigger.
+moment of the trigger. A window with no new images skips the rest of the run (green, with the reason in the
+extract_features log) unless `require_new_images` is off.
 
 Spark master, deploy mode and cluster settings come from the `spark_default` connection. On a cluster with GPUs,
 `IMAGEPIPE_GPUS_PER_EXECUTOR` (and `IMAGEPIPE_GPUS_PER_TASK`, `IMAGEPIPE_GPU_DISCOVERY_SCRIPT`) give GPUs to
@@ -24,6 +25,7 @@ extract_features alone.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -77,6 +79,11 @@ with DAG(
             None, type=["null", "string"], format="date-time", title="Window end (manual runs)",
             description="Take objects modified before this instant. Empty: the moment the run was triggered.",
         ),
+        "require_new_images": Param(
+            True, type="boolean", title="Require new images",
+            description="Skip features, training and evaluation when the window brought no new images. Turn off to "
+            "retrain on the images already in the lake (e.g. with another backbone or classifier).",
+        ),
         "backbone": Param(
             "resnet18", enum=sorted(BACKBONES), title="Backbone", description="Frozen torchvision feature extractor.",
         ),
@@ -105,14 +112,14 @@ with DAG(
     },
 ) as dag:
 
-    def spark_job(task_id: str, job: str, args: list[str], conf: dict[str, str] | None = None) -> SparkSubmitOperator:
+    def spark_job(task_id: str, job: str, args: list[str], **options) -> SparkSubmitOperator:
         return SparkSubmitOperator(
             task_id=task_id,
             application=str(JOBS / f"{job}.py"),
             name=f"imagepipe-{job}",
             conn_id="spark_default",
-            conf=conf,
             application_args=args,
+            **options,
         )
 
     ingest = spark_job(
@@ -129,6 +136,7 @@ with DAG(
         [*RUN, "--backbone", "{{ params.backbone }}", "--weights", "{{ params.weights }}",
          "--image-size", "{{ params.image_size }}"],
         conf=settings.extract_features_spark_conf(),  # GPUs, where the cluster has them, for this job only
+        pre_execute=functools.partial(orchestration.skip_without_new_images, LAKE_ROOT),
     )
     train = spark_job(
         "train",

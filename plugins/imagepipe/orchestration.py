@@ -36,6 +36,26 @@ def window_end(dag_run, params) -> str:
     return dag_run.run_after.isoformat()
 
 
+def skip_without_new_images(lake_root: str, context) -> None:
+    """pre_execute hook of the feature step: a window that brought no new images skips the rest of the run (the run
+    stays green and the log says why), unless the run's require_new_images param is off (e.g. to retrain with other
+    settings on the images already in the lake)."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from imagepipe.lake import Lake
+
+    if not context["params"].get("require_new_images", True):
+        return
+    report = Lake(lake_root).read_run(context["run_id"], "ingest")
+    if report["ingested"] == 0:
+        window = report["window"]
+        raise AirflowSkipException(
+            f"window [{window['start']}, {window['end']}) brought no new images (listed {report['listed']}, "
+            f"duplicates {report['duplicates']}, rejected {sum(report['rejected'].values())}): feature extraction, "
+            "training, evaluation and promotion are skipped; trigger with require_new_images=false to retrain anyway"
+        )
+
+
 def verdict_passed(lake_root: str, run_id: str, model_name: str) -> bool:
     """Read the verdict of the run's candidate and log every check; True lets promotion run."""
     from imagepipe.evaluation import explain

@@ -28,7 +28,6 @@ def newest_run(lake: Lake) -> str:
 def summarize(lake: Lake, run_id: str, model_name: str) -> list[str]:
     window = lake.read_run(run_id, "window")
     ingest = lake.read_run(run_id, "ingest")
-    features = lake.read_run(run_id, "features")
     rejected = ", ".join(f"{kind}={count}" for kind, count in ingest["rejected"].items()) or "none"
     lines = [
         f"run:              {run_id}",
@@ -36,9 +35,13 @@ def summarize(lake: Lake, run_id: str, model_name: str) -> list[str]:
         f"images ingested:  {ingest['ingested']} new (listed {ingest['listed']}, duplicates {ingest['duplicates']}, "
         f"unlabeled {ingest['unlabeled']})",
         f"images rejected:  {sum(ingest['rejected'].values())} ({rejected})",
-        f"feature rows:     {features['rows']} computed this run in {features['fingerprint']}",
     ]
     registry = Registry(lake.registry, model_name)
+    features = storage.read_json(lake.run_document(run_id, "features"))
+    if features is None:
+        return lines + ["skipped:          no new images in the window, so no features, training or evaluation",
+                        _champion_line(registry)]
+    lines.append(f"feature rows:     {features['rows']} computed this run in {features['fingerprint']}")
     version = lake.read_run(run_id, "candidate")["version"]
     metadata = registry.metadata(version)
     metrics = registry.document(version, "metrics")
@@ -50,9 +53,12 @@ def summarize(lake: Lake, run_id: str, model_name: str) -> list[str]:
     if verdict is not None:
         lines.append(f"gate verdict:     {'PASSED' if verdict['passed'] else 'FAILED'}")
         lines.extend(f"                  {line}" for line in explain(verdict))
+    return lines + [_champion_line(registry)]
+
+
+def _champion_line(registry: Registry) -> str:
     champion = registry.champion_version()
-    lines.append(f"champion:         {'none' if champion is None else f'version {champion}'}")
-    return lines
+    return f"champion:         {'none' if champion is None else f'version {champion}'}"
 
 
 def main(argv: list[str] | None = None) -> None:

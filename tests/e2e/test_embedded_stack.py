@@ -63,12 +63,13 @@ def test_make_demo_promotes_a_champion_and_a_second_demo_keeps_one_consistent_st
 
     second = _make(user_env, "demo")
     assert "images ingested:  0 new" in second.stdout
+    assert "skipped:          no new images in the window" in second.stdout
+    assert "champion:         version 1" in second.stdout
     images = _lake_images(user_env)
     assert len(images) == 400
     assert len({row["sha256"] for row in images}) == 400
-    champion = json.loads((_registry(user_env) / "champion.json").read_text())
-    assert (_registry(user_env) / "versions" / str(champion["version"]) / "metadata.json").exists()
-    assert json.loads((_registry(user_env) / "versions" / str(champion["version"]) / "verdict.json").read_text())["passed"]
+    assert sorted(path.name for path in (_registry(user_env) / "versions").iterdir()) == ["1"]
+    assert json.loads((_registry(user_env) / "versions" / "1" / "verdict.json").read_text())["passed"]
     # The embedded S3 that demo started is stopped again.
     assert not (Path(user_env["IMAGEPIPE_DATA_DIR"]) / "s3" / "moto.pid").exists()
 

@@ -122,3 +122,23 @@ def test_candidate_without_verdict_is_an_error_naming_the_version(tmp_path):
 def test_run_without_candidate_record_says_training_has_not_run(tmp_path):
     with pytest.raises(MissingRecordError, match="has no candidate record"):
         verdict_passed(str(tmp_path), RUN_ID, MODEL)
+
+
+def _ingest_report(lake, run_id, ingested):
+    lake.write_run(run_id, "ingest", {"ingested": ingested, "listed": 5, "duplicates": 5 - ingested, "rejected": {},
+                                      "window": {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-02T00:00:00+00:00"}})
+
+
+def test_a_window_without_new_images_skips_the_rest_of_the_run_saying_why(tmp_path):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from imagepipe.orchestration import skip_without_new_images
+
+    lake = Lake(str(tmp_path))
+    _ingest_report(lake, RUN_ID, ingested=0)
+    with pytest.raises(AirflowSkipException, match=r"brought no new images \(listed 5, duplicates 5, rejected 0\)"):
+        skip_without_new_images(str(tmp_path), {"params": {}, "run_id": RUN_ID})
+    # Retraining on the lake's images is asked for explicitly.
+    skip_without_new_images(str(tmp_path), {"params": {"require_new_images": False}, "run_id": RUN_ID})
+    _ingest_report(lake, RUN_ID, ingested=2)
+    skip_without_new_images(str(tmp_path), {"params": {}, "run_id": RUN_ID})
