@@ -40,8 +40,7 @@ def ceiling(contents: list[bytes], spec, cores: int, batch_size: int) -> float:
     started = time.perf_counter()
     for start in range(0, len(contents), batch_size):
         with torch.inference_mode():
-            inputs = torch.stack([extractor.transform(extractor._decode_on_cpu(c)) for c in contents[start : start + batch_size]])
-            extractor.model(inputs.contiguous(memory_format=torch.channels_last))
+            extractor.model(extractor.prepare(contents[start : start + batch_size]).inputs)
     return len(contents) / (time.perf_counter() - started)
 
 

@@ -8,7 +8,6 @@ is importable by a DAG file.
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 import hashlib
 import io
@@ -337,42 +336,43 @@ class FeatureExtractor:
         return torch.stack(prepared)
 
     def prepare(self, contents: list[bytes]) -> PreparedBatch:
-        """Decode and preprocess one batch (on the side stream when on a GPU)."""
+        """Decode and preprocess one batch (on this thread's decoding stream when on a GPU)."""
+        return self._prepare_on_gpu(contents) if self.device.type == "cuda" else self._prepare_on_cpu(contents)
+
+    def _prepare_on_cpu(self, contents: list[bytes]) -> PreparedBatch:
+        """PIL decodes and resizes (its SIMD resize costs half of resizing a decoded tensor), the weights' transform
+        finishes each image."""
         import torch
 
-        images: list = [None] * len(contents)
-        on_gpu = self.device.type == "cuda"
-        stream = self._decode_stream() if on_gpu else None
-        context = torch.cuda.stream(stream) if on_gpu else contextlib.nullcontext()
-        with context, torch.inference_mode():
-            jpeg_rows = [row for row, content in enumerate(contents) if on_gpu and is_jpeg(content)]
-            if jpeg_rows:
-                for row, image in zip(jpeg_rows, self._decode_jpegs_on_gpu([contents[row] for row in jpeg_rows])):
-                    images[row] = image
-            for row, content in enumerate(contents):
-                if images[row] is not None:
-                    continue
-                try:
-                    images[row] = self._decode_on_cpu(content)
-                except Exception as error:  # noqa: BLE001 - any decoder failure is this image's, recorded as such
-                    images[row] = f"undecodable: {type(error).__name__}: {error}"
-            positions: list[int | str] = []
-            decoded = []
-            for image in images:
-                if isinstance(image, str):
-                    positions.append(image)
-                    continue
-                if on_gpu and image.device.type == "cpu":
-                    image = image.pin_memory().to(self.device, non_blocking=True)
-                positions.append(len(decoded))
-                decoded.append(image)
-            inputs = self._preprocess(decoded) if decoded else None
-            if inputs is not None:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            ready = None
-            if on_gpu:
-                ready = torch.cuda.Event()
-                ready.record(stream)
+        def decode(content: bytes):
+            from PIL import Image
+
+            with Image.open(io.BytesIO(content)) as image:
+                return self.transform(image.convert("RGB"))
+
+        with torch.inference_mode():
+            positions, tensors = _collect(_decode_each(decode, contents))
+            inputs = torch.stack(tensors).contiguous(memory_format=torch.channels_last) if tensors else None
+        return PreparedBatch(inputs, positions)
+
+    def _prepare_on_gpu(self, contents: list[bytes]) -> PreparedBatch:
+        """nvJPEG decodes the JPEGs in one call, PIL the rest; images of one shape are resized together on the GPU."""
+        import torch
+
+        stream = self._decode_stream()
+        with torch.cuda.stream(stream), torch.inference_mode():
+            jpeg_rows = [row for row, content in enumerate(contents) if is_jpeg(content)]
+            on_gpu = dict(zip(jpeg_rows, self._decode_jpegs_on_gpu([contents[row] for row in jpeg_rows]))) if jpeg_rows else {}
+            others = iter(_decode_each(self._decode_on_cpu, [c for row, c in enumerate(contents) if row not in on_gpu]))
+            images = [on_gpu[row] if row in on_gpu else next(others) for row in range(len(contents))]
+            images = [
+                image.pin_memory().to(self.device, non_blocking=True) if not isinstance(image, str) and image.device.type == "cpu" else image
+                for image in images
+            ]
+            positions, decoded = _collect(images)
+            inputs = self._preprocess(decoded).contiguous(memory_format=torch.channels_last) if decoded else None
+            ready = torch.cuda.Event()
+            ready.record(stream)
         return PreparedBatch(inputs, positions, ready)
 
     # -- inference ------------------------------------------------------------------------------------------------
@@ -415,6 +415,30 @@ class FeatureExtractor:
     def _finish(self, batch, prepared_future):
         prepared = prepared_future.result()
         return to_feature_batch(batch, *_assemble(self.run(prepared), prepared.positions))
+
+
+def _decode_each(decode, contents: list[bytes]) -> list:
+    """decode(content) for each image, or the reason it could not be decoded."""
+    results = []
+    for content in contents:
+        try:
+            results.append(decode(content))
+        except Exception as error:  # noqa: BLE001 - any decoder failure is this image's, recorded as such
+            results.append(f"undecodable: {type(error).__name__}: {error}")
+    return results
+
+
+def _collect(images: list) -> tuple[list[int | str], list]:
+    """(positions, tensors): per image its index among the decoded tensors, or its error reason."""
+    positions: list[int | str] = []
+    tensors = []
+    for image in images:
+        if isinstance(image, str):
+            positions.append(image)
+        else:
+            positions.append(len(tensors))
+            tensors.append(image)
+    return positions, tensors
 
 
 def _assemble(vectors, positions: list[int | str]):
