@@ -63,13 +63,20 @@ def read_json(uri: str):
 
 
 def exists(uri: str) -> bool:
-    """Whether a document or a directory-like prefix exists at uri."""
+    """Whether a document, or a folder holding anything, exists at uri."""
     if is_s3(uri):
         from imagepipe.object_store import parse_s3_uri, s3_client
 
         bucket, key = parse_s3_uri(uri)
-        listing = s3_client().list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/"), MaxKeys=1)
-        return listing.get("KeyCount", 0) > 0
+        client = s3_client()
+        # The folder's own prefix with its slash: `images` must not be taken for `images_old/...`.
+        if client.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/", MaxKeys=1).get("KeyCount", 0):
+            return True
+        try:
+            client.head_object(Bucket=bucket, Key=key)
+            return True
+        except client.exceptions.ClientError:
+            return False
     return local_path(uri).exists()
 
 
