@@ -18,7 +18,8 @@ runs take `window_start`/`window_end` from the trigger form; left empty, everyth
 moment of the trigger. A window with no new images skips the rest of the run (green, with the reason in the
 extract_features log) unless `require_new_images` is off.
 
-Spark master, deploy mode and cluster settings come from the `spark_default` connection. On a cluster with GPUs,
+Spark master, deploy mode and cluster settings come from the `spark_default` connection; the object store's
+endpoint from the `imagepipe_s3` connection's `endpoint_url` extra when it exists, else AWS_ENDPOINT_URL. On a cluster with GPUs,
 `IMAGEPIPE_GPUS_PER_EXECUTOR` (and `IMAGEPIPE_GPUS_PER_TASK`, `IMAGEPIPE_GPU_DISCOVERY_SCRIPT`) give GPUs to
 extract_features alone.
 """
@@ -55,7 +56,11 @@ with DAG(
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=2),
     },
-    user_defined_macros={"window_start": orchestration.window_start, "window_end": orchestration.window_end},
+    user_defined_macros={
+        "window_start": orchestration.window_start,
+        "window_end": orchestration.window_end,
+        "s3_endpoint_url": orchestration.s3_endpoint_url,
+    },
     params={
         "source_uri": Param(
             settings.default_source_uri(), type="string", pattern=r"^s3a?://[^/]+/.*$",
@@ -127,7 +132,7 @@ with DAG(
         "ingest_images",
         [*RUN, "--source-uri", "{{ params.source_uri }}",
          "--window-start", "{{ window_start(dag_run, params) }}", "--window-end", "{{ window_end(dag_run, params) }}",
-         "--label-manifest", "{{ params.label_manifest or '' }}",
+         "--label-manifest", "{{ params.label_manifest or '' }}", "--endpoint-url", "{{ s3_endpoint_url() }}",
          "--max-rejected-fraction", "{{ params.max_rejected_fraction }}"],
     )
     extract = spark_job(

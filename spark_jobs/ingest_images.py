@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None):
         "--label-manifest",
         help="CSV (key,label) or JSON Lines file, local or s3://, giving each object's label instead of its folder",
     )
-    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="S3 endpoint (default: AWS_ENDPOINT_URL)")
+    parser.add_argument("--endpoint-url", help="S3 endpoint (default, also when empty: AWS_ENDPOINT_URL)")
     parser.add_argument("--min-side", type=cli.POSITIVE_INT, default=ValidationBounds.min_side)
     parser.add_argument("--max-side", type=cli.POSITIVE_INT, default=ValidationBounds.max_side)
     parser.add_argument("--max-pixels", type=cli.POSITIVE_INT, default=ValidationBounds.max_pixels)
@@ -65,6 +65,7 @@ def parse_args(argv: list[str] | None):
         help="concurrent object fetches per Spark task (and connections in its pool)",
     )
     args = parser.parse_args(argv)
+    args.endpoint_url = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     if args.window_start != WATERMARK:
         try:
             parse_timestamp(args.window_start)
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     prefix = folder_prefix(prefix)
     labeler = None
     if args.label_manifest:
-        text = storage.read_text(args.label_manifest)
+        text = storage.read_text(args.label_manifest, args.endpoint_url)
         if text is None:
             raise InputError(f"label manifest {args.label_manifest} does not exist; give an existing CSV or JSON Lines file")
         labeler = manifest_labeler(parse_manifest(text, args.label_manifest), prefix)

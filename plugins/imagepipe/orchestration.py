@@ -10,6 +10,7 @@ from imagepipe.windows import WATERMARK
 log = logging.getLogger(__name__)
 
 INTERVAL_RUN_TYPES = ("scheduled", "backfill")
+S3_CONNECTION = "imagepipe_s3"
 
 
 def _run_type(dag_run) -> str:
@@ -34,6 +35,19 @@ def window_end(dag_run, params) -> str:
     if _run_type(dag_run) in INTERVAL_RUN_TYPES and dag_run.data_interval_end is not None:
         return dag_run.data_interval_end.isoformat()
     return dag_run.run_after.isoformat()
+
+
+def s3_endpoint_url(conn_id: str = S3_CONNECTION) -> str:
+    """The object store's endpoint from the Airflow connection `imagepipe_s3` (its extra `endpoint_url`), or '' when
+    there is no such connection: the jobs then use AWS_ENDPOINT_URL, or AWS itself. Credentials stay with the
+    standard AWS chain; the connection only says where the store is."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        return Connection.get(conn_id).extra_dejson.get("endpoint_url", "")
+    except AirflowNotFoundException:
+        return ""
 
 
 def skip_without_new_images(lake_root: str, context) -> None:

@@ -38,13 +38,13 @@ def write_text(uri: str, text: str) -> None:
     os.replace(handle.name, path)
 
 
-def read_text(uri: str) -> str | None:
+def read_text(uri: str, endpoint_url: str | None = None) -> str | None:
     """The document's text, or None when there is none."""
     if is_s3(uri):
         from imagepipe.object_store import parse_s3_uri, s3_client
 
         bucket, key = parse_s3_uri(uri)
-        client = s3_client()
+        client = s3_client(endpoint_url)
         try:
             return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
         except client.exceptions.NoSuchKey:

@@ -142,3 +142,12 @@ def test_a_window_without_new_images_skips_the_rest_of_the_run_saying_why(tmp_pa
     skip_without_new_images(str(tmp_path), {"params": {"require_new_images": False}, "run_id": RUN_ID})
     _ingest_report(lake, RUN_ID, ingested=2)
     skip_without_new_images(str(tmp_path), {"params": {}, "run_id": RUN_ID})
+
+
+def test_the_s3_endpoint_comes_from_the_airflow_connection_when_there_is_one(monkeypatch):
+    from imagepipe.orchestration import s3_endpoint_url
+
+    monkeypatch.delenv("AIRFLOW_CONN_IMAGEPIPE_S3", raising=False)
+    assert s3_endpoint_url() == ""
+    monkeypatch.setenv("AIRFLOW_CONN_IMAGEPIPE_S3", '{"conn_type": "aws", "extra": {"endpoint_url": "http://minio:9000"}}')
+    assert s3_endpoint_url() == "http://minio:9000"
