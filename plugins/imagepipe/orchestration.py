@@ -76,8 +76,9 @@ def verdict_passed(lake_root: str, run_id: str, model_name: str) -> bool:
     from imagepipe.lake import Lake
     from imagepipe.registry import Registry
 
-    version = Lake(lake_root).read_run(run_id, "candidate")["version"]
-    verdict = Registry(Lake(lake_root).registry, model_name).document(version, "verdict")
+    lake = Lake(lake_root)
+    version = lake.read_run(run_id, "candidate")["version"]
+    verdict = Registry(lake.registry, model_name).document(version, "verdict")
     if verdict is None:
         raise RuntimeError(f"version {version} of {model_name} has no verdict: evaluate did not write one")
     for line in explain(verdict):

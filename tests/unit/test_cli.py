@@ -99,30 +99,27 @@ def test_checked_turns_value_errors_into_argument_type_errors():
         convert("-1")
 
 
-def test_run_reports_input_error_in_one_line_and_exits_1(capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["/opt/spark_jobs/promote_model.py", "--run-id", "r1"])
+@pytest.mark.parametrize(
+    "argv, error, line",
+    [
+        (["/opt/spark_jobs/promote_model.py", "--run-id", "r1"], InputError("champion moved; re-run the evaluation"),
+         "promote_model: error: champion moved; re-run the evaluation"),
+        # A missing record is reported like any input error.
+        (["evaluate_model.py"], MissingRecordError("run r1 has no candidate record"),
+         "evaluate_model: error: run r1 has no candidate record"),
+    ],
+)
+def test_run_reports_input_error_in_one_line_and_exits_1(capsys, monkeypatch, argv, error, line):
+    monkeypatch.setattr(sys, "argv", argv)
 
     def main(argv):
-        raise InputError("champion moved; re-run the evaluation")
+        raise error
 
     with pytest.raises(SystemExit) as exit_info:
         cli.run(main)
 
     assert exit_info.value.code == 1
-    assert stderr_lines(capsys) == ["promote_model: error: champion moved; re-run the evaluation"]
-
-
-def test_run_reports_missing_record_like_any_input_error(capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["evaluate_model.py"])
-
-    def main(argv):
-        raise MissingRecordError("run r1 has no candidate record")
-
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run(main)
-
-    assert exit_info.value.code == 1
-    assert stderr_lines(capsys) == ["evaluate_model: error: run r1 has no candidate record"]
+    assert stderr_lines(capsys) == [line]
 
 
 def test_run_passes_argv_to_main_and_returns_normally():
