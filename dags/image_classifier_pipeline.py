@@ -35,6 +35,7 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
 from imagepipe import orchestration, settings
 from imagepipe.featurizer import BACKBONES
+from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
 
 LAKE_ROOT = settings.lake_root()
 MODEL_NAME = settings.DEFAULT_MODEL_NAME
@@ -100,6 +101,13 @@ with DAG(
             224, type="integer", minimum=32, maximum=1024, title="Image size",
             description="Square input crop fed to the backbone, in pixels (vit_b_16 takes 224 only).",
         ),
+        "preprocessing": Param(
+            list(DEFAULT_STEPS), type="array", items={"type": "string", "pattern": STEP_PATTERN},
+            title="Image preprocessing",
+            description="Ordered Pillow steps before the backbone's own transforms: exif_transpose (first), median:SIZE "
+            "(odd, 3..15), gaussian:RADIUS (0..10], autocontrast, equalize, pad_to_square (last; keeps the whole "
+            "image instead of a centre crop). Empty: none, not even EXIF orientation.",
+        ),
         "reg_param": Param(0.01, type="number", minimum=0, title="Regularisation", description="L2 penalty of the classifier."),
         "max_iter": Param(100, type="integer", minimum=1, maximum=10000, title="Max iterations", description="Optimiser iterations."),
         "min_examples_per_class": Param(
@@ -139,7 +147,7 @@ with DAG(
         "extract_features",
         "extract_features",
         [*RUN, "--backbone", "{{ params.backbone }}", "--weights", "{{ params.weights }}",
-         "--image-size", "{{ params.image_size }}"],
+         "--image-size", "{{ params.image_size }}", "--preprocessing", "{{ params.preprocessing | join(',') }}"],
         conf=settings.extract_features_spark_conf(),  # GPUs, where the cluster has them, for this job only
         pre_execute=functools.partial(orchestration.skip_without_new_images, LAKE_ROOT),
     )

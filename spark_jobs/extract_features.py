@@ -1,8 +1,8 @@
 """Extract CNN features of the lake's images with a frozen torchvision backbone.
 
-Features are stored per feature space (fingerprint of backbone, weights, preprocessing and input size). The run's
-window is always recomputed and any image partition the space lacks is filled in, each written by overwriting its
-own partition, so a re-run gives the same table.
+Features are stored per feature space (fingerprint of backbone, weights, image preprocessing steps, the backbone's
+own transforms and input size). The run's window is always recomputed and any image partition the space lacks is
+filled in, each written by overwriting its own partition, so a re-run gives the same table.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from imagepipe import cli, settings, storage
 from imagepipe.featurizer import BACKBONES, FeatureSpec
 from imagepipe.features import extract_features, split_failures, windows_to_featurize
 from imagepipe.lake import WINDOW_COLUMN, Lake
+from imagepipe.preprocessing import ALLOWED, DEFAULT_STEPS, parse_steps
 from imagepipe.spark import get_spark
 
 log = logging.getLogger("extract_features")
@@ -28,6 +29,12 @@ def parse_args(argv: list[str] | None):
     )
     parser.add_argument("--image-size", type=cli.POSITIVE_INT, help="input crop size")
     parser.add_argument(
+        "--preprocessing",
+        default=",".join(DEFAULT_STEPS),
+        help=f"comma-separated image steps before the backbone's transforms, in order, from {ALLOWED}; "
+        "empty for none (default: %(default)s)",
+    )
+    parser.add_argument(
         "--batch-size",
         type=cli.POSITIVE_INT,
         default=64,
@@ -35,7 +42,7 @@ def parse_args(argv: list[str] | None):
     )
     args = parser.parse_args(argv)
     try:
-        args.spec = FeatureSpec(args.backbone, args.weights, args.image_size)
+        args.spec = FeatureSpec(args.backbone, args.weights, args.image_size, parse_steps(args.preprocessing))
     except ValueError as error:
         parser.error(str(error))
     return args
@@ -74,10 +81,10 @@ def main(argv: list[str] | None = None) -> None:
     storage.write_json(
         storage.join(features_uri, "_feature_space.json"),
         {"fingerprint": fingerprint, "backbone": args.backbone, "weights": args.weights, "image_size": args.image_size,
-         "preprocessing": repr(args.spec.preprocessing())},
+         "preprocessing": list(args.spec.steps), "backbone_transforms": repr(args.spec.preprocessing())},
     )
-    lake.write_run(args.run_id, "features", {"fingerprint": fingerprint, "windows": todo, "rows": rows,
-                                             "undecodable": failures})
+    lake.write_run(args.run_id, "features", {"fingerprint": fingerprint, "preprocessing": list(args.spec.steps),
+                                             "windows": todo, "rows": rows, "undecodable": failures})
     log.info("wrote %d feature rows under %s; %d images could not be decoded", rows, features_uri, failures)
 
 

@@ -85,3 +85,17 @@ def spark():
 @pytest.fixture
 def lake_root(tmp_path) -> str:
     return str(tmp_path / "lake")
+
+
+def exif_rotated_jpeg(upright) -> bytes:
+    """The PIL image `upright` as a JPEG stored turned a quarter left, with the EXIF orientation phones write for
+    that (6: rotate 90 degrees clockwise to display)."""
+    import io
+
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    upright.transpose(Image.Transpose.ROTATE_90).save(buffer, format="JPEG", exif=exif, quality=95)
+    return buffer.getvalue()

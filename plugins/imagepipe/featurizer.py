@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagepipe.errors import InputError
+from imagepipe.preprocessing import DEFAULT_STEPS, gpu_can_apply, is_upright, keeps_whole_image, parse_steps, preprocess
 
 
 
@@ -72,19 +73,22 @@ def _sha256_file(path: Path) -> str:
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """What defines a feature space: backbone, weights, input size.
+    """What defines a feature space: backbone, weights, input size and the image preprocessing steps.
 
     weights is one of: `random:SEED` (seeded random initialisation, for smoke tests and offline demos), a torchvision
     weights name of the backbone (`DEFAULT`, `IMAGENET1K_V1`, ...), or a state-dict file by path or s3:// URI.
-    image_size is the square crop fed to the backbone; None takes the weights' own.
+    image_size is the square crop fed to the backbone; None takes the weights' own. steps are the Pillow steps
+    applied before the backbone's own transforms (imagepipe.preprocessing), kept in their canonical form.
     """
 
     backbone: str = "resnet18"
     weights: str = "DEFAULT"
     image_size: int | None = None
+    steps: tuple[str, ...] = DEFAULT_STEPS
 
     def __post_init__(self):
         _known_backbone(self.backbone)
+        object.__setattr__(self, "steps", parse_steps(self.steps))  # frozen: canonical steps, one fingerprint
         if self.image_size is not None and not 32 <= self.image_size <= 1024:
             raise ValueError(f"image_size {self.image_size} is out of range; use 32..1024 pixels")
         fixed = BACKBONES[self.backbone].fixed_size
@@ -122,15 +126,15 @@ class FeatureSpec:
             ) from None
 
     def preprocessing(self):
-        """The backbone's own resize, crop and normalisation, at image_size when one is set."""
-        transforms = self.torchvision_weights().transforms()
-        if self.image_size is None:
-            return transforms
+        """The backbone's own resize, crop and normalisation, at image_size when one is set. After pad_to_square
+        the square is resized to the crop size, so the crop keeps all of it."""
         from torchvision.transforms._presets import ImageClassification
 
-        resize = round(self.image_size * transforms.resize_size[0] / transforms.crop_size[0])
+        transforms = self.torchvision_weights().transforms()
+        crop = self.image_size or transforms.crop_size[0]
+        resize = crop if keeps_whole_image(self.steps) else round(crop * transforms.resize_size[0] / transforms.crop_size[0])
         return ImageClassification(
-            crop_size=self.image_size,
+            crop_size=crop,
             resize_size=resize,
             mean=transforms.mean,
             std=transforms.std,
@@ -176,11 +180,13 @@ class FeatureSpec:
         return self.weights if self.random_seed is not None else _sha256_file(self.existing_weights_path())
 
     def fingerprint(self) -> str:
-        """Identity of the feature space: backbone, weights digest, preprocessing, input size."""
+        """Identity of the feature space: backbone, weights digest, the backbone's transforms (input size included)
+        and the preprocessing steps, the default exif_transpose included, so no step is implied."""
         identity = {
             "backbone": self.backbone,
             "weights_sha256": self.weights_sha256(),
             "preprocessing": repr(self.preprocessing()),
+            "steps": list(self.steps),
         }
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         return f"{self.backbone}-{digest}"
@@ -275,6 +281,7 @@ class FeatureExtractor:
         self.spec = spec
         self.device = torch.device(device)
         self.transform = spec.preprocessing()
+        self.gpu_can_preprocess = gpu_can_apply(spec.steps)
         # Batches decoded ahead of the one computing, each by its own thread (and CUDA stream): decoding a batch
         # takes longer than a small backbone's forward pass on a GPU, and two decoders measured fastest on an H200
         # (bench/RESULTS.md); on the CPU one, which shares the task's cores.
@@ -297,12 +304,30 @@ class FeatureExtractor:
 
     # -- decoding -------------------------------------------------------------------------------------------------
 
-    def _decode_on_cpu(self, content: bytes):
+    def _decode_with_pil(self, content: bytes):
+        """The image decoded by Pillow, after the spec's preprocessing steps (RGB)."""
         from PIL import Image
-        from torchvision.transforms.functional import pil_to_tensor
 
         with Image.open(io.BytesIO(content)) as image:
-            return pil_to_tensor(image.convert("RGB"))
+            return preprocess(image, self.spec.steps)
+
+    def _decode_on_cpu(self, content: bytes):
+        from torchvision.transforms.functional import pil_to_tensor
+
+        return pil_to_tensor(self._decode_with_pil(content))
+
+    def decodes_on_gpu(self, content: bytes) -> bool:
+        """Whether nvJPEG decodes this image on the GPU path. Correctness first: nvJPEG ignores EXIF orientation
+        (torchvision applies it on the CPU decoder only) and the Pillow steps have no GPU counterpart here, so a
+        run with such steps, or a JPEG that exif_transpose would turn, is decoded by Pillow like any non-JPEG."""
+        if not (is_jpeg(content) and self.gpu_can_preprocess):
+            return False
+        if "exif_transpose" not in self.spec.steps:
+            return True
+        try:
+            return is_upright(content)
+        except Exception:  # noqa: BLE001 - a header Pillow cannot read: Pillow's decoder records why, as for any image
+            return False
 
     def _decode_jpegs_on_gpu(self, contents: list[bytes]) -> list:
         """Decoded CHW uint8 tensors on the GPU, or an error string for each JPEG that nvJPEG refused."""
@@ -344,24 +369,19 @@ class FeatureExtractor:
         finishes each image."""
         import torch
 
-        def decode(content: bytes):
-            from PIL import Image
-
-            with Image.open(io.BytesIO(content)) as image:
-                return self.transform(image.convert("RGB"))
-
         with torch.inference_mode():
-            positions, tensors = _collect(_decode_each(decode, contents))
+            positions, tensors = _collect(_decode_each(lambda content: self.transform(self._decode_with_pil(content)), contents))
             inputs = torch.stack(tensors).contiguous(memory_format=torch.channels_last) if tensors else None
         return PreparedBatch(inputs, positions)
 
     def _prepare_on_gpu(self, contents: list[bytes]) -> PreparedBatch:
-        """nvJPEG decodes the JPEGs in one call, PIL the rest; images of one shape are resized together on the GPU."""
+        """nvJPEG decodes the JPEGs it can (decodes_on_gpu) in one call, PIL the rest; images of one shape are resized
+        together on the GPU."""
         import torch
 
         stream = self._decode_stream()
         with torch.cuda.stream(stream), torch.inference_mode():
-            jpeg_rows = [row for row, content in enumerate(contents) if is_jpeg(content)]
+            jpeg_rows = [row for row, content in enumerate(contents) if self.decodes_on_gpu(content)]
             on_gpu = dict(zip(jpeg_rows, self._decode_jpegs_on_gpu([contents[row] for row in jpeg_rows]))) if jpeg_rows else {}
             others = iter(_decode_each(self._decode_on_cpu, [c for row, c in enumerate(contents) if row not in on_gpu]))
             images = [on_gpu[row] if row in on_gpu else next(others) for row in range(len(contents))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
@@ -92,6 +93,25 @@ def test_params_refuse_invalid_trigger_input(dag):
             params.get_param(name).resolve(value)
     assert params.get_param("backbone").resolve("resnet18") == "resnet18"
     assert params.get_param("window_end").resolve("2026-11-27T00:00:00+00:00") == "2026-11-27T00:00:00+00:00"
+
+
+def test_preprocessing_param_refuses_unknown_steps_and_reaches_the_job_as_its_comma_list(dag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    from imagepipe.preprocessing import parse_steps
+
+    assert dag.params.get_param("preprocessing").resolve() == ["exif_transpose"]  # the default
+    param = copy.deepcopy(dag.params.get_param("preprocessing"))  # resolve() keeps the value it accepts
+    for refused in (["sharpen"], ["median:4"], ["median"], ["autocontrast:2"], "exif_transpose"):
+        with pytest.raises(ParamValidationError):
+            param.resolve(refused)
+    steps = ["exif_transpose", "median:3", "gaussian:1.5", "autocontrast", "equalize", "pad_to_square"]
+    assert param.resolve(steps) == steps
+
+    args = dag.get_task("extract_features").application_args
+    template = dag.get_template_env().from_string(args[args.index("--preprocessing") + 1])
+    assert parse_steps(template.render(params={"preprocessing": steps})) == tuple(steps)
+    assert parse_steps(template.render(params={"preprocessing": []})) == ()
 
 
 def test_dag_file_imports_nothing_heavy():

@@ -55,3 +55,12 @@ def test_missing_input_record_is_reported_in_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"promote_model: error: run manual__x has no candidate record in {tmp_path}; run the step that writes it first"
     ]
+
+
+def test_unknown_preprocessing_step_is_refused_in_one_line_naming_the_allowed_ones():
+    result = _run([sys.executable, "-m", "spark_jobs.extract_features", "--run-id", "r", "--preprocessing", "exif_transpose,sharpen"])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "extract_features: error: unknown preprocessing step 'sharpen'; choose from exif_transpose, median:SIZE, "
+        "gaussian:RADIUS, autocontrast, equalize, pad_to_square (see --help)"
+    ]

@@ -8,6 +8,7 @@ import torch
 import torchvision
 from PIL import Image
 
+from conftest import exif_rotated_jpeg
 from imagepipe.errors import InputError
 from imagepipe.featurizer import (
     BACKBONES,
@@ -105,11 +106,30 @@ def test_fingerprint_is_stable_for_equal_specs():
         FeatureSpec("resnet18", "random:0", 96),
         FeatureSpec("resnet18", "random:1", SMALL),
         FeatureSpec("resnet50", "random:0", SMALL),
+        FeatureSpec("resnet18", "random:0", SMALL, ()),
+        FeatureSpec("resnet18", "random:0", SMALL, ("exif_transpose", "median:3")),
+        FeatureSpec("resnet18", "random:0", SMALL, ("exif_transpose", "pad_to_square")),
     ],
-    ids=["image_size", "seed", "backbone"],
+    ids=["image_size", "seed", "backbone", "no_exif", "median", "pad_to_square"],
 )
 def test_fingerprint_differs_when_the_feature_space_differs(other):
     assert other.fingerprint() != FeatureSpec("resnet18", "random:0", SMALL).fingerprint()
+
+
+def test_fingerprint_names_the_default_exif_step_and_ignores_how_steps_are_written():
+    default = FeatureSpec("resnet18", "random:0", SMALL)
+
+    assert default.steps == ("exif_transpose",)
+    assert default.fingerprint() == FeatureSpec("resnet18", "random:0", SMALL, ("exif_transpose",)).fingerprint()
+    assert (
+        FeatureSpec("resnet18", "random:0", SMALL, (" gaussian:1.50", "median:03")).fingerprint()
+        == FeatureSpec("resnet18", "random:0", SMALL, ("gaussian:1.5", "median:3")).fingerprint()
+    )
+
+
+def test_a_bad_preprocessing_step_is_refused_by_the_spec():
+    with pytest.raises(InputError, match="preprocessing step 'median:4': SIZE must be an odd whole number from 3 to 15"):
+        FeatureSpec("resnet18", "random:0", SMALL, ("median:4",))
 
 
 def test_state_dict_file_builds_the_backbone_from_its_weights(tmp_path):
@@ -286,3 +306,45 @@ def test_jpeg_is_recognised_by_content_not_name():
     assert is_jpeg(encoded("red", "JPEG"))
     assert not is_jpeg(encoded("red", "PNG"))
     assert not is_jpeg(b"")
+
+
+def rotated_and_upright_jpegs() -> tuple[bytes, bytes]:
+    """The striped image with a red band on top (telling up from down) as an EXIF-rotated JPEG and upright."""
+    upright = Image.open(io.BytesIO(striped()))
+    upright.paste((200, 0, 0), (0, 0, 96, 30))
+    straight = io.BytesIO()
+    upright.save(straight, format="JPEG", quality=95)
+    return exif_rotated_jpeg(upright), straight.getvalue()
+
+
+def backbone_inputs(spec, contents):
+    return extractor_for(spec).prepare(contents).inputs
+
+
+def test_exif_rotated_photo_reaches_the_backbone_upright(fresh_extractors):
+    rotated, upright = rotated_and_upright_jpegs()
+
+    turned = backbone_inputs(FeatureSpec("resnet18", "random:0", SMALL), [rotated, upright])
+    as_stored = backbone_inputs(FeatureSpec("resnet18", "random:0", SMALL, ()), [rotated, upright])
+
+    assert (turned[0] - turned[1]).abs().mean() < 0.1
+    assert (as_stored[0] - as_stored[1]).abs().mean() > 0.5
+
+
+@pytest.mark.parametrize(
+    "steps, image, on_gpu",
+    [
+        (("exif_transpose",), "upright", True),
+        (("exif_transpose",), "rotated", False),  # nvJPEG would ignore the tag
+        ((), "rotated", True),
+        (("exif_transpose",), "png", False),
+        (("exif_transpose", "median:3"), "upright", False),  # a Pillow step: Pillow decodes
+        (("pad_to_square",), "upright", False),
+        (("exif_transpose",), "broken", False),  # Pillow's decoder records why
+    ],
+)
+def test_gpu_path_leaves_to_pillow_the_images_nvjpeg_would_get_wrong(steps, image, on_gpu, fresh_extractors):
+    rotated, upright = rotated_and_upright_jpegs()
+    contents = {"upright": upright, "rotated": rotated, "png": striped(), "broken": b"\xff\xd8\xff" + b"\0" * 20}
+
+    assert extractor_for(FeatureSpec("resnet18", "random:0", SMALL, steps)).decodes_on_gpu(contents[image]) is on_gpu

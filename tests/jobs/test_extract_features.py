@@ -1,0 +1,34 @@
+"""extract_features on a real lake in local Spark: the run's preprocessing decides where its features go."""
+
+from __future__ import annotations
+
+from conftest import settle
+from imagepipe import sample_data, storage
+from imagepipe.lake import Lake
+from imagepipe.object_store import s3_client
+from spark_jobs import extract_features, ingest_images
+
+SMALL = ["--backbone", "resnet18", "--weights", "random:0", "--image-size", "32", "--batch-size", "8"]
+
+
+def test_runs_differing_only_in_preprocessing_write_separate_feature_spaces(spark, s3_bucket, lake_root):
+    sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=2, seed=1))
+    settle()
+    common = ["--run-id", "manual__pre", "--lake-root", lake_root]
+    ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", "2100-01-01T00:00:00+00:00"])
+    lake = Lake(lake_root)
+
+    extract_features.main([*common, *SMALL])
+    default = lake.read_run("manual__pre", "features")
+    extract_features.main([*common, *SMALL, "--preprocessing", "exif_transpose,median:3,autocontrast,pad_to_square"])
+    cleaned = lake.read_run("manual__pre", "features")
+
+    assert default["preprocessing"] == ["exif_transpose"]
+    assert cleaned["preprocessing"] == ["exif_transpose", "median:3", "autocontrast", "pad_to_square"]
+    assert default["fingerprint"] != cleaned["fingerprint"]
+    for record in (default, cleaned):
+        table = spark.read.parquet(storage.spark_path(lake.features(record["fingerprint"])))
+        assert record["rows"] == 8
+        assert {row.fingerprint for row in table.select("fingerprint").distinct().collect()} == {record["fingerprint"]}
+        space = storage.read_json(storage.join(lake.features(record["fingerprint"]), "_feature_space.json"))
+        assert space["preprocessing"] == record["preprocessing"]
