@@ -10,8 +10,8 @@ classifier, evaluates it against the current champion on the same held-out image
 | extract_features | `spark_jobs/extract_features.py` | feature vectors of the run's feature space |
 | train | `spark_jobs/train_classifier.py` | a new model version in the registry |
 | evaluate | `spark_jobs/evaluate_model.py` | metrics and verdict of that version |
-| gate | (reads the verdict) | skips promotion, run still green, when a check failed |
-| promote | `spark_jobs/promote_model.py` | champion pointer (compare-and-swap) and history |
+| gate | (reads the verdict) | skips promotion, run still green, when a check failed (unless `force_promote`) |
+| promote | `spark_jobs/promote_model.py` | champion pointer (compare-and-swap) and history; backfills keep the champion |
 
 **Window.** Scheduled and backfill runs take the objects whose LastModified lies in their data interval. Manual
 runs take `window_start`/`window_end` from the trigger form; left empty, everything not ingested yet up to the
@@ -39,6 +39,7 @@ from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
 
 LAKE_ROOT = settings.lake_root()
 MODEL_NAME = settings.DEFAULT_MODEL_NAME
+REGISTRY_URI = settings.registry_uri(LAKE_ROOT)
 JOBS = settings.spark_jobs_dir()
 RUN = ["--run-id", "{{ run_id }}", "--lake-root", LAKE_ROOT]
 
@@ -122,6 +123,20 @@ with DAG(
             0.01, type="number", minimum=0, maximum=1, title="Gate: max drop vs champion",
             description="How far below the champion's test accuracy a candidate may fall and still be promoted.",
         ),
+        "promote_on_backfill": Param(
+            False, type="boolean", title="Promote on backfill",
+            description="Let a backfill run move the champion. Off: backfills train, evaluate and write their verdict "
+            "but keep the champion.",
+        ),
+        "force_promote": Param(
+            False, type="boolean", title="Force promotion",
+            description="Promote the candidate even if it fails its gate, recorded in the history as forced. Needs a "
+            "force reason.",
+        ),
+        "force_reason": Param(
+            None, type=["null", "string"], title="Force reason",
+            description="Why the gate is overridden; recorded in the promotion history. Required with force promotion.",
+        ),
     },
 ) as dag:
 
@@ -165,10 +180,20 @@ with DAG(
     )
 
     @task.short_circuit(task_id="gate")
-    def gate(run_id=None) -> bool:
-        """Let promotion run only when every check of the candidate's verdict passed; the log names each check."""
-        return orchestration.verdict_passed(LAKE_ROOT, run_id, MODEL_NAME)
+    def gate(run_id=None, params=None) -> bool:
+        """Let promotion run only when every check of the candidate's verdict passed, or when the run forces it with
+        a reason; the log names each check."""
+        return orchestration.verdict_passed(
+            LAKE_ROOT, run_id, MODEL_NAME, REGISTRY_URI, params["force_promote"], params["force_reason"]
+        )
 
-    promote = spark_job("promote", "promote_model", [*RUN, "--model-name", MODEL_NAME])
+    promote = spark_job(
+        "promote",
+        "promote_model",
+        [*RUN, "--model-name", MODEL_NAME, "--registry-uri", REGISTRY_URI, "--run-type", "{{ dag_run.run_type }}",
+         "--promote-on-backfill", "{{ params.promote_on_backfill }}",
+         # The gate has refused a force without a reason; an empty reason means no force.
+         "--force-reason", "{{ params.force_reason if params.force_promote and params.force_reason else '' }}"],
+    )
 
     ingest >> extract >> train >> evaluate >> gate() >> promote

@@ -10,7 +10,6 @@ from imagepipe import cli, storage
 from imagepipe.errors import InputError
 from imagepipe.evaluation import classification_metrics, decide, explain, score
 from imagepipe.lake import Lake
-from imagepipe.registry import Registry
 from imagepipe.spark import get_spark
 from imagepipe.training import check_one_feature_space, features_up_to, with_split
 from imagepipe.windows import Window
@@ -40,11 +39,9 @@ def test_split(spark, lake: Lake, fingerprint: str, window_end_id: str):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pyspark.ml import PipelineModel
-
     args = parse_args(argv)
     lake = Lake(args.lake_root)
-    registry = Registry(lake.registry, args.model_name)
+    registry = cli.open_registry(args)
     window_end_id = Window.from_json(lake.read_run(args.run_id, "window")).end_id
     version = lake.read_run(args.run_id, "candidate")["version"]
     metadata = registry.metadata(version)
@@ -53,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     test = test_split(spark, lake, metadata["fingerprint"], window_end_id).persist()
     if test.isEmpty():
         raise InputError(f"no test images under feature space {metadata['fingerprint']}; ingest more images")
-    candidate = classification_metrics(score(PipelineModel.load(registry.model_uri(version)), test))
+    candidate = classification_metrics(score(registry.load_model(version), test))
 
     champion_version = registry.champion_version()
     champion = None
@@ -65,7 +62,7 @@ def main(argv: list[str] | None = None) -> None:
             champion_test = test_split(spark, lake, champion_fingerprint, window_end_id).join(
                 test.select("sha256"), "sha256", "left_semi"
             )
-        champion = classification_metrics(score(PipelineModel.load(registry.model_uri(champion_version)), champion_test))
+        champion = classification_metrics(score(registry.load_model(champion_version), champion_test))
         champion["version"] = champion_version
 
     verdict = decide(candidate, champion, args.min_accuracy, args.max_accuracy_drop)

@@ -1,6 +1,10 @@
 """Promote the run's candidate to champion if its verdict passed and the champion is still the one it was judged
-against (compare-and-swap). The model is loaded with Spark first, so a version that cannot be served is never
-promoted. A retry after a successful promotion changes nothing.
+against (compare-and-swap). The model is loaded with Spark first, from files checked against their sha256, so a
+version that cannot be served is never promoted. A retry after a successful promotion changes nothing.
+
+Backfill runs (--run-type backfill) keep the champion unless --promote-on-backfill is given: they still train,
+evaluate and write their verdict. --force-reason promotes a candidate that failed its gate, recorded in the history
+as forced with that reason.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from imagepipe import cli
 from imagepipe.errors import InputError
 from imagepipe.evaluation import explain
 from imagepipe.lake import Lake
-from imagepipe.registry import Registry
 from imagepipe.spark import get_spark
 
 log = logging.getLogger("promote_model")
@@ -20,24 +23,45 @@ log = logging.getLogger("promote_model")
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("promote_model", __doc__, "the run's candidate must have a verdict")
     cli.add_model_name(parser)
+    parser.add_argument(
+        "--run-type", default="manual",
+        help="Airflow run type (manual, scheduled, backfill, ...); backfill runs keep the champion (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--promote-on-backfill", type=cli.BOOLEAN, nargs="?", const=True, default=False,
+        help="let a backfill run move the champion (default: false)",
+    )
+    parser.add_argument(
+        "--force-reason", default="",
+        help="promote even though the verdict failed, recording this reason in the history as a forced promotion",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    from pyspark.ml import PipelineModel
-
     args = parse_args(argv)
     lake = Lake(args.lake_root)
-    registry = Registry(lake.registry, args.model_name)
+    registry = cli.open_registry(args)
     version = lake.read_run(args.run_id, "candidate")["version"]
     verdict = registry.document(version, "verdict")
     if verdict is None:
         raise InputError(f"version {version} has no verdict; run evaluate_model for run {args.run_id} first")
-    if not verdict["passed"]:
-        raise InputError(f"version {version} failed its gate, not promoted: {'; '.join(explain(verdict))}")
+    outcome = "PASSED" if verdict["passed"] else "FAILED"
+    if args.run_type == "backfill" and not args.promote_on_backfill:
+        log.info("backfill run %s: version %d (verdict %s) is not promoted and the champion stays version %s; "
+                 "trigger with promote_on_backfill to let a backfill promote", args.run_id, version, outcome,
+                 registry.champion_version())
+        lake.write_run(args.run_id, "promotion", {"version": version, "changed": False, "skipped": "backfill run"})
+        return
+    kind, reason = ("promotion", "verdict passed") if verdict["passed"] else ("forced", args.force_reason.strip())
+    if not reason:
+        raise InputError(f"version {version} failed its gate, not promoted: {'; '.join(explain(verdict))} "
+                         "(--force-reason promotes it anyway)")
+    if kind == "forced":
+        log.warning("version %d failed its gate; promoting it anyway (forced): %s", version, reason)
     get_spark("promote_model")
-    PipelineModel.load(registry.model_uri(version))
-    changed = registry.promote(version, verdict["champion_version"], args.run_id, reason="passed gate")
+    registry.load_model(version)
+    changed = registry.promote(version, verdict["champion_version"], args.run_id, reason, kind=kind)
     lake.write_run(args.run_id, "promotion", {"version": version, "previous": verdict["champion_version"], "changed": changed})
     log.info("champion of %s is version %d%s", args.model_name, version, "" if changed else " (already)")
 

@@ -13,7 +13,6 @@ import time
 
 from imagepipe import cli, settings, storage
 from imagepipe.lake import Lake
-from imagepipe.registry import Registry
 from imagepipe.spark import get_spark
 from imagepipe.training import (
     check_class_counts,
@@ -46,7 +45,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     lake = Lake(args.lake_root)
-    registry = Registry(lake.registry, args.model_name)
+    registry = cli.open_registry(args)
     window = Window.from_json(lake.read_run(args.run_id, "window"))
     fingerprint = lake.read_run(args.run_id, "features")["fingerprint"]
 
@@ -67,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     model = fit_classifier(features.filter("split = 'train'"), args.reg_param, args.max_iter)
     seconds = round(time.monotonic() - started, 3)
-    model.write().overwrite().save(registry.model_uri(version))
+    registry.save_model(version, model)
     registry.write_document(
         version,
         "metadata",

@@ -35,6 +35,8 @@ os.environ.update(
         # Airflow reads its home at import: keep the tests' config and SQLite database out of the user's.
         "AIRFLOW_HOME": tempfile.mkdtemp(prefix="imagepipe-tests-airflow-"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # Models pass through a local folder on their way to and from the registry: not the user's data/.
+        "IMAGEPIPE_MODEL_CACHE": tempfile.mkdtemp(prefix="imagepipe-tests-models-"),
     }
 )
 for _variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):

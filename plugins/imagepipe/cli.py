@@ -44,9 +44,18 @@ def fraction(text: str) -> float:
     return value
 
 
-# argparse types for the jobs' numeric options
+def boolean(text: str) -> bool:
+    """true/false in any case, as Airflow renders a boolean param (True/False)."""
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError("use true or false")
+    return value == "true"
+
+
+# argparse types for the jobs' numeric and boolean options
 POSITIVE_INT = checked(positive_int, "a positive integer")
 FRACTION = checked(fraction, "a fraction")
+BOOLEAN = checked(boolean, "true or false")
 
 
 def job_parser(prog: str, doc: str, run_help: str) -> JobArgumentParser:
@@ -59,6 +68,17 @@ def job_parser(prog: str, doc: str, run_help: str) -> JobArgumentParser:
 
 def add_model_name(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-name", default=settings.DEFAULT_MODEL_NAME, help="registry model name (default: %(default)s)")
+    parser.add_argument(
+        "--registry-uri", default=None,
+        help="registry root, s3://bucket/prefix or a path (default: $IMAGEPIPE_REGISTRY_URI, else <lake root>/registry)",
+    )
+
+
+def open_registry(args: argparse.Namespace):
+    """The registry a model job works in: --registry-uri, else IMAGEPIPE_REGISTRY_URI, else the lake's registry."""
+    from imagepipe.registry import Registry
+
+    return Registry(args.registry_uri or settings.registry_uri(args.lake_root), args.model_name)
 
 
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:

@@ -6,6 +6,7 @@ explicit argument. Retries of 5xx, throttling and dropped connections are botoco
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,16 +49,14 @@ def s3_client(endpoint_url: str | None = None, max_pool_connections: int = 10):
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url or None, config=config)
 
 
-def list_objects(client, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
-    """Every object under prefix, page by page. What stops the listing altogether (no credentials, no endpoint, no
-    bucket, access denied) is an InputError saying what to fix."""
+@contextlib.contextmanager
+def s3_errors(action: str):
+    """Turn what stops an S3 call altogether (no credentials, no endpoint, no bucket, access denied) into an InputError
+    saying what to fix; `action` names the call, e.g. "list s3://bucket/prefix"."""
     from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-    paginator = client.get_paginator("list_objects_v2")
     try:
-        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                yield ObjectInfo(item["Key"], item["ETag"].strip('"'), item["Size"], item["LastModified"])
+        yield
     except NoCredentialsError:
         raise InputError(
             "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE "
@@ -67,7 +66,16 @@ def list_objects(client, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
         raise InputError(f"cannot reach the S3 endpoint ({error}); check AWS_ENDPOINT_URL or start the endpoint") from None
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "error")
-        raise InputError(f"cannot list s3://{bucket}/{prefix}: {code}; check the bucket name and its permissions") from None
+        raise InputError(f"cannot {action}: {code}; check the bucket name and its permissions") from None
+
+
+def list_objects(client, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+    """Every object under prefix, page by page; what stops the listing altogether is an InputError (see s3_errors)."""
+    paginator = client.get_paginator("list_objects_v2")
+    with s3_errors(f"list s3://{bucket}/{prefix}"):
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(item["Key"], item["ETag"].strip('"'), item["Size"], item["LastModified"])
 
 
 def get_object_bytes(client, bucket: str, key: str) -> bytes:

@@ -70,19 +70,36 @@ def skip_without_new_images(lake_root: str, context) -> None:
         )
 
 
-def verdict_passed(lake_root: str, run_id: str, model_name: str) -> bool:
-    """Read the verdict of the run's candidate and log every check; True lets promotion run."""
+def verdict_passed(
+    lake_root: str,
+    run_id: str,
+    model_name: str,
+    registry_uri: str | None = None,
+    force_promote: bool = False,
+    force_reason: str | None = None,
+) -> bool:
+    """Read the verdict of the run's candidate and log every check; True lets promotion run: when every check passed,
+    or when the run forces promotion with a reason (a force without one fails the task, promoting nothing)."""
+    from imagepipe import settings
+    from imagepipe.errors import InputError
     from imagepipe.evaluation import explain
     from imagepipe.lake import Lake
     from imagepipe.registry import Registry
 
-    lake = Lake(lake_root)
-    version = lake.read_run(run_id, "candidate")["version"]
-    verdict = Registry(lake.registry, model_name).document(version, "verdict")
+    if force_promote and not (force_reason or "").strip():
+        raise InputError("force_promote is on but force_reason is empty: a forced promotion needs a reason; "
+                         "nothing was promoted")
+    version = Lake(lake_root).read_run(run_id, "candidate")["version"]
+    verdict = Registry(registry_uri or settings.registry_uri(lake_root), model_name).document(version, "verdict")
     if verdict is None:
         raise RuntimeError(f"version {version} of {model_name} has no verdict: evaluate did not write one")
     for line in explain(verdict):
         log.info(line)
-    log.info("version %d %s its gate%s", version, "passed" if verdict["passed"] else "failed",
-             "" if verdict["passed"] else ": promotion is skipped")
-    return verdict["passed"]
+    if verdict["passed"]:
+        log.info("version %d passed its gate", version)
+    elif force_promote:
+        log.warning("version %d failed its gate: promotion is forced by the run's force_promote param: %s", version,
+                    force_reason)
+    else:
+        log.info("version %d failed its gate: promotion is skipped", version)
+    return verdict["passed"] or force_promote

@@ -20,6 +20,20 @@ def lake_root() -> str:
     return os.environ.get("IMAGEPIPE_LAKE_ROOT", str(data_dir() / "lake"))
 
 
+def registry_uri(lake_root_uri: str | None = None) -> str:
+    """Root URI of the model registry (s3://bucket/prefix or a path): IMAGEPIPE_REGISTRY_URI, else the registry folder
+    of the lake (the given lake root, or the environment's)."""
+    from imagepipe.lake import Lake
+
+    return os.environ.get("IMAGEPIPE_REGISTRY_URI") or Lake(lake_root_uri or lake_root()).registry
+
+
+def model_cache_dir() -> Path:
+    """Local folder model files pass through on their way to and from the registry (Spark saves and loads models
+    there). On a cluster it must be a folder the driver and the executors share."""
+    return Path(os.environ.get("IMAGEPIPE_MODEL_CACHE", data_dir() / "model_cache"))
+
+
 def default_source_uri() -> str:
     return os.environ.get("IMAGEPIPE_SOURCE_URI", "s3://imagepipe-samples/images/")
 

@@ -36,7 +36,7 @@ def summarize(lake: Lake, run_id: str, model_name: str) -> list[str]:
         f"unlabeled {ingest['unlabeled']})",
         f"images rejected:  {sum(ingest['rejected'].values())} ({rejected})",
     ]
-    registry = Registry(lake.registry, model_name)
+    registry = Registry(settings.registry_uri(lake.root), model_name)
     features = storage.read_json(lake.run_document(run_id, "features"))
     if features is None:
         return lines + ["skipped:          no new images in the window, so no features, training or evaluation",

@@ -73,13 +73,11 @@ def test_pipeline_trains_a_model_that_passes_its_gate_and_becomes_champion(spark
 
 
 def test_the_trained_model_labels_images_by_name(spark, trained_lake):
-    from pyspark.ml import PipelineModel
-
     from imagepipe.evaluation import score
 
     lake = Lake(trained_lake)
     fingerprint = lake.read_run("manual__first", "features")["fingerprint"]
-    model = PipelineModel.load(Registry(lake.registry, "image_classifier").model_uri(1))
+    model = Registry(lake.registry, "image_classifier").load_model(1)
     scored = score(model, spark.read.parquet(lake.features(fingerprint)))
     right = scored.filter("predicted_label = label").count()
     assert right / scored.count() >= 0.8

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from imagepipe.errors import MissingRecordError
+from imagepipe.errors import InputError, MissingRecordError
 from imagepipe.lake import Lake
 from imagepipe.orchestration import verdict_passed, window_end, window_start
 from imagepipe.registry import Registry
@@ -110,6 +110,35 @@ def test_failing_verdict_skips_promotion_and_says_so(tmp_path, caplog):
         "FAIL not_worse_than_champion: 0.8 < 0.9",
         "version 1 failed its gate: promotion is skipped",
     ]
+
+
+def test_a_forced_run_lets_a_failed_verdict_through_saying_so(tmp_path, caplog):
+    record_candidate(tmp_path, {"passed": False, "checks": [check("min_accuracy", False, "accuracy 0.5 < 0.7")]})
+
+    with caplog.at_level(logging.INFO, logger="imagepipe.orchestration"):
+        assert verdict_passed(str(tmp_path), RUN_ID, MODEL, force_promote=True, force_reason="labels fixed upstream")
+
+    assert caplog.messages == [
+        "FAIL min_accuracy: accuracy 0.5 < 0.7",
+        "version 1 failed its gate: promotion is forced by the run's force_promote param: labels fixed upstream",
+    ]
+
+
+@pytest.mark.parametrize("reason", [None, "", "   "])
+def test_a_force_without_a_reason_is_refused(tmp_path, reason):
+    record_candidate(tmp_path, {"passed": False, "checks": [check("min_accuracy", False, "accuracy 0.5 < 0.7")]})
+
+    with pytest.raises(InputError, match="force_promote is on but force_reason is empty"):
+        verdict_passed(str(tmp_path), RUN_ID, MODEL, force_promote=True, force_reason=reason)
+
+
+def test_the_gate_reads_the_verdict_from_another_registry_root(tmp_path):
+    registry = Registry(str(tmp_path / "elsewhere"), MODEL)
+    version = registry.allocate_version(RUN_ID)
+    Lake(str(tmp_path / "lake")).write_run(RUN_ID, "candidate", {"version": version})
+    registry.write_document(version, "verdict", {"passed": True, "checks": []})
+
+    assert verdict_passed(str(tmp_path / "lake"), RUN_ID, MODEL, registry_uri=str(tmp_path / "elsewhere")) is True
 
 
 def test_candidate_without_verdict_is_an_error_naming_the_version(tmp_path):

@@ -1,0 +1,68 @@
+"""
+### Image classifier rollback
+
+Makes an earlier version of the image classifier the champion again: by default the version that was champion
+before the current one, or the version named in `target_version`. The rollback is a compare-and-swap promotion,
+recorded in the promotion history as a rollback with the `reason` given here and the user who triggered it. The
+target's files are checked against their recorded sha256 first: a corrupted or half-written version is refused and
+the champion stays as it was.
+
+The same from a shell: `python -m imagepipe.registry rollback [--to VERSION] --reason "..."`; see what is there with
+`python -m imagepipe.registry history` and `list`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from airflow.sdk import DAG, Param, task
+
+from imagepipe import settings
+
+REGISTRY_URI = settings.registry_uri()
+MODEL_NAME = settings.DEFAULT_MODEL_NAME
+
+log = logging.getLogger(__name__)
+
+with DAG(
+    dag_id=Path(__file__).stem,
+    doc_md=__doc__,
+    schedule=None,  # manual trigger only
+    start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["imagepipe", "ml", "registry"],
+    default_args={
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": timedelta(minutes=15),
+    },
+    params={
+        "target_version": Param(
+            None, type=["null", "integer"], minimum=1, title="Target version",
+            description="Version to make champion again. Empty: the version that was champion before the current one.",
+        ),
+        "reason": Param(
+            type="string", minLength=5, title="Reason",
+            description="Why the champion is rolled back; recorded in the promotion history.",
+        ),
+    },
+) as dag:
+
+    @task(task_id="rollback")
+    def rollback(params=None, run_id=None, dag_run=None) -> dict:
+        """Move the champion pointer back by compare-and-swap; a retry of a rollback that happened changes nothing."""
+        from imagepipe.registry import Registry
+
+        entry = Registry(REGISTRY_URI, MODEL_NAME).rollback(
+            params["reason"], to=params["target_version"], run_id=run_id, user=dag_run.triggering_user_name
+        )
+        log.info("champion of %s rolled back from version %s to version %s: %s", MODEL_NAME, entry["from"],
+                 entry["to"], entry["reason"])
+        return entry
+
+    rollback()

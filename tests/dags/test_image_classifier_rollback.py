@@ -1,0 +1,137 @@
+"""The rollback DAG as Airflow loads it, run against a real registry; and how the pipeline DAG hands its promotion
+params (backfill, force) to the promote job."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+DAG_ID = "image_classifier_rollback"
+MODEL = "image_classifier"
+
+
+@pytest.fixture(scope="module")
+def registry_root(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("rollback") / "registry")
+
+
+@pytest.fixture(scope="module")
+def bag(registry_root):
+    from airflow.dag_processing.dagbag import DagBag
+
+    # The DAG files read the registry root from the environment when they are parsed.
+    saved = os.environ.get("IMAGEPIPE_REGISTRY_URI")
+    os.environ["IMAGEPIPE_REGISTRY_URI"] = registry_root
+    try:
+        bag = DagBag(dag_folder=str(DAGS))
+    finally:
+        os.environ.pop("IMAGEPIPE_REGISTRY_URI") if saved is None else os.environ.update(IMAGEPIPE_REGISTRY_URI=saved)
+    assert bag.import_errors == {}
+    return bag
+
+
+@pytest.fixture(scope="module")
+def dag(bag):
+    return bag.dags[DAG_ID]
+
+
+def test_rollback_dag_is_manual_only_documented_and_retried_with_a_timeout(dag):
+    assert type(dag.timetable).__name__ == "NullTimetable"  # schedule=None: runs only when triggered
+    assert "Image classifier rollback" in dag.doc_md
+    assert {"imagepipe", "registry"} <= set(dag.tags)
+    [task] = dag.tasks
+    assert task.task_id == "rollback"
+    assert task.retries >= 1 and task.retry_exponential_backoff > 1 and task.execution_timeout is not None
+
+
+def test_rollback_params_need_a_reason_and_take_an_optional_positive_version(dag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    for name, value in {"reason": None, "target_version": 0}.items():
+        with pytest.raises(ParamValidationError):
+            copy.deepcopy(dag.params.get_param(name)).resolve(value)
+    with pytest.raises(ParamValidationError):
+        copy.deepcopy(dag.params.get_param("reason")).resolve("bad")  # too short to say why
+    assert copy.deepcopy(dag.params.get_param("target_version")).resolve(None) is None
+    assert copy.deepcopy(dag.params.get_param("target_version")).resolve(2) == 2
+
+
+def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, registry_root):
+    from imagepipe.errors import InputError
+    from imagepipe.registry import Registry
+
+    registry = Registry(registry_root, MODEL)
+    for index in range(3):
+        version = registry.allocate_version(f"run-{index}")
+        registry.write_document(version, "metadata", {"version": version})
+        registry.promote(version, version - 1 if version > 1 else None, f"run-{index}", "passed")
+    rollback = dag.get_task("rollback").python_callable
+    user = SimpleNamespace(triggering_user_name="alice")
+
+    entry = rollback(params={"target_version": None, "reason": "version 3 mislabels beaches"},
+                     run_id="manual__rb1", dag_run=user)
+
+    assert (entry["from"], entry["to"], entry["kind"], entry["user"]) == (3, 2, "rollback", "alice")
+    assert registry.champion_version() == 2
+    with pytest.raises(InputError, match="has no version 7"):
+        rollback(params={"target_version": 7, "reason": "typo in the form"}, run_id="manual__rb2", dag_run=user)
+    rollback(params={"target_version": 1, "reason": "back to the first"}, run_id="manual__rb3", dag_run=user)
+    assert [(entry["from"], entry["to"]) for entry in registry.history()][-2:] == [(3, 2), (2, 1)]
+
+
+def test_rollback_dag_file_imports_nothing_heavy():
+    heavy = ("torch", "torchvision", "pyspark", "boto3", "pandas")
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('dag', {str(DAGS / (DAG_ID + '.py'))!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+def _promote_args(pipeline, run_type: str, **params) -> list[str]:
+    resolved = {**{name: pipeline.params.get_param(name).resolve() for name in pipeline.params}, **params}
+    env = pipeline.get_template_env()
+    return [env.from_string(arg).render(params=resolved, run_id="backfill__x", dag_run=SimpleNamespace(run_type=run_type))
+            for arg in pipeline.get_task("promote").application_args]
+
+
+@pytest.mark.parametrize(
+    "run_type, params, expected",
+    [
+        ("scheduled", {}, ("scheduled", False, "")),
+        ("backfill", {}, ("backfill", False, "")),
+        ("backfill", {"promote_on_backfill": True}, ("backfill", True, "")),
+        ("manual", {"force_promote": True, "force_reason": "labels fixed"}, ("manual", False, "labels fixed")),
+        ("manual", {"force_promote": False, "force_reason": "left in the form"}, ("manual", False, "")),
+    ],
+)
+def test_pipeline_hands_run_type_backfill_and_force_params_to_the_promote_job(bag, registry_root, run_type, params,
+                                                                                expected):
+    from spark_jobs import promote_model
+
+    args = promote_model.parse_args(_promote_args(bag.dags["image_classifier_pipeline"], run_type, **params))
+
+    assert (args.run_type, args.promote_on_backfill, args.force_reason) == expected
+    assert args.registry_uri == registry_root
+
+
+def test_pipeline_promotion_params_validate(bag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    params = bag.dags["image_classifier_pipeline"].params
+    assert params.get_param("promote_on_backfill").resolve() is False
+    assert params.get_param("force_promote").resolve() is False
+    assert params.get_param("force_reason").resolve() is None
+    with pytest.raises(ParamValidationError):
+        copy.deepcopy(params.get_param("force_promote")).resolve("yes")
