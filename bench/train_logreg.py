@@ -3,7 +3,8 @@ scikit-learn's LogisticRegression (solver lbfgs, multinomial), side by side in o
 
 Data: a seeded Gaussian mixture shaped like pooled CNN features: 10 classes, 512 float32 features per row,
 x = relu(class mean + unit noise), class means N(0, 0.1^2), 50,000 rows, balanced; learnable but not separable.
-Both sides generate it from the same seed in their own process (the checksum of the float32 bytes is reported by each, so "same data" is checked).
+Both sides generate it from the same seed in their own process (each reports a checksum of the float32 bytes and the
+labels, so "same data" is checked).
 
 Fairness:
   - the same objective: mean log loss + regParam / 2 * ||W||^2 (intercepts unpenalised) on both sides; scikit-learn
