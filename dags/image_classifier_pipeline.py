@@ -34,6 +34,7 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
 from imagepipe import orchestration, settings
+from imagepipe.classifiers import CLASSIFIERS, HYPERPARAMETER_NAMES
 from imagepipe.featurizer import BACKBONES
 from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
 
@@ -42,6 +43,7 @@ MODEL_NAME = settings.DEFAULT_MODEL_NAME
 REGISTRY_URI = settings.registry_uri(LAKE_ROOT)
 JOBS = settings.spark_jobs_dir()
 RUN = ["--run-id", "{{ run_id }}", "--lake-root", LAKE_ROOT]
+MODEL_RUN = [*RUN, "--model-name", MODEL_NAME, "--registry-uri", REGISTRY_URI]
 
 with DAG(
     dag_id=Path(__file__).stem,
@@ -109,19 +111,74 @@ with DAG(
             "(odd, 3..15), gaussian:RADIUS (0..10], autocontrast, equalize, pad_to_square (last; keeps the whole "
             "image instead of a centre crop). Empty: none, not even EXIF orientation.",
         ),
-        "reg_param": Param(0.01, type="number", minimum=0, title="Regularisation", description="L2 penalty of the classifier."),
-        "max_iter": Param(100, type="integer", minimum=1, maximum=10000, title="Max iterations", description="Optimiser iterations."),
+        "classifier": Param(
+            "logistic_regression", enum=sorted(CLASSIFIERS), title="Classifier",
+            description="Spark MLlib classifier: multinomial logistic regression, linear SVM (one-vs-rest for more "
+            "than two classes), random forest, or a multilayer perceptron (features standardised first).",
+        ),
+        "hyperparameters": Param(
+            {}, type="object", additionalProperties=False, title="Hyperparameters",
+            properties={name: {"type": ["number", "array"]} for name in HYPERPARAMETER_NAMES},
+            description="Values for the classifier; a list of values is a grid, searched by cross-validation on the "
+            "training split. logistic_regression: reg_param, elastic_net_param, max_iter. linear_svc: reg_param, "
+            "max_iter. random_forest: num_trees, max_depth. mlp: hidden_layers (e.g. [128] or [[128], [256, 64]]), "
+            "max_iter, step_size. Empty: the defaults. Example: {\"reg_param\": [0.001, 0.01, 0.1]}",
+        ),
+        "feature_transforms": Param(
+            [], type="array", items={"type": "string", "pattern": r"^(standard_scaler|normalizer|pca:[1-9][0-9]*)$"},
+            title="Feature transforms",
+            description="Applied in order inside the saved model before the classifier: standard_scaler, normalizer, "
+            "pca:K (K components, at most the backbone's feature width).",
+        ),
+        "class_weights": Param(
+            "none", enum=["none", "balanced"], title="Class weights",
+            description="balanced: weigh each class inversely to its training images (not for mlp).",
+        ),
+        "selection_folds": Param(
+            3, type="integer", minimum=2, maximum=10, title="Cross-validation folds",
+            description="Folds used to pick the best point of a hyperparameter grid (unused for a single point).",
+        ),
+        "training_days": Param(
+            None, type=["null", "integer"], minimum=1, title="Training days",
+            description="Train only on images of windows that ended in the last N days. Empty: every image ingested "
+            "up to the run's window end.",
+        ),
         "min_examples_per_class": Param(
             5, type="integer", minimum=1, title="Min examples per class",
             description="Training refuses to start when a class has fewer training images.",
         ),
         "min_accuracy": Param(
-            0.8, type="number", minimum=0, maximum=1, title="Gate: min test accuracy",
-            description="A candidate below this test accuracy is not promoted.",
+            0.8, type=["null", "number"], minimum=0, maximum=1, title="Gate: min test accuracy",
+            description="A candidate below this test accuracy is not promoted. Empty: no minimum.",
         ),
-        "max_accuracy_drop": Param(
-            0.01, type="number", minimum=0, maximum=1, title="Gate: max drop vs champion",
-            description="How far below the champion's test accuracy a candidate may fall and still be promoted.",
+        "min_macro_f1": Param(
+            None, type=["null", "number"], minimum=0, maximum=1, title="Gate: min macro-F1",
+            description="A candidate below this macro-averaged F1 is not promoted. Empty: no minimum.",
+        ),
+        "min_class_recall": Param(
+            None, type=["null", "number"], minimum=0, maximum=1, title="Gate: min recall per class",
+            description="Every class with test images must reach this recall. Empty: no per-class check.",
+        ),
+        "min_test_images": Param(
+            10, type="integer", minimum=1, title="Gate: min test images",
+            description="A verdict needs at least this many held-out images.",
+        ),
+        "compare_metric": Param(
+            "accuracy", enum=["accuracy", "macro_f1", "weighted_f1"], title="Gate: metric compared with the champion",
+            description="The metric the change thresholds below apply to.",
+        ),
+        "max_drop": Param(
+            0.01, type=["null", "number"], minimum=0, maximum=1, title="Gate: max drop vs champion",
+            description="How far (absolute) below the champion's value the candidate may fall. Empty: no limit.",
+        ),
+        "max_relative_drop": Param(
+            None, type=["null", "number"], minimum=0, maximum=1, title="Gate: max relative drop vs champion",
+            description="How far below the champion's value the candidate may fall, as a fraction of it (0.02 = 2%). "
+            "Empty: no limit.",
+        ),
+        "min_gain": Param(
+            None, type=["null", "number"], minimum=0, maximum=1, title="Gate: min gain over champion",
+            description="How far (absolute) above the champion's value the candidate must be. Empty: not required.",
         ),
         "promote_on_backfill": Param(
             False, type="boolean", title="Promote on backfill",
@@ -169,14 +226,19 @@ with DAG(
     train = spark_job(
         "train",
         "train_classifier",
-        [*RUN, "--model-name", MODEL_NAME, "--reg-param", "{{ params.reg_param }}", "--max-iter", "{{ params.max_iter }}",
-         "--min-examples-per-class", "{{ params.min_examples_per_class }}"],
+        [*MODEL_RUN, "--classifier", "{{ params.classifier }}",
+         "--hyperparameters", "{{ params.hyperparameters | tojson }}",
+         "--feature-transforms", "{{ params.feature_transforms | join(',') }}",
+         "--class-weights", "{{ params.class_weights }}", "--selection-folds", "{{ params.selection_folds }}",
+         "--training-days", "{{ params.training_days }}", "--min-examples-per-class", "{{ params.min_examples_per_class }}"],
     )
     evaluate = spark_job(
         "evaluate",
         "evaluate_model",
-        [*RUN, "--model-name", MODEL_NAME, "--min-accuracy", "{{ params.min_accuracy }}",
-         "--max-accuracy-drop", "{{ params.max_accuracy_drop }}"],
+        [*MODEL_RUN, *[
+            argument for name in ("min_accuracy", "min_macro_f1", "min_class_recall", "min_test_images", "compare_metric",
+                                  "max_drop", "max_relative_drop", "min_gain")
+            for argument in (f"--{name.replace('_', '-')}", "{{ params.%s }}" % name)]],
     )
 
     @task.short_circuit(task_id="gate")
@@ -190,7 +252,7 @@ with DAG(
     promote = spark_job(
         "promote",
         "promote_model",
-        [*RUN, "--model-name", MODEL_NAME, "--registry-uri", REGISTRY_URI, "--run-type", "{{ dag_run.run_type }}",
+        [*MODEL_RUN, "--run-type", "{{ dag_run.run_type }}",
          "--promote-on-backfill", "{{ params.promote_on_backfill }}",
          # The gate has refused a force without a reason; an empty reason means no force.
          "--force-reason", "{{ params.force_reason if params.force_promote and params.force_reason else '' }}"],

@@ -1,41 +1,103 @@
-"""Evaluate the run's candidate against the current champion on the same held-out test images and write the
-verdict the gate reads: metrics.json and verdict.json in the candidate's registry version.
+"""Evaluate the run's candidate against the current champion on the same held-out test images and write what the
+gate reads: metrics.json, report.md, report.html, confusion_matrix.png and, last, verdict.json in the candidate's
+registry version. A verdict is always written, pass or fail; a retry after it keeps it.
 """
 
 from __future__ import annotations
 
 import logging
 
-from imagepipe import cli, storage
+from imagepipe import cli, report, storage
 from imagepipe.errors import InputError
-from imagepipe.evaluation import classification_metrics, decide, explain, score
+from imagepipe.evaluation import classification_metrics, score
+from imagepipe.featurizer import FeatureSpec
+from imagepipe.features import FEATURE_COLUMNS, extract_features, split_failures
+from imagepipe.gate import COMPARABLE_METRICS, Thresholds, decide, explain
 from imagepipe.lake import Lake
 from imagepipe.spark import get_spark
 from imagepipe.training import check_one_feature_space, features_up_to, with_split
 from imagepipe.windows import Window
 
 log = logging.getLogger("evaluate_model")
+DEFAULTS = Thresholds()
 
 
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("evaluate_model", __doc__, "the run must have trained a candidate")
     cli.add_model_name(parser)
-    parser.add_argument(
-        "--min-accuracy", type=cli.FRACTION, default=0.8,
-        help="lowest test accuracy a candidate may have (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--max-accuracy-drop", type=cli.FRACTION, default=0.01,
-        help="how far below the champion's test accuracy a candidate may fall (default: %(default)s)",
-    )
+    off = " ('none' switches it off)"
+    fraction = cli.optional(cli.FRACTION)
+    parser.add_argument("--min-accuracy", type=fraction, default=DEFAULTS.min_accuracy,
+                        help=f"lowest test accuracy (default: %(default)s){off}")
+    parser.add_argument("--min-macro-f1", type=fraction, default=DEFAULTS.min_macro_f1,
+                        help=f"lowest macro-averaged F1 (default: %(default)s){off}")
+    parser.add_argument("--min-class-recall", type=fraction, default=DEFAULTS.min_class_recall,
+                        help=f"lowest recall of any class with test images (default: %(default)s){off}")
+    parser.add_argument("--min-test-images", type=cli.POSITIVE_INT, default=DEFAULTS.min_test_images,
+                        help="fewest test images a verdict may rest on (default: %(default)s)")
+    parser.add_argument("--compare-metric", choices=COMPARABLE_METRICS, default=DEFAULTS.compare_metric,
+                        help="metric compared with the champion's (default: %(default)s)")
+    parser.add_argument("--max-drop", type=fraction, default=DEFAULTS.max_drop,
+                        help=f"how far below the champion the candidate may fall, absolute (default: %(default)s){off}")
+    parser.add_argument("--max-relative-drop", type=fraction, default=DEFAULTS.max_relative_drop,
+                        help=f"the same as a fraction of the champion's value (default: %(default)s){off}")
+    parser.add_argument("--min-gain", type=fraction, default=DEFAULTS.min_gain,
+                        help=f"how far above the champion the candidate must be (default: %(default)s){off}")
     return parser.parse_args(argv)
+
+
+def thresholds(args) -> Thresholds:
+    return Thresholds(min_accuracy=args.min_accuracy, min_macro_f1=args.min_macro_f1,
+                      min_class_recall=args.min_class_recall, min_test_images=args.min_test_images,
+                      compare_metric=args.compare_metric, max_drop=args.max_drop,
+                      max_relative_drop=args.max_relative_drop, min_gain=args.min_gain)
 
 
 def test_split(spark, lake: Lake, fingerprint: str, window_end_id: str):
     features = spark.read.parquet(storage.spark_path(lake.features(fingerprint)))
     test = with_split(features_up_to(features, window_end_id)).filter("split = 'test'")
     check_one_feature_space(test, fingerprint)
-    return test
+    return test.select(*FEATURE_COLUMNS)
+
+
+def in_feature_space(spark, lake: Lake, test, fingerprint: str, window_end_id: str):
+    """The same test images in another feature space: its stored vectors where it has them, the rest extracted now
+    with that space's own backbone, weights and preprocessing (not stored: they are the champion's business)."""
+    space = storage.read_json(storage.join(lake.features(fingerprint), "_feature_space.json"))
+    if space is None:
+        raise InputError(f"feature space {fingerprint} has no _feature_space.json; re-run extract_features with its settings")
+    stored = test_split(spark, lake, fingerprint, window_end_id).join(test.select("sha256"), "sha256", "left_semi")
+    missing = test.select("sha256").join(stored.select("sha256"), "sha256", "left_anti").persist()
+    count = missing.count()
+    if count == 0:
+        return stored
+    log.info("extracting %d test images in feature space %s", count, fingerprint)
+    spec = FeatureSpec(space["backbone"], space["weights"], space["image_size"], tuple(space["preprocessing"]))
+    images = spark.read.parquet(storage.spark_path(lake.images)).join(missing, "sha256", "left_semi")
+    extracted, _ = split_failures(extract_features(images, spec, fingerprint))
+    return stored.unionByName(extracted)
+
+
+def measure(spark, lake: Lake, registry, version: int, metadata: dict, window_end_id: str) -> dict:
+    """Metrics of the candidate and of the current champion on the same test images."""
+    test = test_split(spark, lake, metadata["fingerprint"], window_end_id).persist()
+    if test.isEmpty():
+        raise InputError(f"no test images under feature space {metadata['fingerprint']}; ingest more images")
+    candidate = classification_metrics(score(registry.load_model(version), test), metadata["labels"])
+
+    champion_version = registry.champion_version()
+    champion = None
+    if champion_version is not None and champion_version != version:
+        champion_metadata = registry.metadata(champion_version)
+        champion_test = test
+        if champion_metadata["fingerprint"] != metadata["fingerprint"]:
+            log.info("champion %d was trained on %s: scoring it on the same test images in its own feature space",
+                     champion_version, champion_metadata["fingerprint"])
+            champion_test = in_feature_space(spark, lake, test, champion_metadata["fingerprint"], window_end_id)
+        champion_model = registry.load_model(champion_version)
+        champion = {**classification_metrics(score(champion_model, champion_test), champion_metadata["labels"]),
+                    "version": champion_version}
+    return {"candidate": candidate, "champion": champion, "champion_version": champion_version}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,34 +106,30 @@ def main(argv: list[str] | None = None) -> None:
     registry = cli.open_registry(args)
     window_end_id = Window.from_json(lake.read_run(args.run_id, "window")).end_id
     version = lake.read_run(args.run_id, "candidate")["version"]
-    metadata = registry.metadata(version)
-    spark = get_spark("evaluate_model")
+    if registry.document(version, "verdict") is not None:
+        log.info("version %d already has its verdict; keeping it", version)
+        return
+    metrics = registry.document(version, "metrics")
+    if metrics is None:
+        metadata = registry.metadata(version)
+        metrics = measure(get_spark("evaluate_model"), lake, registry, version, metadata, window_end_id)
+        registry.write_document(version, "metrics", metrics)
+    else:
+        # An interrupted attempt measured already; its metrics are part of the immutable version, so the report
+        # and verdict are made from them.
+        log.info("version %d already has its metrics; deciding on them", version)
+    candidate, champion = metrics["candidate"], metrics["champion"]
 
-    test = test_split(spark, lake, metadata["fingerprint"], window_end_id).persist()
-    if test.isEmpty():
-        raise InputError(f"no test images under feature space {metadata['fingerprint']}; ingest more images")
-    candidate = classification_metrics(score(registry.load_model(version), test))
-
-    champion_version = registry.champion_version()
-    champion = None
-    if champion_version is not None and champion_version != version:
-        champion_fingerprint = registry.metadata(champion_version)["fingerprint"]
-        champion_test = test
-        if champion_fingerprint != metadata["fingerprint"]:
-            # The same test images, featurised in the champion's own feature space.
-            champion_test = test_split(spark, lake, champion_fingerprint, window_end_id).join(
-                test.select("sha256"), "sha256", "left_semi"
-            )
-        champion = classification_metrics(score(registry.load_model(champion_version), champion_test))
-        champion["version"] = champion_version
-
-    verdict = decide(candidate, champion, args.min_accuracy, args.max_accuracy_drop)
-    verdict.update({"candidate_version": version, "champion_version": champion_version, "run_id": args.run_id})
-    registry.write_document(version, "metrics", {"candidate": candidate, "champion": champion})
+    verdict = decide(candidate, champion, thresholds(args))
+    verdict.update({"candidate_version": version, "champion_version": metrics["champion_version"], "run_id": args.run_id})
+    registry.write_file(version, "report.md", report.markdown(version, candidate, champion, verdict).encode())
+    registry.write_file(version, "report.html", report.html_page(version, candidate, champion, verdict).encode())
+    registry.write_file(version, "confusion_matrix.png", report.confusion_matrix_png(version, candidate["confusion_matrix"]))
     registry.write_document(version, "verdict", verdict)
     for line in explain(verdict):
         log.info(line)
-    log.info("verdict for version %d: %s", version, "PASSED" if verdict["passed"] else "FAILED")
+    log.info("verdict for version %d: %s (accuracy %.4f on %d test images)", version,
+             "PASSED" if verdict["passed"] else "FAILED", candidate["accuracy"], candidate["rows"])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import logging
 
 from imagepipe import cli
 from imagepipe.errors import InputError
-from imagepipe.evaluation import explain
+from imagepipe.gate import explain
 from imagepipe.lake import Lake
 from imagepipe.spark import get_spark
 

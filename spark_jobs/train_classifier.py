@@ -1,25 +1,32 @@
 """Train a new model version on every labelled image ingested up to the run's window end.
 
-Rows come from the run's feature space and are split by image hash (80/10/10 train/validation/test); training uses
-the train split only. The model is a Spark PipelineModel that maps feature arrays to label strings, saved as a new
-immutable registry version; a retry of the same run reuses the version it already wrote.
+Rows come from the run's feature space and are split by image hash (80/10/10 train/validation/test); the model is
+fitted on the train split only (a hyperparameter grid is searched with cross-validation inside it) and scored on the
+validation split for the record. The model is a Spark PipelineModel that maps feature arrays to label strings, saved
+as a new immutable registry version with its lineage; a retry of the same run reuses the version it already wrote.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+from datetime import timedelta
 
 from imagepipe import cli, settings, storage
-from imagepipe.lake import Lake
+from imagepipe.classifiers import CLASS_WEIGHTS, CLASSIFIERS, check_transforms_fit, model_spec
+from imagepipe.evaluation import classification_metrics, score
+from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.spark import get_spark
 from imagepipe.training import (
+    balanced_weights,
     check_class_counts,
     check_one_feature_space,
     features_up_to,
     fit_classifier,
     model_labels,
+    with_class_weights,
     with_split,
 )
 from imagepipe.windows import Window
@@ -30,24 +37,44 @@ log = logging.getLogger("train_classifier")
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("train_classifier", __doc__, "the run's features must be extracted")
     cli.add_model_name(parser)
-    parser.add_argument("--reg-param", type=cli.checked(float, "a number"), default=0.01, help="L2 regularisation")
-    parser.add_argument("--max-iter", type=cli.POSITIVE_INT, default=100)
+    parser.add_argument("--classifier", choices=sorted(CLASSIFIERS), default="logistic_regression")
+    parser.add_argument(
+        "--hyperparameters", type=cli.checked(json.loads, "a JSON object"), default={},
+        help='JSON object of hyperparameters; a list of values is a grid to select from, e.g. {"reg_param": [0.001, 0.01]}',
+    )
+    parser.add_argument(
+        "--feature-transforms", default="",
+        help="comma-separated transforms applied inside the model before the classifier: standard_scaler, normalizer, pca:K",
+    )
+    parser.add_argument("--class-weights", choices=CLASS_WEIGHTS, default="none",
+                        help="balanced: weigh classes inversely to their training images (default: %(default)s)")
+    parser.add_argument("--selection-folds", type=cli.POSITIVE_INT, default=3,
+                        help="cross-validation folds when the grid has several points (default: %(default)s)")
+    parser.add_argument("--training-days", type=cli.optional(cli.POSITIVE_INT), default=None,
+                        help="train only on windows that ended in the last N days before the run's window end")
     parser.add_argument(
         "--min-examples-per-class", type=cli.POSITIVE_INT, default=5,
         help="refuse to train when a class has fewer training images (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    if args.reg_param < 0:
-        parser.error(f"argument --reg-param: {args.reg_param} is negative; use 0 or more")
+    if not isinstance(args.hyperparameters, dict):
+        parser.error(f"argument --hyperparameters: {json.dumps(args.hyperparameters)} is not a JSON object")
+    if args.selection_folds < 2:
+        parser.error("argument --selection-folds: use 2 or more")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
+    from pyspark.sql import functions as F
+
     args = parse_args(argv)
+    transforms = [item for item in args.feature_transforms.split(",") if item.strip()]
+    spec = model_spec(args.classifier, args.hyperparameters, transforms, args.class_weights, args.selection_folds)
     lake = Lake(args.lake_root)
     registry = cli.open_registry(args)
     window = Window.from_json(lake.read_run(args.run_id, "window"))
-    fingerprint = lake.read_run(args.run_id, "features")["fingerprint"]
+    feature_run = lake.read_run(args.run_id, "features")
+    fingerprint = feature_run["fingerprint"]
 
     done = registry.version_for_run(args.run_id)
     if done is not None and registry.document(done, "metadata") is not None:
@@ -56,16 +83,34 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     spark = get_spark("train_classifier")
+    since_id = None
+    if args.training_days is not None:
+        since_id = Window(window.end - timedelta(days=args.training_days), window.end).id.split("_")[0]
     features = spark.read.parquet(storage.spark_path(lake.features(fingerprint)))
-    features = with_split(features_up_to(features, window.end_id)).persist()
+    features = with_split(features_up_to(features, window.end_id, since_id)).persist()
     check_one_feature_space(features, fingerprint)
     counts = {(row["split"], row["label"]): row["count"] for row in features.groupBy("split", "label").count().collect()}
-    check_class_counts({label: n for (split, label), n in counts.items() if split == "train"}, args.min_examples_per_class)
+    train_counts = {label: n for (split, label), n in counts.items() if split == "train"}
+    check_class_counts(train_counts, args.min_examples_per_class)
+    dimension = features.select(F.size("features").alias("n")).first()["n"]
+    check_transforms_fit(spec, dimension)
 
+    train = features.filter("split = 'train'")
+    if spec.class_weights == "balanced":
+        train = with_class_weights(train, balanced_weights(train_counts))
     version = registry.allocate_version(args.run_id)
+    log.info("training %s version %d: %s on %d training rows of %s, grid of %d point(s)", args.model_name, version,
+             spec.classifier, sum(train_counts.values()), fingerprint, len(spec.grid))
     started = time.monotonic()
-    model = fit_classifier(features.filter("split = 'train'"), args.reg_param, args.max_iter)
+    model, chosen, selection = fit_classifier(train, spec, dimension)
     seconds = round(time.monotonic() - started, 3)
+    for result in selection:
+        log.info("cross-validated weighted F1 %.4f for %s", result["weighted_f1"], result["hyperparameters"])
+    labels = model_labels(model)
+    validation = classification_metrics(score(model, features.filter("split = 'validation'")), labels)
+    windows = sorted(row[WINDOW_COLUMN] for row in features.select(WINDOW_COLUMN).distinct().collect())
+    ingest_runs = (spark.read.parquet(storage.spark_path(lake.images)).filter(F.col(WINDOW_COLUMN).isin(windows))
+                   .select(WINDOW_COLUMN, "run_id").distinct().collect())
     registry.save_model(version, model)
     registry.write_document(
         version,
@@ -73,21 +118,31 @@ def main(argv: list[str] | None = None) -> None:
         {
             "version": version,
             "model_name": args.model_name,
-            "labels": model_labels(model),
+            "labels": labels,
             "fingerprint": fingerprint,
-            "classifier": {"type": "LogisticRegression", "family": "multinomial", "reg_param": args.reg_param,
-                           "max_iter": args.max_iter},
+            "preprocessing": feature_run.get("preprocessing"),
+            "feature_dimension": dimension,
+            "model": spec.to_json(),
+            "hyperparameters": chosen,
+            "selection": selection,
+            "validation": {metric: validation[metric] for metric in ("rows", "accuracy", "macro_f1", "weighted_f1")},
             "rows": {split: {label: n for (s, label), n in sorted(counts.items()) if s == split}
                      for split in sorted({s for s, _ in counts})},
             "data_window_end": window.end.isoformat(),
+            "training_days": args.training_days,
+            "data_windows": [{"window": row[WINDOW_COLUMN], "ingest_run": row["run_id"],
+                              "ingest_report": lake.run_document(row["run_id"], "ingest")}
+                             for row in sorted(ingest_runs, key=lambda row: row[WINDOW_COLUMN])],
             "run_id": args.run_id,
             "dag_id": os.environ.get("AIRFLOW_CTX_DAG_ID"),
+            "spark_application_id": spark.sparkContext.applicationId,
             "code_version": settings.code_version(),
             "training_seconds": seconds,
         },
     )
     lake.write_run(args.run_id, "candidate", {"version": version, "model_name": args.model_name})
-    log.info("trained %s version %d on %s in %.1f s", args.model_name, version, fingerprint, seconds)
+    log.info("trained %s version %d (%s %s) in %.1f s; validation accuracy %.4f on %d images", args.model_name,
+             version, spec.classifier, chosen, seconds, validation["accuracy"] or 0.0, validation["rows"])
 
 
 if __name__ == "__main__":

@@ -58,6 +58,11 @@ FRACTION = checked(fraction, "a fraction")
 BOOLEAN = checked(boolean, "true or false")
 
 
+def optional(convert: Callable[[str], object]) -> Callable[[str], object]:
+    """An argparse type where 'none' (any case; what Airflow renders for a null param) or '' means switched off."""
+    return lambda text: None if text.strip().lower() in ("", "none") else convert(text)
+
+
 def job_parser(prog: str, doc: str, run_help: str) -> JobArgumentParser:
     """The parser every job starts from: its description, the run it belongs to and the lake it works in."""
     parser = JobArgumentParser(prog=prog, description=doc.split("\n\n")[0])

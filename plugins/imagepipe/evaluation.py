@@ -1,55 +1,60 @@
-"""Scoring on the held-out split, metrics from MLlib's evaluators, and the gate's verdict."""
+"""Scoring a model on held-out images and its metrics, from MLlib's MulticlassMetrics and
+MulticlassClassificationEvaluator."""
 
 from __future__ import annotations
 
-from imagepipe.training import LABEL_INDEX, as_vectors
+from imagepipe.classifiers import LABEL_INDEX
+from imagepipe.training import as_vectors
 
-# Metrics are ratios of counts: a candidate exactly at a threshold must not fail on binary rounding (0.8 - 0.1).
-TOLERANCE = 1e-9
+UNSEEN_LABEL = "(not in training)"
 
 
 def score(model, features):
     return model.transform(as_vectors(features))
 
 
-def classification_metrics(predictions) -> dict:
-    """Accuracy and F1 on scored rows, from MLlib's MulticlassClassificationEvaluator."""
+def classification_metrics(predictions, labels: list[str]) -> dict:
+    """Accuracy, macro and weighted F1, per-class precision/recall/F1/support, the confusion matrix, and log loss
+    when the model gives probabilities.
+
+    `labels` are the model's labels in index order; a test label the model never saw gets the extra index its
+    indexer keeps for it, shown as UNSEEN_LABEL, and counts as an error. Macro F1 is the mean F1 over the classes
+    that have test images.
+    """
     from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.mllib.evaluation import MulticlassMetrics
 
-    evaluator = MulticlassClassificationEvaluator(labelCol=LABEL_INDEX, predictionCol="prediction")
-    return {
-        "accuracy": evaluator.evaluate(predictions, {evaluator.metricName: "accuracy"}),
-        "weighted_f1": evaluator.evaluate(predictions, {evaluator.metricName: "f1"}),
-        "rows": predictions.count(),
-    }
-
-
-def decide(candidate: dict, champion: dict | None, min_accuracy: float, max_accuracy_drop: float) -> dict:
-    """The verdict on a candidate: every check with its value, threshold and outcome; passed only if all pass."""
-    checks = [
-        {
-            "name": "min_accuracy",
-            "value": candidate["accuracy"],
-            "threshold": min_accuracy,
-            "passed": candidate["accuracy"] >= min_accuracy - TOLERANCE,
-            "detail": f"test accuracy {candidate['accuracy']:.4f} must be >= {min_accuracy:.4f}",
+    predictions = predictions.persist()
+    rows = predictions.count()
+    names = [*labels, UNSEEN_LABEL]
+    cells = {(int(row[LABEL_INDEX]), int(row["prediction"])): row["count"]
+             for row in predictions.groupBy(LABEL_INDEX, "prediction").count().collect()}
+    # Every class of the model, plus the unseen-label row when the test split has one: MulticlassMetrics' own
+    # matrix covers only the labels present in the test split.
+    indices = sorted(set(range(len(labels))) | {true for true, _ in cells})
+    matrix = [[cells.get((true, predicted), 0) for predicted in indices] for true in indices]
+    metrics = MulticlassMetrics(predictions.select("prediction", predictions[LABEL_INDEX].cast("double")).rdd.map(tuple))
+    per_class = {}
+    for position, index in enumerate(indices):
+        support = sum(matrix[position])
+        per_class[names[index]] = {
+            "precision": metrics.precision(float(index)) if support else None,
+            "recall": metrics.recall(float(index)) if support else None,
+            "f1": metrics.fMeasure(float(index), 1.0) if support else None,
+            "support": support,
         }
-    ]
-    if champion is not None:
-        floor = champion["accuracy"] - max_accuracy_drop
-        checks.append(
-            {
-                "name": "not_worse_than_champion",
-                "value": candidate["accuracy"],
-                "threshold": floor,
-                "passed": candidate["accuracy"] >= floor - TOLERANCE,
-                "detail": f"test accuracy {candidate['accuracy']:.4f} must be >= champion's {champion['accuracy']:.4f} "
-                f"minus {max_accuracy_drop:.4f}",
-            }
-        )
-    return {"passed": all(check["passed"] for check in checks), "checks": checks}
-
-
-def explain(verdict: dict) -> list[str]:
-    """One line per check, for logs and summaries."""
-    return [f"{'PASS' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}" for check in verdict["checks"]]
+    with_support = [row["f1"] for row in per_class.values() if row["support"] > 0]
+    result = {
+        "rows": rows,
+        "accuracy": metrics.accuracy if rows else None,
+        "macro_f1": sum(with_support) / len(with_support) if with_support else None,
+        "weighted_f1": metrics.weightedFMeasure() if rows else None,
+        "per_class": per_class,
+        "confusion_matrix": {"labels": [names[index] for index in indices], "counts": matrix},
+        "log_loss": None,
+    }
+    if rows and "probability" in predictions.columns:
+        evaluator = MulticlassClassificationEvaluator(labelCol=LABEL_INDEX, metricName="logLoss")
+        result["log_loss"] = evaluator.evaluate(predictions)
+    predictions.unpersist()
+    return result

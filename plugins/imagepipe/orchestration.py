@@ -82,7 +82,7 @@ def verdict_passed(
     or when the run forces promotion with a reason (a force without one fails the task, promoting nothing)."""
     from imagepipe import settings
     from imagepipe.errors import InputError
-    from imagepipe.evaluation import explain
+    from imagepipe.gate import explain
     from imagepipe.lake import Lake
     from imagepipe.registry import Registry
 

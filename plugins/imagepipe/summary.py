@@ -12,7 +12,7 @@ import sys
 
 from imagepipe import settings, storage
 from imagepipe.errors import InputError
-from imagepipe.evaluation import explain
+from imagepipe.gate import explain
 from imagepipe.lake import Lake
 from imagepipe.registry import Registry
 
@@ -49,7 +49,10 @@ def summarize(lake: Lake, run_id: str, model_name: str) -> list[str]:
     trained_on = sum(sum(per_class.values()) for per_class in metadata["rows"].values())
     lines.append(f"candidate:        {model_name} version {version}, trained on {trained_on} feature rows")
     if metrics is not None:
-        lines.append(f"test accuracy:    {metrics['candidate']['accuracy']:.4f} on {metrics['candidate']['rows']} held-out images")
+        candidate = metrics["candidate"]
+        lines.append(f"test accuracy:    {candidate['accuracy']:.4f} (macro-F1 {candidate['macro_f1']:.4f}) on "
+                     f"{candidate['rows']} held-out images")
+        lines.append(f"report:           {storage.join(registry.where, 'versions', str(version), 'report.html')}")
     if verdict is not None:
         lines.append(f"gate verdict:     {'PASSED' if verdict['passed'] else 'FAILED'}")
         lines.extend(f"                  {line}" for line in explain(verdict))

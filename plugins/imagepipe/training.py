@@ -1,15 +1,13 @@
-"""Training data and the classifier: deterministic splits, class checks, and an MLlib PipelineModel that takes
-feature arrays and returns label strings."""
+"""Training data and fitting: deterministic splits and folds, class checks and weights, and the fitted MLlib
+PipelineModel that takes feature arrays and returns label strings."""
 
 from __future__ import annotations
 
+from imagepipe.classifiers import FEATURE_VECTOR, FOLD_COLUMN, LABEL_INDEX, WEIGHT_COLUMN, ModelSpec, build_pipeline
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FEATURES_COLUMN
 from imagepipe.lake import WINDOW_COLUMN
 
-LABEL_INDEX = "label_index"
-FEATURE_VECTOR = "feature_vector"
-PREDICTED_LABEL = "predicted_label"
 SPLITS = (("train", 80), ("validation", 90), ("test", 100))  # cumulative percent of the sha256 hash space
 
 
@@ -23,11 +21,13 @@ def with_split(features):
     return features.withColumn("split", split)
 
 
-def features_up_to(features, window_end_id: str):
-    """Feature rows of every window that ended by the run's window end."""
+def features_up_to(features, window_end_id: str, since_id: str | None = None):
+    """Feature rows of every window that ended by the run's window end (and, given since_id, after it)."""
     from pyspark.sql import functions as F
 
-    return features.filter(F.substring_index(WINDOW_COLUMN, "_", -1) <= window_end_id)
+    window_end = F.substring_index(WINDOW_COLUMN, "_", -1)
+    selected = features.filter(window_end <= window_end_id)
+    return selected if since_id is None else selected.filter(window_end > since_id)
 
 
 def check_one_feature_space(features, fingerprint: str) -> None:
@@ -60,20 +60,51 @@ def check_class_counts(counts: dict[str, int], min_per_class: int) -> None:
         )
 
 
-def fit_classifier(train, reg_param: float, max_iter: int):
-    """Fit label indexing + multinomial logistic regression + index-to-label as one PipelineModel."""
-    from pyspark.ml import Pipeline
-    from pyspark.ml.classification import LogisticRegression
-    from pyspark.ml.feature import IndexToString, StringIndexer
+def with_folds(train, folds: int):
+    """Add the cross-validation fold of each image, from other bits of its sha256 than the split: model selection
+    is as reproducible as the split itself."""
+    from pyspark.sql import functions as F
+
+    return train.withColumn(FOLD_COLUMN, (F.conv(F.substring("sha256", 9, 8), 16, 10).cast("long") % folds).cast("int"))
+
+
+def balanced_weights(counts: dict[str, int]) -> dict[str, float]:
+    """Per-class weights n / (classes * n_class): every class weighs the same in the loss however many images it has."""
+    total = sum(counts.values())
+    return {label: total / (len(counts) * count) for label, count in sorted(counts.items())}
+
+
+def with_class_weights(train, weights: dict[str, float]):
+    from pyspark.sql import functions as F
+
+    lookup = F.create_map(*[item for label, weight in weights.items() for item in (F.lit(label), F.lit(weight))])
+    return train.withColumn(WEIGHT_COLUMN, lookup[F.col("label")])
+
+
+def fit_classifier(train, spec: ModelSpec, feature_dimension: int):
+    """(PipelineModel, chosen hyperparameters, selection results) on the training split.
+
+    With one grid point the pipeline is fitted directly; with several, MLlib's CrossValidator picks the point with
+    the best weighted F1 over deterministic folds of the training split, then refits it on the whole split.
+    """
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+    from pyspark.ml.feature import StringIndexer
+    from pyspark.ml.tuning import CrossValidator
 
     # Unknown labels at scoring time map to an extra index and count as errors, rather than failing the job.
     indexer = StringIndexer(inputCol="label", outputCol=LABEL_INDEX, stringOrderType="alphabetAsc", handleInvalid="keep")
-    indexer_model = indexer.fit(train)
-    classifier = LogisticRegression(
-        featuresCol=FEATURE_VECTOR, labelCol=LABEL_INDEX, family="multinomial", regParam=reg_param, maxIter=max_iter
-    )
-    to_label = IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=indexer_model.labels)
-    return Pipeline(stages=[indexer_model, classifier, to_label]).fit(as_vectors(train))
+    pipeline, param_maps = build_pipeline(spec, indexer.fit(train), feature_dimension)
+    vectors = as_vectors(train)
+    if len(param_maps) == 1:
+        return pipeline.fit(vectors, param_maps[0]), spec.grid[0], []
+    evaluator = MulticlassClassificationEvaluator(labelCol=LABEL_INDEX, metricName="f1")
+    selection = CrossValidator(
+        estimator=pipeline, estimatorParamMaps=param_maps, evaluator=evaluator, numFolds=spec.folds,
+        foldCol=FOLD_COLUMN, seed=spec.seed,
+    ).fit(with_folds(vectors, spec.folds))
+    results = [{"hyperparameters": point, "weighted_f1": metric} for point, metric in zip(spec.grid, selection.avgMetrics)]
+    best = max(range(len(results)), key=lambda i: selection.avgMetrics[i])
+    return selection.bestModel, spec.grid[best], results
 
 
 def model_labels(model) -> list[str]:

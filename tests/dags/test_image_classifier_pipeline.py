@@ -125,3 +125,47 @@ def test_dag_file_imports_nothing_heavy():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_model_params_refuse_invalid_trigger_input(dag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    refused = {"classifier": "xgboost", "hyperparameters": {"learning_rate": 0.1}, "feature_transforms": ["pca:0"],
+               "class_weights": "heavy", "selection_folds": 1, "training_days": 0, "min_macro_f1": 2,
+               "compare_metric": "recall", "max_drop": -0.1, "min_test_images": 0}
+    for name, value in refused.items():
+        param = copy.deepcopy(dag.params.get_param(name))
+        with pytest.raises(ParamValidationError):
+            param.resolve(value)
+    accepted = {"hyperparameters": {"reg_param": [0.001, 0.1], "hidden_layers": [[64], [128, 32]]},
+                "feature_transforms": ["standard_scaler", "pca:64"], "min_macro_f1": None}
+    for name, value in accepted.items():
+        assert copy.deepcopy(dag.params.get_param(name)).resolve(value) == value
+
+
+def _rendered_args(dag, task_id: str, params: dict) -> list[str]:
+    env = dag.get_template_env()
+    resolved = {**{name: dag.params.get_param(name).resolve() for name in dag.params}, **params}
+    args = dag.get_task(task_id).application_args
+    return [env.from_string(arg).render(params=resolved, run_id="manual__x") for arg in args]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"classifier": "mlp", "hyperparameters": {"hidden_layers": [[16], [32, 8]]}, "feature_transforms": ["pca:8"],
+          "training_days": 7, "min_macro_f1": 0.5, "max_drop": None, "min_gain": 0.01}],
+    ids=["defaults", "every-option"],
+)
+def test_train_and_evaluate_jobs_accept_what_the_form_sends(dag, params):
+    from spark_jobs import evaluate_model, train_classifier
+
+    train = train_classifier.parse_args(_rendered_args(dag, "train", params))
+    evaluate = evaluate_model.parse_args(_rendered_args(dag, "evaluate", params))
+
+    assert train.classifier == params.get("classifier", "logistic_regression")
+    assert train.hyperparameters == params.get("hyperparameters", {})
+    assert train.feature_transforms == ",".join(params.get("feature_transforms", []))
+    assert train.training_days == params.get("training_days")
+    assert evaluate_model.thresholds(evaluate).min_macro_f1 == params.get("min_macro_f1")
+    assert evaluate.max_drop == params.get("max_drop", 0.01)
+    assert evaluate.min_gain == params.get("min_gain")

@@ -61,10 +61,20 @@ def test_pipeline_trains_a_model_that_passes_its_gate_and_becomes_champion(spark
     metadata = registry.metadata(1)
     assert metadata["labels"] == sorted(sample_data.CLASSES)
     assert metadata["fingerprint"] == features["fingerprint"]
+    assert metadata["model"]["classifier"] == "logistic_regression"
+    assert metadata["hyperparameters"] == {"reg_param": 0.01, "elastic_net_param": 0.0, "max_iter": 100}
+    assert sum(metadata["rows"]["train"].values()) + sum(metadata["rows"]["test"].values()) <= 120
+    assert [entry["ingest_run"] for entry in metadata["data_windows"]] == ["manual__first"]
+    assert metadata["spark_application_id"]
     metrics = registry.document(1, "metrics")
     # A broken pipeline (labels detached from images) scores near 0.25 on four classes.
     assert metrics["candidate"]["accuracy"] >= 0.8
-    assert registry.document(1, "verdict")["passed"] is True
+    assert sum(row["support"] for row in metrics["candidate"]["per_class"].values()) == metrics["candidate"]["rows"]
+    verdict = registry.document(1, "verdict")
+    assert verdict["passed"] is True and verdict["notes"] == ["no champion yet: only the value thresholds apply"]
+    assert "| metric | candidate v1 | none | change |" in registry.read_file(1, "report.md").decode()
+    assert registry.read_file(1, "report.html").decode().startswith("<!doctype html>")
+    assert registry.read_file(1, "confusion_matrix.png").startswith(b"\x89PNG")
 
     promote_model.main(["--run-id", "manual__first", "--lake-root", lake_root])
     assert registry.champion_version() == 1
@@ -88,7 +98,7 @@ def test_a_model_trained_on_shuffled_labels_fails_its_gate_and_is_not_promoted(s
     registry = Registry(Lake(lake_root).registry, "image_classifier")
     verdict = registry.document(1, "verdict")
     assert verdict["passed"] is False
-    assert verdict["checks"][0]["name"] == "min_accuracy" and verdict["checks"][0]["passed"] is False
+    assert {check["name"]: check["passed"] for check in verdict["checks"]}["min_accuracy"] is False
 
     with pytest.raises(InputError, match="failed its gate"):
         promote_model.main(["--run-id", "manual__shuffled", "--lake-root", lake_root])
@@ -123,3 +133,41 @@ def test_training_refuses_a_feature_table_mixing_feature_spaces(spark, trained_l
     mixed = features.withColumn("fingerprint", F.when(F.col("label") == "beach", F.lit("resnet50-other")).otherwise(F.col("fingerprint")))
     with pytest.raises(InputError, match=f"feature table of {fingerprint} holds rows of resnet50-other"):
         check_one_feature_space(mixed, fingerprint)
+
+
+def test_a_champion_from_another_feature_space_is_judged_on_the_same_test_images(spark, s3_bucket, lake_root):
+    sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=25, seed=8))
+    settle()
+    _run_pipeline(s3_bucket, lake_root, "manual__a", "--min-test-images", "5")
+    promote_model.main(["--run-id", "manual__a", "--lake-root", lake_root])
+    # New images arrive, and the next run switches the input size: a new feature space the champion never saw.
+    sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=10, seed=9))
+    settle()
+    common = ["--run-id", "manual__b", "--lake-root", lake_root]
+    ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
+    extract_features.main([*common, *FEATURES[:-4], "--image-size", "64", "--batch-size", "16"])
+    train_classifier.main(common)
+    evaluate_model.main([*common, "--min-test-images", "5"])
+
+    registry = Registry(Lake(lake_root).registry, "image_classifier")
+    assert registry.metadata(2)["fingerprint"] != registry.metadata(1)["fingerprint"]
+    metrics = registry.document(2, "metrics")
+    assert metrics["champion"]["version"] == 1
+    assert metrics["champion"]["rows"] == metrics["candidate"]["rows"]
+    assert {check["name"] for check in registry.document(2, "verdict")["checks"]} >= {"min_accuracy", "max_drop"}
+
+
+def test_grid_search_and_feature_transforms_reach_the_model_metadata(spark, trained_lake):
+    lake = Lake(trained_lake)
+    window = lake.read_run("manual__first", "window")
+    for name in ("window", "features"):
+        lake.write_run("manual__grid", name, lake.read_run("manual__first", name))
+    train_classifier.main(["--run-id", "manual__grid", "--lake-root", trained_lake, "--classifier", "logistic_regression",
+                           "--hyperparameters", '{"reg_param": [10.0, 0.01], "max_iter": 30}',
+                           "--feature-transforms", "pca:16", "--selection-folds", "2"])
+    registry = Registry(lake.registry, "image_classifier")
+    metadata = registry.metadata(registry.version_for_run("manual__grid"))
+    assert metadata["hyperparameters"]["reg_param"] == 0.01
+    assert [result["hyperparameters"]["reg_param"] for result in metadata["selection"]] == [10.0, 0.01]
+    assert metadata["model"]["feature_transforms"] == ["pca:16"]
+    assert metadata["data_window_end"] == window["end"]

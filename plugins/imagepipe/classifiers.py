@@ -1,0 +1,215 @@
+"""What a model is made of: an MLlib classifier, its hyperparameter grid, and the feature transformations that run
+inside the saved PipelineModel (so consumers never repeat them).
+
+The specification is validated here without Spark, so the train job refuses bad input in one line before any Spark
+work; `build_pipeline` then turns it into MLlib stages.
+
+    classifier          logistic_regression | linear_svc | random_forest | mlp
+    hyperparameters     {name: value or [values...]}: a list is a grid to select from (CrossValidator)
+    feature_transforms  ["standard_scaler", "normalizer", "pca:K"], applied in order before the classifier
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from imagepipe.errors import InputError
+
+LABEL_INDEX = "label_index"
+FEATURE_VECTOR = "feature_vector"
+PREDICTED_LABEL = "predicted_label"
+WEIGHT_COLUMN = "class_weight"
+FOLD_COLUMN = "fold"
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    mllib_name: str
+    kind: type  # int, float, or list (of positive ints: hidden layer widths)
+    default: object
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def check(self, name: str, classifier: str, value):
+        where = f"hyperparameter {name}={value!r} of {classifier}"
+        if self.kind is list:
+            if not (isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
+                raise InputError(f"{where}: give the hidden layer widths as a list of positive integers, e.g. [256, 64]")
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (self.kind is int and not float(value).is_integer()):
+            raise InputError(f"{where}: must be {'an integer' if self.kind is int else 'a number'}")
+        if self.minimum is not None and value < self.minimum or self.maximum is not None and value > self.maximum:
+            bounds = f"between {self.minimum:g} and {self.maximum:g}" if self.maximum is not None else f">= {self.minimum:g}"
+            raise InputError(f"{where}: must be {bounds}")
+        return self.kind(value)
+
+
+@dataclass(frozen=True)
+class ClassifierKind:
+    hyperparameters: dict[str, Hyperparameter]
+    class_weights: bool  # MLlib takes a weight column for this classifier
+    needs_scaling: bool  # no standardisation of its own: a StandardScaler goes in front
+
+
+REG_PARAM = Hyperparameter("regParam", float, 0.01, minimum=0)
+CLASSIFIERS: dict[str, ClassifierKind] = {
+    "logistic_regression": ClassifierKind(
+        {"reg_param": REG_PARAM, "elastic_net_param": Hyperparameter("elasticNetParam", float, 0.0, 0, 1),
+         "max_iter": Hyperparameter("maxIter", int, 100, 1, 10000)},
+        class_weights=True, needs_scaling=False,
+    ),
+    "linear_svc": ClassifierKind(
+        {"reg_param": REG_PARAM, "max_iter": Hyperparameter("maxIter", int, 100, 1, 10000)},
+        class_weights=True, needs_scaling=False,
+    ),
+    "random_forest": ClassifierKind(
+        {"num_trees": Hyperparameter("numTrees", int, 50, 1, 1000), "max_depth": Hyperparameter("maxDepth", int, 8, 1, 30)},
+        class_weights=True, needs_scaling=False,
+    ),
+    "mlp": ClassifierKind(
+        {"hidden_layers": Hyperparameter("layers", list, [128]), "max_iter": Hyperparameter("maxIter", int, 200, 1, 10000),
+         "step_size": Hyperparameter("stepSize", float, 0.03, minimum=1e-9)},
+        class_weights=False, needs_scaling=True,
+    ),
+}
+HYPERPARAMETER_NAMES = sorted({name for kind in CLASSIFIERS.values() for name in kind.hyperparameters})
+TRANSFORMS = ("standard_scaler", "normalizer", "pca")
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    classifier: str = "logistic_regression"
+    grid: list[dict] = field(default_factory=lambda: [{}])  # hyperparameter points; one point: no selection
+    transforms: list[tuple[str, int | None]] = field(default_factory=list)
+    class_weights: str = "none"
+    folds: int = 3
+    seed: int = 42
+
+    def to_json(self) -> dict:
+        return {"classifier": self.classifier, "grid": self.grid,
+                "feature_transforms": [name if k is None else f"{name}:{k}" for name, k in self.transforms],
+                "class_weights": self.class_weights, "selection_folds": self.folds, "seed": self.seed}
+
+
+def hyperparameter_grid(classifier: str, hyperparameters: dict) -> list[dict]:
+    """Every combination of the given values, each a full point (defaults filled in), in a stable order.
+
+    A list value is a grid axis; for hidden_layers (itself a list) a list of lists is the axis.
+    """
+    if classifier not in CLASSIFIERS:
+        raise InputError(f"classifier {classifier!r} is unknown; use one of {', '.join(CLASSIFIERS)}")
+    known = CLASSIFIERS[classifier].hyperparameters
+    unknown = sorted(set(hyperparameters) - set(known))
+    if unknown:
+        raise InputError(f"hyperparameter {', '.join(unknown)} does not apply to {classifier}; it takes {', '.join(sorted(known))}")
+    axes = {}
+    for name, spec in known.items():
+        value = hyperparameters.get(name, spec.default)
+        is_axis = isinstance(value, list) and (spec.kind is not list or (value and isinstance(value[0], list)))
+        values = value if is_axis else [value]
+        if not values:
+            raise InputError(f"hyperparameter {name} of {classifier} has an empty list of values; give at least one")
+        axes[name] = [spec.check(name, classifier, v) for v in values]
+    return [dict(zip(axes, point)) for point in itertools.product(*axes.values())]
+
+
+def parse_feature_transforms(items: list[str]) -> list[tuple[str, int | None]]:
+    """["standard_scaler", "pca:64"] -> [("standard_scaler", None), ("pca", 64)]."""
+    transforms = []
+    for item in items:
+        name, _, argument = item.strip().partition(":")
+        if name not in TRANSFORMS:
+            raise InputError(f"feature transform {item!r} is unknown; use standard_scaler, normalizer or pca:K")
+        if name == "pca":
+            if not argument.isdigit() or int(argument) < 1:
+                raise InputError(f"feature transform {item!r} needs a positive component count, e.g. pca:64")
+            transforms.append((name, int(argument)))
+        elif argument:
+            raise InputError(f"feature transform {item!r} takes no argument; write {name}")
+        else:
+            transforms.append((name, None))
+    return transforms
+
+
+def model_spec(classifier: str, hyperparameters: dict, transforms: list[str], class_weights: str, folds: int) -> ModelSpec:
+    """The validated specification, or an InputError naming what is wrong."""
+    grid = hyperparameter_grid(classifier, hyperparameters)
+    if class_weights not in CLASS_WEIGHTS:
+        raise InputError(f"class weights {class_weights!r} are unknown; use none or balanced")
+    if class_weights == "balanced" and not CLASSIFIERS[classifier].class_weights:
+        raise InputError(f"{classifier} cannot weight classes in MLlib; use class_weights=none or another classifier")
+    return ModelSpec(classifier, grid, parse_feature_transforms(transforms), class_weights, folds)
+
+
+def check_transforms_fit(spec: ModelSpec, feature_dimension: int) -> None:
+    for name, k in spec.transforms:
+        if name == "pca" and k > feature_dimension:
+            raise InputError(f"pca:{k} asks for more components than the {feature_dimension} features; use k <= {feature_dimension}")
+
+
+def output_dimension(spec: ModelSpec, feature_dimension: int) -> int:
+    return next((k for name, k in reversed(spec.transforms) if name == "pca"), feature_dimension)
+
+
+def _transform_stages(spec: ModelSpec):
+    from pyspark.ml.feature import PCA, Normalizer, StandardScaler
+
+    transforms = list(spec.transforms)
+    if CLASSIFIERS[spec.classifier].needs_scaling and ("standard_scaler", None) not in transforms:
+        transforms.append(("standard_scaler", None))
+    stages, column = [], FEATURE_VECTOR
+    for position, (name, k) in enumerate(transforms):
+        output = f"{FEATURE_VECTOR}_{position}_{name}"
+        if name == "standard_scaler":
+            stages.append(StandardScaler(inputCol=column, outputCol=output, withMean=True, withStd=True))
+        elif name == "normalizer":
+            stages.append(Normalizer(inputCol=column, outputCol=output, p=2.0))
+        else:
+            stages.append(PCA(inputCol=column, outputCol=output, k=k))
+        column = output
+    return stages, column
+
+
+def build_pipeline(spec: ModelSpec, indexer_model, feature_dimension: int):
+    """(Pipeline, param maps): label indexing, the feature transformations, the classifier, and index-to-label, with
+    one param map per grid point."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import (
+        LinearSVC,
+        LogisticRegression,
+        MultilayerPerceptronClassifier,
+        OneVsRest,
+        RandomForestClassifier,
+    )
+    from pyspark.ml.feature import IndexToString
+
+    labels = list(indexer_model.labels)
+    transform_stages, features_column = _transform_stages(spec)
+    columns = {"featuresCol": features_column, "labelCol": LABEL_INDEX}
+    weights = {"weightCol": WEIGHT_COLUMN} if spec.class_weights == "balanced" else {}
+    known = CLASSIFIERS[spec.classifier].hyperparameters
+
+    def mllib_params(estimator, point: dict) -> dict:
+        if spec.classifier == "mlp":
+            point = {**point, "hidden_layers": [output_dimension(spec, feature_dimension), *point["hidden_layers"], len(labels)]}
+        return {estimator.getParam(known[name].mllib_name): value for name, value in point.items()}
+
+    if spec.classifier == "logistic_regression":
+        classifier = LogisticRegression(family="multinomial", **columns, **weights)
+    elif spec.classifier == "random_forest":
+        classifier = RandomForestClassifier(seed=spec.seed, **columns, **weights)
+    elif spec.classifier == "mlp":
+        classifier = MultilayerPerceptronClassifier(seed=spec.seed, **columns)
+    else:
+        classifier = LinearSVC(**columns, **weights)
+    if spec.classifier == "linear_svc" and len(labels) > 2:
+        # LinearSVC is binary: one binary model per class, the grid applied to the inner classifier.
+        inner = classifier
+        classifier = OneVsRest(classifier=inner, **columns, **weights)
+        param_maps = [{classifier.classifier: inner.copy(mllib_params(inner, point))} for point in spec.grid]
+    else:
+        param_maps = [mllib_params(classifier, point) for point in spec.grid]
+    to_label = IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=labels)
+    return Pipeline(stages=[indexer_model, *transform_stages, classifier, to_label]), param_maps

@@ -1,0 +1,106 @@
+"""The promotion gate: a pure function from the candidate's and the champion's test metrics to a verdict that lists
+every check with its metric, threshold, observed value and result. No Spark, no I/O: the evaluate job writes what
+this returns, the DAG's gate task and the summary print it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+# Metrics are ratios of counts: a candidate exactly at a threshold must not fail on binary rounding (0.8 - 0.1).
+TOLERANCE = 1e-9
+COMPARABLE_METRICS = ("accuracy", "macro_f1", "weighted_f1")
+NO_CHAMPION_NOTE = "no champion yet: only the value thresholds apply"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What a candidate must reach. None switches a check off."""
+
+    min_accuracy: float | None = 0.8
+    min_macro_f1: float | None = None
+    min_class_recall: float | None = None
+    min_test_images: int = 10
+    compare_metric: str = "accuracy"
+    max_drop: float | None = 0.01  # absolute: candidate >= champion - max_drop
+    max_relative_drop: float | None = None  # relative: candidate >= champion * (1 - max_relative_drop)
+    min_gain: float | None = None  # candidate >= champion + min_gain
+
+    def __post_init__(self):
+        if self.compare_metric not in COMPARABLE_METRICS:
+            raise ValueError(f"compare_metric {self.compare_metric!r} is not one of {', '.join(COMPARABLE_METRICS)}")
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def _number(metrics: dict, metric: str) -> float | None:
+    value = metrics.get(metric)
+    return None if value is None else float(value)
+
+
+def _check(name: str, metric: str, observed: float | None, threshold: float, rule: str, digits: int = 4) -> dict:
+    """At-least check; a missing or NaN observation fails, saying so."""
+    if observed is None:
+        passed, detail = False, f"{metric} is missing from the evaluation; it must be >= {threshold:.{digits}f} ({rule})"
+    elif math.isnan(observed):
+        passed, detail = False, f"{metric} is NaN; it must be >= {threshold:.{digits}f} ({rule})"
+    else:
+        passed = observed >= threshold - TOLERANCE
+        detail = f"{metric} {observed:.{digits}f} {'>=' if passed else '<'} {threshold:.{digits}f} ({rule})"
+    return {"name": name, "metric": metric, "threshold": threshold, "observed": observed, "passed": passed,
+            "detail": detail}
+
+
+def decide(candidate: dict, champion: dict | None, thresholds: Thresholds) -> dict:
+    """The verdict on a candidate: passed only if every check passed.
+
+    `candidate` and `champion` are the metrics dicts of the evaluation (accuracy, macro_f1, weighted_f1, rows,
+    per_class: {label: {recall, ...}}). Without a champion only the value thresholds apply and `notes` says so.
+    """
+    t = thresholds
+    checks = [_check("min_test_images", "rows", _number(candidate, "rows"), t.min_test_images,
+                     "enough held-out images to judge", digits=0)]
+    if t.min_accuracy is not None:
+        checks.append(_check("min_accuracy", "accuracy", _number(candidate, "accuracy"), t.min_accuracy, "minimum"))
+    if t.min_macro_f1 is not None:
+        checks.append(_check("min_macro_f1", "macro_f1", _number(candidate, "macro_f1"), t.min_macro_f1, "minimum"))
+    if t.min_class_recall is not None:
+        per_class = candidate.get("per_class") or {}
+        if not per_class:
+            checks.append(_check("min_class_recall", "recall", None, t.min_class_recall, "every class"))
+        for label, row in sorted(per_class.items()):
+            if row.get("support", 1) > 0:
+                checks.append(_check(f"min_class_recall[{label}]", f"recall[{label}]", _number(row, "recall"),
+                                     t.min_class_recall, "every class with test images"))
+    notes = []
+    if champion is None:
+        notes.append(NO_CHAMPION_NOTE)
+    else:
+        metric = t.compare_metric
+        observed = _number(candidate, metric)
+        reference = _number(champion, metric)
+        version = champion.get("version")
+        if reference is None or math.isnan(reference):
+            # A champion whose metric cannot be read cannot be compared against: fail rather than wave through.
+            checks.append(_check("champion_comparable", f"champion {metric}", reference, 0.0,
+                                 f"champion version {version} must have a {metric}"))
+        else:
+            if t.max_drop is not None:
+                checks.append(_check("max_drop", metric, observed, reference - t.max_drop,
+                                     f"champion v{version} {reference:.4f} minus {t.max_drop:g}"))
+            if t.max_relative_drop is not None:
+                checks.append(_check("max_relative_drop", metric, observed, reference * (1 - t.max_relative_drop),
+                                     f"champion v{version} {reference:.4f} minus {t.max_relative_drop:.2%} of it"))
+            if t.min_gain is not None:
+                checks.append(_check("min_gain", metric, observed, reference + t.min_gain,
+                                     f"champion v{version} {reference:.4f} plus {t.min_gain:g}"))
+    return {"passed": all(check["passed"] for check in checks), "checks": checks, "notes": notes,
+            "thresholds": t.to_json()}
+
+
+def explain(verdict: dict) -> list[str]:
+    """One line per check (and note), for logs and summaries."""
+    lines = [f"{'PASS' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}" for check in verdict["checks"]]
+    return lines + [f"NOTE {note}" for note in verdict.get("notes", [])]
+

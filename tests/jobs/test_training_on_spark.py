@@ -1,0 +1,127 @@
+"""The classifiers, model selection, feature transformations and metrics on real local Spark, with feature vectors
+whose right answer is known: three well-separated Gaussian clusters."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+
+from imagepipe.classifiers import model_spec
+from imagepipe.evaluation import classification_metrics, score
+from imagepipe.training import balanced_weights, fit_classifier, with_class_weights, with_split
+
+LABELS = ("beach", "forest", "night_sky")
+DIMENSION = 6
+
+
+def _rows(count_per_label: int, seed: int, noise: float = 0.3) -> list[tuple]:
+    rng = random.Random(seed)
+    rows = []
+    for position, label in enumerate(LABELS):
+        for n in range(count_per_label):
+            centre = [4.0 if d == position else 0.0 for d in range(DIMENSION)]
+            vector = [c + rng.gauss(0, noise) for c in centre]
+            sha = hashlib.sha256(f"{seed}-{label}-{n}".encode()).hexdigest()
+            rows.append((sha, label, vector, "w"))
+    return rows
+
+
+def _frame(spark, rows):
+    return spark.createDataFrame(rows, "sha256 string, label string, features array<float>, window_id string")
+
+
+@pytest.fixture(scope="module")
+def clusters(spark):
+    return _frame(spark, _rows(40, seed=1)), _frame(spark, _rows(15, seed=2))
+
+
+@pytest.mark.parametrize(
+    ("classifier", "hyperparameters", "transforms"),
+    [
+        ("logistic_regression", {}, []),
+        ("linear_svc", {"max_iter": 50}, []),  # three classes: one-vs-rest
+        ("random_forest", {"num_trees": 10, "max_depth": 4}, []),
+        ("mlp", {"hidden_layers": [8], "max_iter": 100}, []),
+        ("logistic_regression", {}, ["standard_scaler", "pca:2", "normalizer"]),
+    ],
+    ids=["logistic_regression", "linear_svc", "random_forest", "mlp", "with-transforms"],
+)
+def test_each_classifier_learns_separable_classes_and_returns_label_strings(clusters, classifier, hyperparameters, transforms):
+    train, test = clusters
+    spec = model_spec(classifier, hyperparameters, transforms, "none", 3)
+    model, chosen, selection = fit_classifier(train, spec, DIMENSION)
+
+    scored = score(model, test)
+    metrics = classification_metrics(scored, list(model.stages[0].labels))
+    assert metrics["accuracy"] >= 0.95
+    assert {row["predicted_label"] for row in scored.select("predicted_label").collect()} == set(LABELS)
+    assert selection == [] and chosen == spec.grid[0]
+    assert (metrics["log_loss"] is None) == (classifier == "linear_svc")
+
+
+def test_model_selection_cross_validates_the_grid_and_keeps_the_best_point(clusters):
+    train, _ = clusters
+    # A huge L2 penalty flattens every class score: it cannot win against a small one.
+    spec = model_spec("logistic_regression", {"reg_param": [50.0, 0.001], "max_iter": 50}, [], "none", 3)
+    model, chosen, selection = fit_classifier(train, spec, DIMENSION)
+
+    assert chosen["reg_param"] == 0.001
+    assert [result["hyperparameters"]["reg_param"] for result in selection] == [50.0, 0.001]
+    assert selection[1]["weighted_f1"] > selection[0]["weighted_f1"]
+    assert model.stages[1].getRegParam() == 0.001
+
+
+def test_the_transformations_are_inside_the_saved_model(clusters, tmp_path):
+    from pyspark.ml import PipelineModel
+
+    train, test = clusters
+    model, _, _ = fit_classifier(train, model_spec("logistic_regression", {}, ["pca:3"], "none", 3), DIMENSION)
+    model.write().save(str(tmp_path / "model"))
+    loaded = PipelineModel.load(str(tmp_path / "model"))
+
+    assert [type(stage).__name__ for stage in loaded.stages] == [
+        "StringIndexerModel", "PCAModel", "LogisticRegressionModel", "IndexToString"]
+    assert classification_metrics(score(loaded, test), list(loaded.stages[0].labels))["accuracy"] >= 0.95
+
+
+def test_metrics_count_every_test_row_per_class_and_in_the_confusion_matrix(clusters):
+    train, test = clusters
+    model, _, _ = fit_classifier(train, model_spec("logistic_regression", {}, [], "none", 3), DIMENSION)
+    metrics = classification_metrics(score(model, test), list(model.stages[0].labels))
+
+    assert metrics["rows"] == 45
+    assert {label: row["support"] for label, row in metrics["per_class"].items()} == dict.fromkeys(LABELS, 15)
+    assert metrics["confusion_matrix"]["labels"] == list(LABELS)
+    assert sum(map(sum, metrics["confusion_matrix"]["counts"])) == 45
+    assert metrics["macro_f1"] == pytest.approx(sum(row["f1"] for row in metrics["per_class"].values()) / 3)
+
+
+def test_a_label_the_model_never_saw_counts_as_an_error(spark, clusters):
+    train, _ = clusters
+    model, _, _ = fit_classifier(train, model_spec("logistic_regression", {}, [], "none", 3), DIMENSION)
+    unseen = _frame(spark, [(sha, "snowfield", vector, w) for sha, _, vector, w in _rows(5, seed=9)])
+    metrics = classification_metrics(score(model, unseen), list(model.stages[0].labels))
+
+    assert metrics["accuracy"] == 0.0
+    assert metrics["per_class"]["(not in training)"]["support"] == 15
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same(spark):
+    weights = balanced_weights({"beach": 30, "forest": 10})
+    assert weights == {"beach": pytest.approx(40 / 60), "forest": pytest.approx(40 / 20)}
+
+    rows = _rows(10, seed=4)
+    weighted = with_class_weights(_frame(spark, rows), weights).collect()
+    assert {row["label"]: row["class_weight"] for row in weighted if row["label"] != "night_sky"} == weights
+    assert all(row["class_weight"] is None for row in weighted if row["label"] == "night_sky")
+
+
+def test_adding_images_moves_no_existing_image_to_another_split(spark):
+    before = {row["sha256"]: row["split"] for row in with_split(_frame(spark, _rows(100, seed=5))).collect()}
+    after = {row["sha256"]: row["split"] for row in with_split(_frame(spark, _rows(100, seed=5) + _rows(100, seed=6))).collect()}
+
+    assert {sha: after[sha] for sha in before} == before
+    shares = {split: list(after.values()).count(split) / len(after) for split in ("train", "validation", "test")}
+    assert 0.7 < shares["train"] < 0.9 and 0.05 < shares["validation"] < 0.15 and 0.05 < shares["test"] < 0.15

@@ -1,0 +1,151 @@
+import math
+
+import pytest
+
+from imagepipe.gate import NO_CHAMPION_NOTE, Thresholds, decide, explain
+
+
+def metrics(accuracy=0.9, macro_f1=0.9, weighted_f1=0.9, rows=50, per_class=None, version=None) -> dict:
+    result = {"accuracy": accuracy, "macro_f1": macro_f1, "weighted_f1": weighted_f1, "rows": rows,
+              "per_class": per_class or {}}
+    return result if version is None else {**result, "version": version}
+
+
+def outcomes(verdict) -> list[tuple[str, bool]]:
+    return [(check["name"], check["passed"]) for check in verdict["checks"]]
+
+
+def test_first_model_is_judged_on_value_thresholds_alone_and_the_verdict_says_so():
+    verdict = decide(metrics(accuracy=0.8), None, Thresholds(min_accuracy=0.7, max_drop=0.05, min_gain=0.1))
+
+    assert verdict["passed"] is True
+    assert outcomes(verdict) == [("min_test_images", True), ("min_accuracy", True)]
+    assert verdict["notes"] == [NO_CHAMPION_NOTE]
+    assert verdict["checks"][1] == {
+        "name": "min_accuracy", "metric": "accuracy", "threshold": 0.7, "observed": 0.8, "passed": True,
+        "detail": "accuracy 0.8000 >= 0.7000 (minimum)",
+    }
+
+
+def test_every_verdict_records_the_thresholds_it_applied():
+    thresholds = Thresholds(min_accuracy=0.6, min_macro_f1=0.5)
+
+    assert decide(metrics(), None, thresholds)["thresholds"] == thresholds.to_json()
+
+
+@pytest.mark.parametrize(
+    ("accuracy", "passed"),
+    [(0.75, True), (0.7499, False), (0.75 - 1e-12, True), (0.76, True)],
+    ids=["exactly-at", "just-below", "rounding-noise", "above"],
+)
+def test_min_accuracy_boundary(accuracy, passed):
+    verdict = decide(metrics(accuracy=accuracy), None, Thresholds(min_accuracy=0.75))
+
+    assert verdict["passed"] is passed
+
+
+def test_min_macro_f1_is_checked_when_set():
+    verdict = decide(metrics(macro_f1=0.55), None, Thresholds(min_macro_f1=0.6))
+
+    assert verdict["passed"] is False
+    assert ("min_macro_f1", False) in outcomes(verdict)
+
+
+def test_too_few_test_images_fail_even_a_perfect_model():
+    verdict = decide(metrics(accuracy=1.0, rows=9), None, Thresholds(min_test_images=10))
+
+    assert verdict["passed"] is False
+    assert outcomes(verdict)[0] == ("min_test_images", False)
+
+
+def test_each_class_recall_is_a_check_of_its_own_and_classes_without_test_images_are_skipped():
+    per_class = {"beach": {"recall": 0.9, "support": 10}, "forest": {"recall": 0.4, "support": 10},
+                 "snowfield": {"recall": 0.0, "support": 0}}
+    verdict = decide(metrics(per_class=per_class), None, Thresholds(min_class_recall=0.5))
+
+    assert verdict["passed"] is False
+    assert outcomes(verdict)[-2:] == [("min_class_recall[beach]", True), ("min_class_recall[forest]", False)]
+
+
+def test_class_recall_without_per_class_metrics_fails():
+    verdict = decide(metrics(per_class={}), None, Thresholds(min_class_recall=0.5))
+
+    assert ("min_class_recall", False) in outcomes(verdict)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "passed"), [(0.85, True), (0.8499, False), (35 / 50 + 0.15, True)],
+    ids=["exactly-at-allowed-drop", "below-allowed-drop", "ratio-of-counts-at-boundary"],
+)
+def test_absolute_drop_against_champion(candidate, passed):
+    verdict = decide(metrics(accuracy=candidate), metrics(accuracy=0.9, version=3), Thresholds(min_accuracy=0.5, max_drop=0.05))
+
+    assert verdict["passed"] is passed
+    check = verdict["checks"][-1]
+    assert check["name"] == "max_drop" and check["threshold"] == pytest.approx(0.85)
+    assert verdict["notes"] == []
+
+
+def test_relative_drop_is_a_fraction_of_the_champions_value():
+    champion = metrics(accuracy=0.8, version=1)
+    thresholds = Thresholds(min_accuracy=0.5, max_drop=None, max_relative_drop=0.1)
+
+    assert decide(metrics(accuracy=0.72), champion, thresholds)["passed"] is True
+    assert decide(metrics(accuracy=0.71), champion, thresholds)["passed"] is False
+
+
+def test_min_gain_requires_beating_the_champion():
+    champion = metrics(accuracy=0.8, version=1)
+    thresholds = Thresholds(min_accuracy=0.5, max_drop=0.0, min_gain=0.02)
+
+    assert outcomes(decide(metrics(accuracy=0.81), champion, thresholds))[-1] == ("min_gain", False)
+    assert decide(metrics(accuracy=0.82), champion, thresholds)["passed"] is True
+
+
+def test_change_checks_use_the_chosen_metric():
+    candidate = metrics(accuracy=0.95, macro_f1=0.6)
+    champion = metrics(accuracy=0.9, macro_f1=0.8, version=2)
+
+    assert decide(candidate, champion, Thresholds(compare_metric="accuracy"))["passed"] is True
+    verdict = decide(candidate, champion, Thresholds(compare_metric="macro_f1"))
+    assert verdict["passed"] is False and verdict["checks"][-1]["metric"] == "macro_f1"
+
+
+def test_a_nan_metric_fails_its_check():
+    verdict = decide(metrics(accuracy=math.nan), None, Thresholds(min_accuracy=0.0))
+
+    assert verdict["passed"] is False
+    assert verdict["checks"][1]["detail"] == "accuracy is NaN; it must be >= 0.0000 (minimum)"
+
+
+def test_a_missing_metric_fails_its_check_naming_it():
+    candidate = metrics()
+    del candidate["macro_f1"]
+    verdict = decide(candidate, None, Thresholds(min_macro_f1=0.1))
+
+    assert verdict["passed"] is False
+    assert "macro_f1 is missing from the evaluation" in verdict["checks"][-1]["detail"]
+
+
+def test_a_champion_without_the_compared_metric_fails_the_comparison():
+    champion = metrics(version=4)
+    champion["accuracy"] = None
+    verdict = decide(metrics(), champion, Thresholds())
+
+    assert outcomes(verdict)[-1] == ("champion_comparable", False)
+
+
+def test_an_unknown_compare_metric_is_refused():
+    with pytest.raises(ValueError, match="compare_metric 'recall' is not one of accuracy, macro_f1, weighted_f1"):
+        Thresholds(compare_metric="recall")
+
+
+def test_explain_gives_one_line_per_check_then_the_notes():
+    verdict = decide(metrics(accuracy=0.8), metrics(accuracy=0.95, version=7), Thresholds(min_accuracy=0.7, max_drop=0.05))
+
+    assert explain(verdict) == [
+        "PASS min_test_images: rows 50 >= 10 (enough held-out images to judge)",
+        "PASS min_accuracy: accuracy 0.8000 >= 0.7000 (minimum)",
+        "FAIL max_drop: accuracy 0.8000 < 0.9000 (champion v7 0.9500 minus 0.05)",
+    ]
+    assert explain(decide(metrics(), None, Thresholds()))[-1] == f"NOTE {NO_CHAMPION_NOTE}"
