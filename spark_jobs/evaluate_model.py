@@ -109,9 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     if registry.document(version, "verdict") is not None:
         log.info("version %d already has its verdict; keeping it", version)
         return
+    metadata = registry.metadata(version)
     metrics = registry.document(version, "metrics")
     if metrics is None:
-        metadata = registry.metadata(version)
         metrics = measure(get_spark("evaluate_model"), lake, registry, version, metadata, window_end_id)
         registry.write_document(version, "metrics", metrics)
     else:
@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> None:
 
     verdict = decide(candidate, champion, thresholds(args))
     verdict.update({"candidate_version": version, "champion_version": metrics["champion_version"], "run_id": args.run_id})
-    registry.write_file(version, "report.md", report.markdown(version, candidate, champion, verdict).encode())
-    registry.write_file(version, "report.html", report.html_page(version, candidate, champion, verdict).encode())
+    registry.write_file(version, "report.md", report.markdown(metadata, candidate, champion, verdict).encode())
+    registry.write_file(version, "report.html", report.html_page(metadata, candidate, champion, verdict).encode())
     registry.write_file(version, "confusion_matrix.png", report.confusion_matrix_png(version, candidate["confusion_matrix"]))
     registry.write_document(version, "verdict", verdict)
     for line in explain(verdict):

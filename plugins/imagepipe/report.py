@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 
 from imagepipe.gate import explain
 
@@ -17,8 +18,23 @@ def _format(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def sections(version: int, candidate: dict, champion: dict | None, verdict: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+def _model_rows(metadata: dict) -> list[list[str]]:
+    """What the version is made of: its feature space (with the image preprocessing) and its classifier."""
+    model = metadata.get("model") or {}
+    listed = lambda items: ", ".join(items) if items else "none"  # noqa: E731
+    return [
+        ["feature space", metadata.get("fingerprint", "–")],
+        ["image preprocessing", listed(metadata.get("preprocessing") or [])],
+        ["classifier", model.get("classifier", "–")],
+        ["hyperparameters", json.dumps(metadata.get("hyperparameters"), sort_keys=True)],
+        ["feature transforms", listed(model.get("feature_transforms") or [])],
+        ["class weights", model.get("class_weights", "–")],
+    ]
+
+
+def sections(metadata: dict, candidate: dict, champion: dict | None, verdict: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for each table of the report."""
+    version = metadata["version"]
     champion_name = "none" if champion is None else f"champion v{champion['version']}"
     comparison = []
     for metric in SUMMARY_METRICS:
@@ -35,6 +51,7 @@ def sections(version: int, candidate: dict, champion: dict | None, verdict: dict
     checks = [["PASS" if check["passed"] else "FAIL", check["name"], check["metric"], _format(check["observed"]),
                _format(check["threshold"])] for check in verdict["checks"]]
     return [
+        (f"Model v{version}", ["property", "value"], _model_rows(metadata)),
         (f"Candidate v{version} against {champion_name}", ["metric", f"candidate v{version}", champion_name, "change"], comparison),
         ("Per class (test split)", ["class", "support", "precision", "recall", "F1", "champion recall", "champion F1"], per_class),
         ("Gate checks", ["result", "check", "metric", "observed", "threshold"], checks),
@@ -45,24 +62,25 @@ def _title(version: int, verdict: dict) -> str:
     return f"Model version {version}: gate {'PASSED' if verdict['passed'] else 'FAILED'}"
 
 
-def markdown(version: int, candidate: dict, champion: dict | None, verdict: dict) -> str:
-    lines = [f"# {_title(version, verdict)}", ""]
+def markdown(metadata: dict, candidate: dict, champion: dict | None, verdict: dict) -> str:
+    lines = [f"# {_title(metadata['version'], verdict)}", ""]
     lines += [f"- {line}" for line in explain(verdict)] + [""]
-    for title, header, rows in sections(version, candidate, champion, verdict):
+    for title, header, rows in sections(metadata, candidate, champion, verdict):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
     lines += ["![confusion matrix](confusion_matrix.png)", ""]
     return "\n".join(lines)
 
 
-def html_page(version: int, candidate: dict, champion: dict | None, verdict: dict) -> str:
+def html_page(metadata: dict, candidate: dict, champion: dict | None, verdict: dict) -> str:
     escape = html.escape
+    version = metadata["version"]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(_title(version, verdict))}</title>",
              "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;"
              "padding:2px 8px;text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>",
              f"<h1>{escape(_title(version, verdict))}</h1><ul>"]
     parts += [f"<li>{escape(line)}</li>" for line in explain(verdict)] + ["</ul>"]
-    for title, header, rows in sections(version, candidate, champion, verdict):
+    for title, header, rows in sections(metadata, candidate, champion, verdict):
         parts.append(f"<h2>{escape(title)}</h2><table><tr>" + "".join(f"<th>{escape(cell)}</th>" for cell in header) + "</tr>")
         parts += ["<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows]
         parts.append("</table>")

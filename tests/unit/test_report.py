@@ -11,13 +11,16 @@ CANDIDATE = {
                   "forest": {"precision": 0.8333, "recall": 1.0, "f1": 0.9091, "support": 10}},
     "confusion_matrix": {"labels": ["beach", "forest"], "counts": [[8, 2], [0, 10]]},
 }
+METADATA = {"version": 4, "fingerprint": "resnet18-0123456789abcdef", "preprocessing": ["exif_transpose", "median:3"],
+            "model": {"classifier": "logistic_regression", "feature_transforms": ["pca:64"], "class_weights": "none"},
+            "hyperparameters": {"reg_param": 0.01, "max_iter": 100}}
 CHAMPION = {**CANDIDATE, "accuracy": 0.85, "version": 3, "log_loss": None,
             "per_class": {"beach": {"recall": 0.7, "f1": 0.8, "support": 10}}}
 
 
 def test_markdown_report_compares_candidate_and_champion_metric_by_metric():
     verdict = decide(CANDIDATE, CHAMPION, Thresholds())
-    text = report.markdown(4, CANDIDATE, CHAMPION, verdict)
+    text = report.markdown(METADATA, CANDIDATE, CHAMPION, verdict)
 
     assert text.startswith("# Model version 4: gate PASSED")
     assert "| metric | candidate v4 | champion v3 | change |" in text
@@ -29,9 +32,18 @@ def test_markdown_report_compares_candidate_and_champion_metric_by_metric():
     assert "| PASS | max_drop | accuracy | 0.9000 | 0.8400 |" in text
 
 
+def test_report_names_the_feature_space_preprocessing_and_model():
+    text = report.markdown(METADATA, CANDIDATE, None, decide(CANDIDATE, None, Thresholds()))
+
+    assert "| feature space | resnet18-0123456789abcdef |" in text
+    assert "| image preprocessing | exif_transpose, median:3 |" in text
+    assert '| hyperparameters | {"max_iter": 100, "reg_param": 0.01} |' in text
+    assert "| feature transforms | pca:64 |" in text
+
+
 def test_first_model_report_says_there_is_no_champion():
     verdict = decide(CANDIDATE, None, Thresholds())
-    text = report.markdown(1, CANDIDATE, None, verdict)
+    text = report.markdown({**METADATA, "version": 1}, CANDIDATE, None, verdict)
 
     assert "| metric | candidate v1 | none | change |" in text
     assert "- NOTE no champion yet: only the value thresholds apply" in text
@@ -39,11 +51,11 @@ def test_first_model_report_says_there_is_no_champion():
 
 def test_html_report_has_the_same_tables_with_labels_escaped():
     tricky = {**CANDIDATE, "per_class": {"<b>cat</b>": CANDIDATE["per_class"]["beach"]}}
-    page = report.html_page(2, tricky, None, decide(tricky, None, Thresholds(min_accuracy=0.95)))
+    page = report.html_page({**METADATA, "version": 2}, tricky, None, decide(tricky, None, Thresholds(min_accuracy=0.95)))
 
     assert "<h1>Model version 2: gate FAILED</h1>" in page
     assert "<td>&lt;b&gt;cat&lt;/b&gt;</td>" in page and "<b>cat</b>" not in page
-    assert page.count("<table>") == 3
+    assert page.count("<table>") == 4
 
 
 def test_confusion_matrix_names_true_and_predicted_labels_on_its_axes():
