@@ -14,7 +14,7 @@ from imagepipe.featurizer import BACKBONES, FeatureSpec
 from imagepipe.features import extract_features, split_failures, windows_to_featurize
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.preprocessing import ALLOWED, DEFAULT_STEPS, parse_steps
-from imagepipe.spark import get_spark
+from imagepipe.spark import get_spark, read_table
 
 log = logging.getLogger("extract_features")
 
@@ -49,10 +49,10 @@ def parse_args(argv: list[str] | None):
 
 
 def partition_values(spark, uri: str) -> set[str]:
-    if not storage.exists(uri):
+    table = read_table(spark, uri)
+    if table is None:
         return set()
-    frame = spark.read.parquet(storage.spark_path(uri)).select(WINDOW_COLUMN).distinct()
-    return {row[WINDOW_COLUMN] for row in frame.collect()}
+    return {row[WINDOW_COLUMN] for row in table.select(WINDOW_COLUMN).distinct().collect()}
 
 
 def main(argv: list[str] | None = None) -> None:

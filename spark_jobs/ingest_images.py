@@ -31,7 +31,7 @@ from imagepipe.ingest import (
 )
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.object_store import list_objects, parse_s3_uri, s3_client
-from imagepipe.spark import get_spark
+from imagepipe.spark import get_spark, read_table
 from imagepipe.windows import WATERMARK, Window, parse_timestamp, resolve_window
 
 log = logging.getLogger("ingest_images")
@@ -119,9 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     bounds = ValidationBounds(args.min_side, args.max_side, args.max_pixels)
     fetched = fetch_and_validate(candidates, bucket, args.endpoint_url, bounds, args.fetch_threads).persist()
 
-    existing = None
-    if storage.exists(lake.images):
-        existing = spark.read.parquet(storage.spark_path(lake.images)).filter(f"{WINDOW_COLUMN} != '{window.id}'")
+    existing = read_table(spark, lake.images)
+    if existing is not None:
+        existing = existing.filter(f"{WINDOW_COLUMN} != '{window.id}'")
     images, quarantine = curate(fetched, existing, window, args.run_id)
     images.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.images))
     quarantine.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.quarantine))

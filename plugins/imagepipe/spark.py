@@ -35,3 +35,20 @@ def get_spark(app_name: str, conf: dict[str, str] | None = None):
         # Local Python workers run this interpreter (the project's venv), not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return builder.getOrCreate()
+
+
+def read_table(spark, uri: str):
+    """The Parquet table at uri, or None while it holds no rows: a first write of an empty window leaves the folder
+    with no data files, from which Spark cannot infer a schema."""
+    from pyspark.errors import AnalysisException
+
+    from imagepipe import storage
+
+    if not storage.exists(uri):
+        return None
+    try:
+        return spark.read.parquet(storage.spark_path(uri))
+    except AnalysisException as error:
+        if error.getCondition() == "UNABLE_TO_INFER_SCHEMA":
+            return None
+        raise

@@ -202,3 +202,64 @@ def test_every_accepted_format_and_mode_is_kept_with_its_mode_under_any_key(spar
     assert rows == {key: (image_format, mode) for key, (_, image_format, mode) in objects.items()}
     stored = spark.read.parquet(Lake(lake_root).images).filter("key = 'v/b/animated palette.gif'").first()["content"]
     assert bytes(stored) == objects["v/b/animated palette.gif"][0]  # original bytes, not re-encoded
+
+
+def test_an_object_modified_exactly_at_the_window_end_belongs_to_the_next_window(spark, s3_bucket, lake_root):
+    client = s3_client()
+    client.put_object(Bucket=s3_bucket, Key="raw/beach/edge.jpg", Body=_jpeg((250, 200, 120)))
+    settle()
+    at = client.head_object(Bucket=s3_bucket, Key="raw/beach/edge.jpg")["LastModified"]
+    common = ["--source-uri", f"s3://{s3_bucket}/raw/", "--lake-root", lake_root]
+
+    ingest_images.main([*common, "--run-id", "scheduled__before", "--window-start", (at - timedelta(days=1)).isoformat(),
+                        "--window-end", at.isoformat()])
+    ingest_images.main([*common, "--run-id", "scheduled__from", "--window-start", at.isoformat(),
+                        "--window-end", (at + timedelta(days=1)).isoformat()])
+
+    lake = Lake(lake_root)
+    assert lake.read_run("scheduled__before", "ingest")["ingested"] == 0
+    assert lake.read_run("scheduled__from", "ingest")["ingested"] == 1
+
+
+def test_a_run_killed_while_writing_leaves_the_lake_readable_and_its_retry_repairs_it(spark, s3_bucket, lake_root):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    client = s3_client()
+    sample_data.upload(client, s3_bucket, "raw", sample_data.generate(per_class=5, seed=31, classes=("beach", "forest")))
+    settle()
+    common = ["--source-uri", f"s3://{s3_bucket}/raw/", "--lake-root", lake_root]
+    ingest_images.main([*common, "--run-id", "manual__first", "--window-end", datetime.now(timezone.utc).isoformat()])
+    sample_data.upload(client, s3_bucket, "raw", sample_data.generate(per_class=40, seed=32, classes=("beach", "forest")))
+    settle()
+    end = datetime.now(timezone.utc).isoformat()
+    second = [*common, "--run-id", "manual__second", "--window-end", end, "--fetch-threads", "1"]
+
+    images_dir = Path(lake_root) / "images"
+    job = subprocess.Popen([sys.executable, "-m", "spark_jobs.ingest_images", *second], start_new_session=True,
+                           cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Spark stages a dynamic-overwrite write under a hidden folder of the table: kill the job while it is there.
+        while job.poll() is None and not any(path.name.startswith(".spark-staging") for path in images_dir.iterdir()):
+            time.sleep(0.02)
+        killed_mid_write = job.poll() is None
+        os.killpg(job.pid, signal.SIGKILL)
+    finally:
+        job.wait(timeout=60)
+    assert killed_mid_write, "the job finished before it could be killed while writing"
+
+    lake = Lake(lake_root)
+    # The first run's rows are all still there and readable; the killed run left no half-written partition in view.
+    after_kill = {row["key"] for row in spark.read.parquet(lake.images).collect()}
+    first_keys = {row["key"] for row in spark.read.parquet(lake.images).filter("run_id = 'manual__first'").collect()}
+    assert len(first_keys) == 10 and first_keys <= after_kill
+    assert after_kill in (first_keys, first_keys | {f"raw/{image.label}/{image.name}" for image in
+                                                    sample_data.generate(per_class=40, seed=32, classes=("beach", "forest"))})
+
+    ingest_images.main(second)
+    images = spark.read.parquet(lake.images)
+    assert images.count() == images.select("sha256").distinct().count() == 90
+    assert lake.read_run("manual__second", "ingest")["ingested"] == 80
