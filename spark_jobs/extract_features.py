@@ -11,7 +11,7 @@ import logging
 
 from imagepipe import cli, settings, storage
 from imagepipe.featurizer import BACKBONES, FeatureSpec
-from imagepipe.features import extract_features, split_failures, windows_to_featurize
+from imagepipe.features import extract_features, split_failures, split_reusable, windows_to_featurize
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.preprocessing import ALLOWED, DEFAULT_STEPS, parse_steps
 from imagepipe.spark import get_spark, read_table
@@ -66,17 +66,24 @@ def main(argv: list[str] | None = None) -> None:
     features_uri = lake.features(fingerprint)
     todo = windows_to_featurize(partition_values(spark, lake.images), partition_values(spark, features_uri), run_window)
     log.info("feature space %s: computing windows %s", fingerprint, todo)
-    rows, failures = 0, 0
+    rows, reused_rows, failures = 0, 0, 0
     if todo:
         images = spark.read.parquet(storage.spark_path(lake.images)).filter(window_in(WINDOW_COLUMN, todo))
+        stored = read_table(spark, features_uri)
+        if stored is not None:
+            # Cut from the files they came from: the write below replaces those very partitions.
+            stored = stored.filter(window_in(WINDOW_COLUMN, todo)).localCheckpoint()
+        images, reused = split_reusable(images, stored)
         images = images.repartition(spark.sparkContext.defaultParallelism * 2)
         # Each task runs torch with spark.task.cpus threads, so concurrent tasks never oversubscribe the cores.
         threads = int(spark.conf.get("spark.task.cpus", "1"))
         extracted = extract_features(images, args.spec, fingerprint, threads).persist()
         features, failed = split_failures(extracted)
-        features.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(features_uri))
+        table = features if reused is None else features.unionByName(reused)
+        table.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(features_uri))
         failed.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.feature_errors(fingerprint)))
         rows, failures = features.count(), failed.count()
+        reused_rows = 0 if reused is None else reused.count()
         extracted.unpersist()
     storage.write_json(
         storage.join(features_uri, "_feature_space.json"),
@@ -84,8 +91,10 @@ def main(argv: list[str] | None = None) -> None:
          "preprocessing": list(args.spec.steps), "backbone_transforms": repr(args.spec.preprocessing())},
     )
     lake.write_run(args.run_id, "features", {"fingerprint": fingerprint, "preprocessing": list(args.spec.steps),
-                                             "windows": todo, "rows": rows, "undecodable": failures})
-    log.info("wrote %d feature rows under %s; %d images could not be decoded", rows, features_uri, failures)
+                                             "windows": todo, "rows": rows, "reused": reused_rows,
+                                             "undecodable": failures})
+    log.info("computed %d feature rows and kept %d already computed under %s; %d images could not be decoded", rows,
+             reused_rows, features_uri, failures)
 
 
 def window_in(column: str, values: list[str]):

@@ -46,3 +46,13 @@ def split_failures(extracted):
 
     failed = F.col(ERROR_COLUMN).isNotNull()
     return extracted.filter(~failed).select(*FEATURE_COLUMNS), extracted.filter(failed).select(*ERROR_COLUMNS)
+
+
+def split_reusable(images, stored):
+    """(to_compute, reused): the images that still need a vector, and the stored rows that already are one for an
+    image of the same window (same bytes, same feature space: the same vector). stored may be None."""
+    keys = ["sha256", WINDOW_COLUMN]
+    if stored is None:
+        return images, None
+    reused = stored.join(images.select(*keys), keys, "left_semi").select(*FEATURE_COLUMNS)
+    return images.join(reused.select(*keys), keys, "left_anti"), reused
