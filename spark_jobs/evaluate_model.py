@@ -10,8 +10,7 @@ import logging
 from imagepipe import cli, report, storage
 from imagepipe.errors import InputError
 from imagepipe.evaluation import classification_metrics, score
-from imagepipe.featurizer import FeatureSpec
-from imagepipe.features import FEATURE_COLUMNS, extract_features, split_failures
+from imagepipe.features import FEATURE_COLUMNS, extract_features, feature_space_spec, split_failures
 from imagepipe.gate import COMPARABLE_METRICS, Thresholds, decide, explain
 from imagepipe.lake import Lake
 from imagepipe.spark import get_spark
@@ -63,16 +62,13 @@ def test_split(spark, lake: Lake, fingerprint: str, window_end_id: str):
 def in_feature_space(spark, lake: Lake, test, fingerprint: str, window_end_id: str):
     """The same test images in another feature space: its stored vectors where it has them, the rest extracted now
     with that space's own backbone, weights and preprocessing (not stored: they are the champion's business)."""
-    space = storage.read_json(storage.join(lake.features(fingerprint), "_feature_space.json"))
-    if space is None:
-        raise InputError(f"feature space {fingerprint} has no _feature_space.json; re-run extract_features with its settings")
+    spec = feature_space_spec(lake, fingerprint)
     stored = test_split(spark, lake, fingerprint, window_end_id).join(test.select("sha256"), "sha256", "left_semi")
     missing = test.select("sha256").join(stored.select("sha256"), "sha256", "left_anti").persist()
     count = missing.count()
     if count == 0:
         return stored
     log.info("extracting %d test images in feature space %s", count, fingerprint)
-    spec = FeatureSpec(space["backbone"], space["weights"], space["image_size"], tuple(space["preprocessing"]))
     images = spark.read.parquet(storage.spark_path(lake.images)).join(missing, "sha256", "left_semi")
     extracted, _ = split_failures(extract_features(images, spec, fingerprint))
     return stored.unionByName(extracted)

@@ -11,7 +11,13 @@ import logging
 
 from imagepipe import cli, settings, storage
 from imagepipe.featurizer import BACKBONES, FeatureSpec
-from imagepipe.features import extract_features, split_failures, split_reusable, windows_to_featurize
+from imagepipe.features import (
+    FEATURE_SPACE_DOCUMENT,
+    extract_features,
+    split_failures,
+    split_reusable,
+    windows_to_featurize,
+)
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.preprocessing import ALLOWED, DEFAULT_STEPS, parse_steps
 from imagepipe.spark import get_spark, read_table
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         reused_rows = 0 if reused is None else reused.count()
         extracted.unpersist()
     storage.write_json(
-        storage.join(features_uri, "_feature_space.json"),
+        storage.join(features_uri, FEATURE_SPACE_DOCUMENT),
         {"fingerprint": fingerprint, "backbone": args.backbone, "weights": args.weights, "image_size": args.image_size,
          "preprocessing": list(args.spec.steps), "backbone_transforms": repr(args.spec.preprocessing())},
     )

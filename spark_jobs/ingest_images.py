@@ -18,8 +18,8 @@ from imagepipe import cli, storage
 from imagepipe.errors import InputError
 from imagepipe.images import ValidationBounds
 from imagepipe.ingest import (
-    CANDIDATE_DDL,
     CONFLICT_REASON,
+    candidate_frame,
     check_rejected_fraction,
     curate,
     fetch_and_validate,
@@ -39,7 +39,7 @@ log = logging.getLogger("ingest_images")
 
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("ingest_images", __doc__, "names this run's records in the lake")
-    parser.add_argument("--source-uri", required=True, type=cli.checked(_source_uri, "an s3://bucket/prefix/ URI"))
+    parser.add_argument("--source-uri", required=True, type=cli.S3_URI)
     parser.add_argument("--window-end", required=True, type=cli.checked(parse_timestamp, "an ISO-8601 timestamp"))
     parser.add_argument(
         "--window-start",
@@ -76,11 +76,6 @@ def parse_args(argv: list[str] | None):
     return args
 
 
-def _source_uri(text: str) -> str:
-    parse_s3_uri(text)
-    return text
-
-
 def run_window(lake: Lake, run_id: str, start: str, end) -> Window:
     """The run's window, decided once: a retry of the run with the same arguments reuses the window its first
     attempt recorded (its watermark start and its end, cut at the listing moment, stay as they were)."""
@@ -113,9 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     log.info("window %s: %d objects listed, %d to fetch", window.id, selection.listed, len(selection.candidates))
 
     spark = get_spark("ingest_images")
-    rows = [(info.key, label, info.etag, info.size, info.last_modified) for info, label in selection.candidates]
-    partitions = max(1, min(len(rows) // 64 + 1, spark.sparkContext.defaultParallelism * 4))
-    candidates = spark.createDataFrame(rows, CANDIDATE_DDL).repartition(partitions)
+    candidates = candidate_frame(spark, selection.candidates)
     bounds = ValidationBounds(args.min_side, args.max_side, args.max_pixels)
     fetched = fetch_and_validate(candidates, bucket, args.endpoint_url, bounds, args.fetch_threads).persist()
 
@@ -136,23 +129,26 @@ def main(argv: list[str] | None = None) -> None:
         "listed": selection.listed,
         "outside_window": selection.outside_window,
         "unlabeled": selection.unlabeled,
-        "fetched": len(rows),
+        "fetched": len(selection.candidates),
         "bytes": sum(info.size for info, _ in selection.candidates),
         "ingested": sum(labels.values()),
-        "duplicates": len(rows) - sum(labels.values()) - sum(rejected.values()) - conflicts,
+        "duplicates": len(selection.candidates) - sum(labels.values()) - sum(rejected.values()) - conflicts,
         "conflicts": conflicts,
         "rejected": rejected,
         "labels": dict(sorted(labels.items())),
         "seconds": round(seconds, 3),
-        "objects_per_s": round(len(rows) / seconds, 1),
+        "objects_per_s": round(len(selection.candidates) / seconds, 1),
     }
     fetched.unpersist()
     lake.write_run(args.run_id, "ingest", report)
     log.info("ingest report %s: %s", lake.run_document(args.run_id, "ingest"), report)
-    check_rejected_fraction(sum(rejected.values()), len(rows), args.max_rejected_fraction, lake.quarantine)
+    check_rejected_fraction(sum(rejected.values()), len(selection.candidates), args.max_rejected_fraction, lake.quarantine)
     watermark = storage.read_json(lake.watermark)
     if watermark is None or parse_timestamp(watermark["end"]) < window.end:
         storage.write_json(lake.watermark, {"end": window.end.isoformat(), "run_id": args.run_id})
+    log.info("ingested %d new images of %d listed in window %s (duplicates %d, rejected %d, unlabeled %d) in %.1f s, "
+             "%.1f objects/s", report["ingested"], report["listed"], window.id, report["duplicates"],
+             sum(rejected.values()) + conflicts, report["unlabeled"], seconds, report["objects_per_s"])
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from imagepipe import settings
 from imagepipe.errors import InputError
+from imagepipe.object_store import parse_s3_uri
 
 
 class JobArgumentParser(argparse.ArgumentParser):
@@ -52,10 +53,16 @@ def boolean(text: str) -> bool:
     return value == "true"
 
 
-# argparse types for the jobs' numeric and boolean options
+def s3_uri(text: str) -> str:
+    parse_s3_uri(text)
+    return text
+
+
+# argparse types for the jobs' numeric, boolean and S3 options
 POSITIVE_INT = checked(positive_int, "a positive integer")
 FRACTION = checked(fraction, "a fraction")
 BOOLEAN = checked(boolean, "true or false")
+S3_URI = checked(s3_uri, "an s3://bucket/prefix/ URI")
 
 
 def optional(convert: Callable[[str], object]) -> Callable[[str], object]:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from imagepipe import storage
+from imagepipe.errors import InputError
 from imagepipe.featurizer import ERROR_COLUMN, FEATURES_COLUMN, FeatureSpec, extractor_for, resolve_device
-from imagepipe.lake import WINDOW_COLUMN
+from imagepipe.lake import WINDOW_COLUMN, Lake
 
 FEATURE_COLUMNS = ["sha256", "label", FEATURES_COLUMN, "fingerprint", WINDOW_COLUMN]
 ERROR_COLUMNS = ["sha256", "label", ERROR_COLUMN, "fingerprint", WINDOW_COLUMN]
+IMAGE_KEYS = ("sha256", "label", WINDOW_COLUMN)
+FEATURE_SPACE_DOCUMENT = "_feature_space.json"
 
 
 def windows_to_featurize(image_windows: set[str], featurized_windows: set[str], run_window: str) -> list[str]:
@@ -15,9 +19,9 @@ def windows_to_featurize(image_windows: set[str], featurized_windows: set[str], 
     return sorted((image_windows - featurized_windows) | ({run_window} & image_windows))
 
 
-def extract_features(images, spec: FeatureSpec, fingerprint: str, threads: int | None = None):
-    """DataFrame of (sha256, label, window_id, features, error, fingerprint) for a DataFrame of images; features is
-    null and error says why for an image the backbone's decoder refused.
+def extract_features(images, spec: FeatureSpec, fingerprint: str, threads: int | None = None, keys=IMAGE_KEYS):
+    """DataFrame of (*keys, features, error, fingerprint) for a DataFrame of images (string key columns and their
+    content); features is null and error says why for an image the backbone's decoder refused.
 
     The engine runs in mapInArrow on the task's GPU when Spark assigned one (or torch sees one), else on the CPU.
     Each Python worker builds the backbone once and reuses it for every batch of every task it serves. The batch
@@ -35,8 +39,8 @@ def extract_features(images, spec: FeatureSpec, fingerprint: str, threads: int |
         device = resolve_device(torch.cuda.is_available(), task_gpus)
         yield from extractor_for(spec, device, threads).extract_batches(batches)
 
-    columns = images.select("sha256", "label", WINDOW_COLUMN, "content")
-    schema = f"sha256 string, label string, {WINDOW_COLUMN} string, {FEATURES_COLUMN} array<float>, {ERROR_COLUMN} string"
+    columns = images.select(*keys, "content")
+    schema = ", ".join([*(f"{key} string" for key in keys), f"{FEATURES_COLUMN} array<float>", f"{ERROR_COLUMN} string"])
     return columns.mapInArrow(featurize_partition, schema).withColumn("fingerprint", F.lit(fingerprint))
 
 
@@ -46,6 +50,15 @@ def split_failures(extracted):
 
     failed = F.col(ERROR_COLUMN).isNotNull()
     return extracted.filter(~failed).select(*FEATURE_COLUMNS), extracted.filter(failed).select(*ERROR_COLUMNS)
+
+
+def feature_space_spec(lake: Lake, fingerprint: str) -> FeatureSpec:
+    """The settings that made a stored feature space, from its _feature_space.json, to extract more images into it
+    (a champion's test images, or images to score)."""
+    space = storage.read_json(storage.join(lake.features(fingerprint), FEATURE_SPACE_DOCUMENT))
+    if space is None:
+        raise InputError(f"feature space {fingerprint} has no {FEATURE_SPACE_DOCUMENT}; re-run extract_features with its settings")
+    return FeatureSpec(space["backbone"], space["weights"], space["image_size"], tuple(space["preprocessing"]))
 
 
 def split_reusable(images, stored):

@@ -104,6 +104,14 @@ def select_objects(objects: Iterable[ObjectInfo], prefix: str, window: Window, l
     return selection
 
 
+def candidate_frame(spark, candidates: list[tuple[ObjectInfo, str | None]]):
+    """The listed objects to fetch as a DataFrame (CANDIDATE_DDL), in partitions of about 64 objects, at most four
+    per core, so fetching spreads over the executors."""
+    rows = [(info.key, label, info.etag, info.size, info.last_modified) for info, label in candidates]
+    partitions = max(1, min(len(rows) // 64 + 1, spark.sparkContext.defaultParallelism * 4))
+    return spark.createDataFrame(rows, CANDIDATE_DDL).repartition(partitions)
+
+
 def _fetch_and_check(client, bucket: str, row: dict, bounds: ValidationBounds) -> dict:
     try:
         content = client.get_object(Bucket=bucket, Key=row["key"], IfMatch=row["etag"])["Body"].read()

@@ -6,6 +6,7 @@
     <root>/feature_errors/<fingerprint>/window_id=<window>/   images that space's decoder refused, with the reason
     <root>/runs/<run>/                         what each DAG run decided and produced (window, reports, candidate)
     <root>/registry/<model>/                   model versions, champion pointer, promotion history
+    <root>/predictions/<model>/run_id=<run>/   labels a scoring run gave unlabelled images with that model's champion
     <root>/_state/ingest_watermark.json        end of the newest window ingested
 """
 
@@ -48,6 +49,9 @@ class Lake:
 
     def run_document(self, run_id: str, name: str) -> str:
         return storage.join(self.root, "runs", run_key(run_id), f"{name}.json")
+
+    def predictions(self, model_name: str) -> str:
+        return storage.join(self.root, "predictions", model_name)
 
     @property
     def registry(self) -> str:

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
-JOBS = ["ingest_images", "extract_features", "train_classifier", "evaluate_model", "promote_model"]
+JOBS = ["ingest_images", "extract_features", "train_classifier", "evaluate_model", "promote_model", "score_images"]
 BAD_ARGUMENTS = {
     "ingest_images": ["--source-uri", "http://not-s3/x", "--run-id", "r", "--window-end", "2026-01-01T00:00:00Z"],
     "extract_features": ["--run-id", "r", "--weights", "random"],
     "train_classifier": ["--run-id", "r", "--max-iter", "-3"],
     "evaluate_model": ["--run-id", "r", "--min-accuracy", "1.5"],
     "promote_model": ["--run-id", "r", "--no-such-flag"],
+    "score_images": ["--run-id", "r", "--source-uri", "s3://inbox/new/", "--window-end", "yesterday"],
 }
 
 

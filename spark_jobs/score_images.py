@@ -1,0 +1,109 @@
+"""Label the unlabelled images under an S3 prefix with a model's current champion and write the predictions to the lake.
+
+Lists <source-uri> once (every object, optionally only those modified in [--window-start, --window-end)), fetches
+and validates the objects inside the executors as ingest does, extracts each distinct image's features in the
+champion's own feature space, and scores them with the champion loaded from files checked against their sha256.
+Writes one row per object to predictions/<model>/run_id=<run>/ (key, etag, sha256, predicted_label, probability,
+model version, fingerprint; or the reason it could not be scored), replacing what an earlier attempt of the same run
+wrote, and the run's scoring report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from datetime import datetime, timezone
+
+from imagepipe import cli, storage
+from imagepipe.classifiers import PREDICTED_LABEL
+from imagepipe.errors import InputError
+from imagepipe.features import feature_space_spec
+from imagepipe.images import ValidationBounds
+from imagepipe.ingest import candidate_frame, fetch_and_validate, folder_prefix, rejections_by_kind, select_objects
+from imagepipe.lake import Lake
+from imagepipe.object_store import list_objects, parse_s3_uri, s3_client
+from imagepipe.scoring import featurize, prediction_rows
+from imagepipe.spark import get_spark
+from imagepipe.windows import EPOCH, Window, parse_timestamp
+
+log = logging.getLogger("score_images")
+
+
+def parse_args(argv: list[str] | None):
+    parser = cli.job_parser("score_images", __doc__, "names this run's predictions partition and report")
+    cli.add_model_name(parser)
+    parser.add_argument("--source-uri", required=True, type=cli.S3_URI, help="s3://bucket/prefix/ of the images to label")
+    timestamp = cli.optional(cli.checked(parse_timestamp, "an ISO-8601 timestamp"))
+    parser.add_argument("--window-start", type=timestamp, help="only objects modified at or after this instant")
+    parser.add_argument("--window-end", type=timestamp, help="only objects modified before this instant")
+    parser.add_argument("--endpoint-url", help="S3 endpoint (default, also when empty: AWS_ENDPOINT_URL)")
+    parser.add_argument("--fetch-threads", type=cli.POSITIVE_INT, default=16,
+                        help="concurrent object fetches per Spark task (default: %(default)s)")
+    parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=64,
+                        help="images per Arrow batch handed to the backbone (default: %(default)s)")
+    args = parser.parse_args(argv)
+    args.endpoint_url = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    from pyspark.sql import functions as F
+
+    args = parse_args(argv)
+    started = time.monotonic()
+    lake = Lake(args.lake_root)
+    registry = cli.open_registry(args)
+    version = registry.champion_version()
+    if version is None:
+        raise InputError(f"{args.model_name} has no champion in {registry.where}: promote a model before scoring with it")
+    fingerprint = registry.metadata(version)["fingerprint"]
+    spec = feature_space_spec(lake, fingerprint)
+    window = Window(args.window_start or EPOCH, args.window_end or datetime.now(timezone.utc))
+    bucket, prefix = parse_s3_uri(args.source_uri)
+    prefix = folder_prefix(prefix)
+    # Scoring needs no label: every object of the window is taken.
+    selection = select_objects(list_objects(s3_client(args.endpoint_url), bucket, prefix), prefix, window, lambda key: "")
+    log.info("%s: %d objects listed, %d in window [%s, %s) to score with %s version %d in feature space %s",
+             args.source_uri, selection.listed, len(selection.candidates), window.start.isoformat(),
+             window.end.isoformat(), args.model_name, version, fingerprint)
+
+    spark = get_spark("score_images", {"spark.sql.execution.arrow.maxRecordsPerBatch": str(args.batch_size)})
+    model = registry.load_model(version)  # before the expensive part: a corrupted champion stops the run here
+    candidates = candidate_frame(spark, [(info, None) for info, _ in selection.candidates])
+    fetched = fetch_and_validate(candidates, bucket, args.endpoint_url, ValidationBounds(), args.fetch_threads).persist()
+    extracted = featurize(fetched, spec, fingerprint).persist()
+    predictions = prediction_rows(fetched, extracted, model, fingerprint, args.model_name, version, args.run_id)
+    output = lake.predictions(args.model_name)
+    predictions.write.mode("overwrite").partitionBy("run_id").parquet(storage.spark_path(output))
+    fetched.unpersist()
+    extracted.unpersist()
+
+    written = spark.read.parquet(storage.spark_path(output)).filter(F.col("run_id") == args.run_id)
+    labels = {row[PREDICTED_LABEL]: row["count"]
+              for row in written.filter(F.col("reason").isNull()).groupBy(PREDICTED_LABEL).count().collect()}
+    unscored = rejections_by_kind(written.filter(F.col("reason").isNotNull()))
+    seconds = time.monotonic() - started
+    report = {
+        "source_uri": args.source_uri,
+        "window": window.to_json(),
+        "model_name": args.model_name,
+        "model_version": version,
+        "fingerprint": fingerprint,
+        "listed": selection.listed,
+        "outside_window": selection.outside_window,
+        "scored": sum(labels.values()),
+        "not_scored": unscored,
+        "labels": dict(sorted(labels.items())),
+        "predictions": output,
+        "seconds": round(seconds, 3),
+        "objects_per_s": round(len(selection.candidates) / seconds, 1),
+    }
+    lake.write_run(args.run_id, "scoring", report)
+    log.info("scored %d of %d objects with %s version %d in %.1f s (%.1f objects/s); not scored: %s; predictions in %s",
+             report["scored"], len(selection.candidates), args.model_name, version, seconds, report["objects_per_s"],
+             unscored or "none", output)
+
+
+if __name__ == "__main__":
+    cli.run(main)

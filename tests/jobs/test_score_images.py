@@ -1,0 +1,105 @@
+"""score_images on local Spark against a real S3 endpoint: a champion trained by the pipeline's own jobs labels a
+prefix of unlabelled images."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import settle
+from imagepipe import sample_data
+from imagepipe.errors import InputError
+from imagepipe.lake import Lake
+from imagepipe.object_store import s3_client
+from imagepipe.registry import Registry
+from spark_jobs import evaluate_model, extract_features, ingest_images, promote_model, score_images, train_classifier
+
+FAR_FUTURE = "2100-01-01T00:00:00+00:00"
+FEATURES = ["--backbone", "resnet18", "--weights", "random:0", "--image-size", "64", "--batch-size", "16"]
+CLASSES = ("beach", "night_sky")
+
+
+@pytest.fixture(scope="module")
+def champion_lake(spark, s3_endpoint, tmp_path_factory) -> str:
+    """A lake whose registry has a champion, trained and promoted by the pipeline's jobs on two sample classes."""
+    bucket = "scoring-training-set"
+    s3_client().create_bucket(Bucket=bucket)
+    sample_data.upload(s3_client(), bucket, "set", sample_data.generate(per_class=20, seed=21, classes=CLASSES))
+    settle()
+    lake_root = str(tmp_path_factory.mktemp("scoring") / "lake")
+    common = ["--run-id", "manual__train", "--lake-root", lake_root]
+    ingest_images.main([*common, "--source-uri", f"s3://{bucket}/set/", "--window-end", FAR_FUTURE])
+    extract_features.main([*common, *FEATURES])
+    train_classifier.main(common)
+    evaluate_model.main([*common, "--min-test-images", "1"])
+    promote_model.main(common)
+    return lake_root
+
+
+@pytest.fixture(scope="module")
+def unlabelled(s3_endpoint) -> tuple[str, dict[str, str]]:
+    """(bucket, {key: true class}) of new images under inbox/ with no label folders, one exact copy of an image under
+    a second key, and one object that is not an image."""
+    bucket = "scoring-inbox"
+    client = s3_client()
+    client.create_bucket(Bucket=bucket)
+    truth = {}
+    images = list(sample_data.generate(per_class=4, seed=22, classes=CLASSES))
+    for image in images:
+        truth[f"inbox/{image.name}"] = image.label
+        client.put_object(Bucket=bucket, Key=f"inbox/{image.name}", Body=image.content)
+    client.put_object(Bucket=bucket, Key="inbox/copy-of-first.jpg", Body=images[0].content)
+    truth["inbox/copy-of-first.jpg"] = images[0].label
+    client.put_object(Bucket=bucket, Key="inbox/notes.txt", Body=b"not an image")
+    settle()
+    return bucket, truth
+
+
+def _predictions(spark, lake_root: str, run_id: str) -> dict[str, dict]:
+    rows = spark.read.parquet(Lake(lake_root).predictions("image_classifier")).filter(f"run_id = '{run_id}'").collect()
+    return {row["key"]: row.asDict() for row in rows}
+
+
+def test_the_champion_labels_every_image_of_the_prefix_and_says_why_an_object_was_not_scored(
+        spark, champion_lake, unlabelled):
+    bucket, truth = unlabelled
+    run_id = "asset_triggered__2026-11-27T12:00:00+00:00"
+    score_images.main(["--run-id", run_id, "--lake-root", champion_lake, "--source-uri", f"s3://{bucket}/inbox/"])
+
+    predictions = _predictions(spark, champion_lake, run_id)
+    registry = Registry(Lake(champion_lake).registry, "image_classifier")
+    fingerprint = registry.metadata(1)["fingerprint"]
+    assert set(predictions) == {*truth, "inbox/notes.txt"}
+    assert predictions["inbox/notes.txt"]["predicted_label"] is None
+    assert predictions["inbox/notes.txt"]["reason"].startswith("not an image")
+    scored = {key: row for key, row in predictions.items() if key in truth}
+    for row in scored.values():
+        assert row["reason"] is None and row["predicted_label"] in CLASSES
+        assert 0.5 <= row["probability"] <= 1.0  # the chosen label's probability, of two classes
+        assert (row["model_version"], row["fingerprint"], row["run_id"]) == (1, fingerprint, run_id)
+    right = sum(row["predicted_label"] == truth[key] for key, row in scored.items())
+    assert right >= 0.75 * len(scored)  # beaches and night skies apart; chance would be 0.5
+    first = next(key for key in truth if key != "inbox/copy-of-first.jpg" and truth[key] == truth["inbox/copy-of-first.jpg"])
+    assert predictions["inbox/copy-of-first.jpg"]["sha256"] == predictions[first]["sha256"]
+    assert predictions["inbox/copy-of-first.jpg"]["predicted_label"] == predictions[first]["predicted_label"]
+
+    report = Lake(champion_lake).read_run(run_id, "scoring")
+    assert (report["scored"], report["not_scored"], report["model_version"]) == (len(truth), {"not an image": 1}, 1)
+    assert sum(report["labels"].values()) == len(truth)
+
+
+def test_a_rerun_replaces_its_own_predictions_and_a_window_narrows_what_is_scored(spark, champion_lake, unlabelled):
+    bucket, truth = unlabelled
+    source = ["--lake-root", champion_lake, "--source-uri", f"s3://{bucket}/inbox/"]
+    score_images.main(["--run-id", "manual__once", *source])
+    score_images.main(["--run-id", "manual__once", *source])
+    assert len(_predictions(spark, champion_lake, "manual__once")) == len(truth) + 1
+
+    score_images.main(["--run-id", "manual__later", *source, "--window-start", "", "--window-end", "2026-01-01T00:00:00Z"])
+    assert _predictions(spark, champion_lake, "manual__later") == {}
+    assert Lake(champion_lake).read_run("manual__later", "scoring")["outside_window"] == len(truth) + 1
+    assert len(_predictions(spark, champion_lake, "manual__once")) == len(truth) + 1  # other runs' output stays
+
+
+def test_scoring_without_a_champion_is_refused_in_one_line(lake_root, s3_bucket):
+    with pytest.raises(InputError, match="image_classifier has no champion in .*: promote a model"):
+        score_images.main(["--run-id", "manual__x", "--lake-root", lake_root, "--source-uri", f"s3://{s3_bucket}/inbox/"])
