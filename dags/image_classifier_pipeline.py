@@ -12,11 +12,16 @@ classifier, evaluates it against the current champion on the same held-out image
 | evaluate | `spark_jobs/evaluate_model.py` | metrics and verdict of that version |
 | gate | (reads the verdict) | skips promotion, run still green, when a check failed (unless `force_promote`) |
 | promote | `spark_jobs/promote_model.py` | champion pointer (compare-and-swap) and history; backfills keep the champion |
+| publish_champion | (reads the champion pointer) | the champion asset's event, only when this run changed the champion |
 
 **Window.** Scheduled and backfill runs take the objects whose LastModified lies in their data interval. Manual
 runs take `window_start`/`window_end` from the trigger form; left empty, everything not ingested yet up to the
 moment of the trigger. A window with no new images skips the rest of the run (green, with the reason in the
 extract_features log) unless `require_new_images` is off.
+
+**Assets.** ingest updates `imagepipe_curated_images`, extract_features `imagepipe_features`, and publish_champion
+`imagepipe_champion_image_classifier` (extra: version, from, kind), which `image_batch_scoring` is scheduled on.
+A skipped task updates nothing.
 
 Spark master, deploy mode and cluster settings come from the `spark_default` connection; the object store's
 endpoint from the `imagepipe_s3` connection's `endpoint_url` extra when it exists, else AWS_ENDPOINT_URL. On a cluster with GPUs,
@@ -33,7 +38,7 @@ from pathlib import Path
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
-from imagepipe import orchestration, settings
+from imagepipe import assets, orchestration, settings
 from imagepipe.classifiers import CLASSIFIERS, HYPERPARAMETER_NAMES
 from imagepipe.featurizer import BACKBONES
 from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
@@ -44,6 +49,9 @@ REGISTRY_URI = settings.registry_uri(LAKE_ROOT)
 JOBS = settings.spark_jobs_dir()
 RUN = ["--run-id", "{{ run_id }}", "--lake-root", LAKE_ROOT]
 MODEL_RUN = [*RUN, "--model-name", MODEL_NAME, "--registry-uri", REGISTRY_URI]
+CURATED_IMAGES = assets.curated_images(LAKE_ROOT)
+FEATURES = assets.features(LAKE_ROOT)
+CHAMPION = assets.champion(REGISTRY_URI, MODEL_NAME)
 
 with DAG(
     dag_id=Path(__file__).stem,
@@ -204,6 +212,7 @@ with DAG(
             name=f"imagepipe-{job}",
             conn_id="spark_default",
             application_args=args,
+            doc_md=orchestration.job_doc(JOBS / f"{job}.py"),
             **options,
         )
 
@@ -214,6 +223,7 @@ with DAG(
          "--window-start", "{{ window_start(dag_run, params) }}", "--window-end", "{{ window_end(dag_run, params) }}",
          "--label-manifest", "{{ params.label_manifest or '' }}", "--endpoint-url", "{{ s3_endpoint_url() }}",
          "--max-rejected-fraction", "{{ params.max_rejected_fraction }}"],
+        outlets=[CURATED_IMAGES],
     )
     extract = spark_job(
         "extract_features",
@@ -222,6 +232,7 @@ with DAG(
          "--image-size", "{{ params.image_size }}", "--preprocessing", "{{ params.preprocessing | join(',') }}"],
         conf=settings.extract_features_spark_conf(),  # GPUs, where the cluster has them, for this job only
         pre_execute=functools.partial(orchestration.skip_without_new_images, LAKE_ROOT),
+        outlets=[FEATURES],
     )
     train = spark_job(
         "train",
@@ -258,4 +269,10 @@ with DAG(
          "--force-reason", "{{ params.force_reason if params.force_promote and params.force_reason else '' }}"],
     )
 
-    ingest >> extract >> train >> evaluate >> gate() >> promote
+    @task(task_id="publish_champion", outlets=[CHAMPION])
+    def publish_champion(run_id=None, outlet_events=None) -> None:
+        """Update the champion asset, so DAGs scheduled on it (image_batch_scoring) run, only when this run's
+        promotion changed the champion; skipped, sending no asset event, when the champion stayed (a backfill)."""
+        outlet_events[CHAMPION].extra = orchestration.champion_change(LAKE_ROOT, run_id, MODEL_NAME, REGISTRY_URI)
+
+    ingest >> extract >> train >> evaluate >> gate() >> promote >> publish_champion()

@@ -17,6 +17,16 @@ def _run_type(dag_run) -> str:
     return getattr(dag_run.run_type, "value", dag_run.run_type)
 
 
+def job_doc(job_path) -> str:
+    """A Spark job's docstring as its task's doc_md, read from the file: importing the job would slow every DAG
+    parse."""
+    import ast
+    from pathlib import Path
+
+    path = Path(job_path)
+    return f"Spark job `{path.parent.name}/{path.name}`.\n\n{ast.get_docstring(ast.parse(path.read_text()))}"
+
+
 def window_start(dag_run, params) -> str:
     """Scheduled and backfill runs start at their data interval; manual runs at the window_start param or, by
     default, at the ingest watermark (everything not ingested yet)."""
@@ -103,3 +113,30 @@ def verdict_passed(
     else:
         log.info("version %d failed its gate: promotion is skipped", version)
     return verdict["passed"] or force_promote
+
+
+def champion_change(lake_root: str, run_id: str, model_name: str, registry_uri: str | None = None) -> dict:
+    """What the run's promotion changed, as the extra of the champion asset's event. A run that kept the champion
+    (a backfill) skips the task, so no event is sent and nothing scheduled on the champion runs for nothing. The
+    pointer is the truth, not the promotion record: it names the run that wrote it, so a promote retried after its
+    swap landed (which records "changed": false) still reports the change."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from imagepipe import settings
+    from imagepipe.lake import Lake
+    from imagepipe.registry import Registry
+
+    promotion = Lake(lake_root).read_run(run_id, "promotion")
+    registry = Registry(registry_uri or settings.registry_uri(lake_root), model_name)
+    champion = registry.champion()
+    if champion is None or champion["run_id"] != run_id or champion["kind"] == "rollback":
+        why = promotion.get("skipped") or "the champion was not changed by this run"
+        raise AirflowSkipException(f"champion of {model_name} stays version {registry.champion_version()}: {why}")
+    log.info("champion of %s changed from version %s to %d (%s)", model_name, champion["from"], champion["version"],
+             champion["kind"])
+    return champion_event(champion, model_name)
+
+
+def champion_event(entry: dict, model_name: str) -> dict:
+    """The extra of a champion asset event: which version became champion, from which, how, by which run, when."""
+    return {key: entry[key] for key in ("version", "from", "kind", "run_id", "at")} | {"model_name": model_name}

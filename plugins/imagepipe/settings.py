@@ -38,6 +38,11 @@ def default_source_uri() -> str:
     return os.environ.get("IMAGEPIPE_SOURCE_URI", "s3://imagepipe-samples/images/")
 
 
+def default_scoring_uri() -> str:
+    """Prefix of unlabelled images the batch-scoring DAG labels when its run names none (asset-triggered runs)."""
+    return os.environ.get("IMAGEPIPE_SCORING_URI", "s3://imagepipe-samples/unlabelled/")
+
+
 def default_weights() -> str:
     """Backbone weights used when a run names none: pretrained torchvision weights unless the environment says
     otherwise (the embedded stack has no internet, so its Makefile sets seeded random weights)."""

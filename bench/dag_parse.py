@@ -1,0 +1,95 @@
+"""Parse time of every DAG file, as Airflow's DagBag measures it, each parse in a fresh interpreter.
+
+A DAG file is parsed again and again by the dag-processor, so it must import nothing heavy at top level; the target
+is at most 0.25 s per file. Each repeat starts a new Python process that first imports what the dag-processor
+already has loaded (Airflow's DagBag) and then parses the one file with DagBag, whose own per-file duration is
+reported with the CPU time of the same parse: the cost of the file's imports (imagepipe, the Spark provider) and of
+building its DAG. On a shared machine the wall clock grows with the load; the CPU time barely does. The process also
+lists the heavy modules (torch, torchvision, pyspark, boto3, pandas) the parse imported, which must be none.
+
+    .venv/bin/python bench/dag_parse.py --repeats 7 --json bench/dag_parse_vm2cores_2026-11-27.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+DAGS = Path(__file__).resolve().parents[1] / "dags"
+TARGET_S = 0.25
+HEAVY = ("torch", "torchvision", "pyspark", "boto3", "pandas")
+
+_PROBE = """
+import json, sys, time
+from airflow.dag_processing.dagbag import DagBag
+before = set(sys.modules)
+cpu = time.process_time()
+bag = DagBag(dag_folder=sys.argv[1])
+cpu = time.process_time() - cpu
+[stat] = bag.dagbag_stats
+heavy = sorted(name for name in set(sys.modules) - before if name.split(".")[0] in sys.argv[2].split(","))
+print(json.dumps({"seconds": stat.duration.total_seconds(), "cpu_seconds": cpu, "dags": stat.dag_num,
+                  "tasks": stat.task_num,
+                  "errors": {str(k): str(v) for k, v in bag.import_errors.items()},
+                  "heavy": sorted({name.split(".")[0] for name in heavy})}))
+"""
+
+
+def parse_in_fresh_interpreter(path: Path, timeout: float = 300) -> dict:
+    """DagBag's parse duration (wall clock) of one DAG file in a new Python process, the CPU time of that parse (what
+    a busy machine does not inflate), its DAG and task counts, import errors, and the heavy modules it imported."""
+    env = dict(os.environ)
+    env.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="imagepipe-dag-parse-"))
+    env.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+    result = subprocess.run([sys.executable, "-c", _PROBE, str(path), ",".join(HEAVY)], capture_output=True,
+                            text=True, timeout=timeout, env=env)
+    if result.returncode != 0:
+        raise RuntimeError(f"parsing {path.name} failed: {result.stderr.strip().splitlines()[-1:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=7, help="fresh-process parses per file (default: %(default)s)")
+    parser.add_argument("--json", help="write the raw figures here")
+    args = parser.parse_args()
+    files = sorted(DAGS.glob("*.py"))
+    results = {}
+    for path in files:
+        runs = [parse_in_fresh_interpreter(path) for _ in range(args.repeats)]
+        seconds = [run["seconds"] for run in runs]
+        cpu = [run["cpu_seconds"] for run in runs]
+        results[path.name] = {
+            "median_s": round(statistics.median(seconds), 4), "max_s": round(max(seconds), 4),
+            "cpu_median_s": round(statistics.median(cpu), 4), "cpu_max_s": round(max(cpu), 4),
+            "runs_s": [round(value, 4) for value in seconds], "dags": runs[0]["dags"], "tasks": runs[0]["tasks"],
+            "errors": runs[0]["errors"], "heavy_imports": sorted({name for run in runs for name in run["heavy"]}),
+        }
+        row = results[path.name]
+        print(f"{path.name:32s} median {row['median_s']:.3f} s  max {row['max_s']:.3f} s  (CPU median "
+              f"{row['cpu_median_s']:.3f} s, max {row['cpu_max_s']:.3f} s)  tasks {row['tasks']:2d}  "
+              f"heavy imports: {', '.join(row['heavy_imports']) or 'none'}", flush=True)
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+                    "load_average_1_5_15": os.getloadavg()},
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "repeats": args.repeats,
+        "target_s": TARGET_S,
+        "files": results,
+        "within_target": all(row["max_s"] <= TARGET_S for row in results.values()),
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
