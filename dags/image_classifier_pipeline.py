@@ -35,13 +35,13 @@ import functools
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
 from imagepipe import assets, orchestration, settings
 from imagepipe.classifiers import CLASSIFIERS, HYPERPARAMETER_NAMES
 from imagepipe.featurizer import BACKBONES
 from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
+from imagepipe.spark_submit import SparkJobOperator
 
 LAKE_ROOT = settings.lake_root()
 MODEL_NAME = settings.DEFAULT_MODEL_NAME
@@ -205,8 +205,8 @@ with DAG(
     },
 ) as dag:
 
-    def spark_job(task_id: str, job: str, args: list[str], **options) -> SparkSubmitOperator:
-        return SparkSubmitOperator(
+    def spark_job(task_id: str, job: str, args: list[str], **options) -> SparkJobOperator:
+        return SparkJobOperator(
             task_id=task_id,
             application=str(JOBS / f"{job}.py"),
             name=f"imagepipe-{job}",

@@ -33,7 +33,7 @@ def test_spark_tasks_submit_their_own_job_through_the_spark_default_connection(d
             "evaluate": "evaluate_model", "promote": "promote_model"}
     for task_id, job in jobs.items():
         task = dag.get_task(task_id)
-        assert task.task_type == "SparkSubmitOperator"
+        assert task.task_type == "SparkJobOperator"  # spark-submit, stopping the whole job on kill
         assert Path(task.application).name == f"{job}.py" and Path(task.application).exists()
         assert task._conn_id == "spark_default"
 
