@@ -56,7 +56,7 @@ CHAMPION = assets.champion(REGISTRY_URI, MODEL_NAME)
 with DAG(
     dag_id=Path(__file__).stem,
     doc_md=__doc__,
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    schedule=CronDataIntervalTimetable(settings.schedule(), timezone="UTC"),
     start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
     catchup=False,
     max_active_runs=1,

@@ -34,6 +34,12 @@ def model_cache_dir() -> Path:
     return Path(os.environ.get("IMAGEPIPE_MODEL_CACHE", data_dir() / "model_cache"))
 
 
+def schedule() -> str:
+    """Cron expression of the pipeline's data intervals, in UTC: daily at midnight unless IMAGEPIPE_SCHEDULE says
+    otherwise (e.g. "0 * * * *" for hourly windows)."""
+    return os.environ.get("IMAGEPIPE_SCHEDULE", "0 0 * * *")
+
+
 def default_source_uri() -> str:
     return os.environ.get("IMAGEPIPE_SOURCE_URI", "s3://imagepipe-samples/images/")
 
