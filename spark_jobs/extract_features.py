@@ -8,6 +8,7 @@ filled in, each written by overwriting its own partition, so a re-run gives the 
 from __future__ import annotations
 
 import logging
+import time
 
 from imagepipe import cli, settings, storage
 from imagepipe.featurizer import BACKBONES, FeatureSpec
@@ -63,6 +64,7 @@ def partition_values(spark, uri: str) -> set[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    started = time.monotonic()
     lake = Lake(args.lake_root)
     run_window = lake.read_run(args.run_id, "window")["id"]
     fingerprint = args.spec.fingerprint()
@@ -99,8 +101,9 @@ def main(argv: list[str] | None = None) -> None:
     lake.write_run(args.run_id, "features", {"fingerprint": fingerprint, "preprocessing": list(args.spec.steps),
                                              "windows": todo, "rows": rows, "reused": reused_rows,
                                              "undecodable": failures})
-    log.info("computed %d feature rows and kept %d already computed under %s; %d images could not be decoded", rows,
-             reused_rows, features_uri, failures)
+    seconds = time.monotonic() - started
+    log.info("computed %d feature rows in %.1f s (%.1f images/s) and kept %d already computed under %s; %d images "
+             "could not be decoded", rows, seconds, (rows + failures) / seconds, reused_rows, features_uri, failures)
 
 
 def window_in(column: str, values: list[str]):
