@@ -68,21 +68,22 @@ def main(argv: list[str] | None = None) -> None:
              args.source_uri, selection.listed, len(selection.candidates), window.start.isoformat(),
              window.end.isoformat(), args.model_name, version, fingerprint)
 
-    spark = get_spark("score_images", {"spark.sql.execution.arrow.maxRecordsPerBatch": str(args.batch_size)})
-    model = registry.load_model(version)  # before the expensive part: a corrupted champion stops the run here
-    candidates = candidate_frame(spark, [(info, None) for info, _ in selection.candidates])
-    fetched = fetch_and_validate(candidates, bucket, args.endpoint_url, ValidationBounds(), args.fetch_threads).persist()
-    extracted = featurize(fetched, spec, fingerprint).persist()
-    predictions = prediction_rows(fetched, extracted, model, fingerprint, args.model_name, version, args.run_id)
     output = lake.predictions(args.model_name)
-    predictions.write.mode("overwrite").partitionBy("run_id").parquet(storage.spark_path(output))
-    fetched.unpersist()
-    extracted.unpersist()
-
-    written = spark.read.parquet(storage.spark_path(output)).filter(F.col("run_id") == args.run_id)
-    labels = {row[PREDICTED_LABEL]: row["count"]
-              for row in written.filter(F.col("reason").isNull()).groupBy(PREDICTED_LABEL).count().collect()}
-    unscored = rejections_by_kind(written.filter(F.col("reason").isNotNull()))
+    labels, unscored = {}, {}
+    if selection.candidates:  # else nothing to write, and no Spark to start
+        spark = get_spark("score_images", {"spark.sql.execution.arrow.maxRecordsPerBatch": str(args.batch_size)})
+        model = registry.load_model(version)  # before the expensive part: a corrupted champion stops the run here
+        candidates = candidate_frame(spark, [(info, None) for info, _ in selection.candidates])
+        fetched = fetch_and_validate(candidates, bucket, args.endpoint_url, ValidationBounds(), args.fetch_threads).persist()
+        extracted = featurize(fetched, spec, fingerprint).persist()
+        predictions = prediction_rows(fetched, extracted, model, fingerprint, args.model_name, version, args.run_id)
+        predictions.write.mode("overwrite").partitionBy("run_id").parquet(storage.spark_path(output))
+        fetched.unpersist()
+        extracted.unpersist()
+        written = spark.read.parquet(storage.spark_path(output)).filter(F.col("run_id") == args.run_id)
+        labels = {row[PREDICTED_LABEL]: row["count"]
+                  for row in written.filter(F.col("reason").isNull()).groupBy(PREDICTED_LABEL).count().collect()}
+        unscored = rejections_by_kind(written.filter(F.col("reason").isNotNull()))
     seconds = time.monotonic() - started
     report = {
         "source_uri": args.source_uri,
