@@ -23,9 +23,11 @@ extract_features log) unless `require_new_images` is off.
 `imagepipe_champion_image_classifier` (extra: version, from, kind), which `image_batch_scoring` is scheduled on.
 A skipped task updates nothing.
 
-Spark master, deploy mode and cluster settings come from the `spark_default` connection; the object store's
-endpoint from the `imagepipe_s3` connection's `endpoint_url` extra when it exists, else AWS_ENDPOINT_URL. On a cluster with GPUs,
-`IMAGEPIPE_GPUS_PER_EXECUTOR` (and `IMAGEPIPE_GPUS_PER_TASK`, `IMAGEPIPE_GPU_DISCOVERY_SCRIPT`) give GPUs to
+Spark master and deploy mode come from the `spark_default` connection, properties every job needs on the cluster
+from `IMAGEPIPE_SPARK_CONF`, and each run's executor cores, memory and shuffle partitions from its params. Executors
+get the imagepipe library as a --py-files archive built when the task starts. The object store's endpoint comes
+from the `imagepipe_s3` connection's `endpoint_url` extra when it exists, else AWS_ENDPOINT_URL. On a cluster with
+GPUs, `IMAGEPIPE_GPUS_PER_EXECUTOR` (and `IMAGEPIPE_GPUS_PER_TASK`, `IMAGEPIPE_GPU_DISCOVERY_SCRIPT`) give GPUs to
 extract_features alone.
 """
 
@@ -37,7 +39,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
-from imagepipe import assets, orchestration, settings
+from imagepipe import assets, orchestration, settings, shipping
 from imagepipe.classifiers import CLASSIFIERS, HYPERPARAMETER_NAMES
 from imagepipe.featurizer import BACKBONES
 from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
@@ -52,6 +54,12 @@ MODEL_RUN = [*RUN, "--model-name", MODEL_NAME, "--registry-uri", REGISTRY_URI]
 CURATED_IMAGES = assets.curated_images(LAKE_ROOT)
 FEATURES = assets.features(LAKE_ROOT)
 CHAMPION = assets.champion(REGISTRY_URI, MODEL_NAME)
+# Per-run resources of every job; the cluster's own properties (IMAGEPIPE_SPARK_CONF) come first, GPUs last.
+RESOURCES = {
+    "spark.executor.cores": "{{ params.executor_cores }}",
+    "spark.executor.memory": "{{ params.executor_memory }}",
+    "spark.sql.shuffle.partitions": "{{ params.shuffle_partitions }}",
+}
 
 with DAG(
     dag_id=Path(__file__).stem,
@@ -72,6 +80,9 @@ with DAG(
         "window_start": orchestration.window_start,
         "window_end": orchestration.window_end,
         "s3_endpoint_url": orchestration.s3_endpoint_url,
+        # Built when a task renders, never at parse: executors get the library the worker has (--py-files).
+        "imagepipe_py_files": shipping.py_files_archive,
+        "code_version": settings.code_version,
     },
     params={
         "source_uri": Param(
@@ -188,6 +199,20 @@ with DAG(
             None, type=["null", "number"], minimum=0, maximum=1, title="Gate: min gain over champion",
             description="How far (absolute) above the champion's value the candidate must be. Empty: not required.",
         ),
+        "executor_cores": Param(
+            2, type="integer", minimum=1, maximum=64, title="Spark: cores per executor",
+            description="Cores of each executor on a cluster (spark.executor.cores); ignored in local mode.",
+        ),
+        "executor_memory": Param(
+            "2g", type="string", pattern=r"^[1-9][0-9]*[mg]$", title="Spark: memory per executor",
+            description="JVM heap of each executor on a cluster, e.g. 2g or 1536m (spark.executor.memory); torch runs "
+            "in the Python workers, outside it. Ignored in local mode.",
+        ),
+        "shuffle_partitions": Param(
+            200, type="integer", minimum=1, maximum=100000, title="Spark: shuffle partitions",
+            description="Partitions after a shuffle (spark.sql.shuffle.partitions): about 2-3 per executor core of the "
+            "cluster; fewer for small windows.",
+        ),
         "promote_on_backfill": Param(
             False, type="boolean", title="Promote on backfill",
             description="Let a backfill run move the champion. Off: backfills train, evaluate and write their verdict "
@@ -205,7 +230,8 @@ with DAG(
     },
 ) as dag:
 
-    def spark_job(task_id: str, job: str, args: list[str], **options) -> SparkJobOperator:
+    def spark_job(task_id: str, job: str, args: list[str], conf: dict[str, str] | None = None,
+                  **options) -> SparkJobOperator:
         return SparkJobOperator(
             task_id=task_id,
             application=str(JOBS / f"{job}.py"),
@@ -213,6 +239,10 @@ with DAG(
             conn_id="spark_default",
             application_args=args,
             doc_md=orchestration.job_doc(JOBS / f"{job}.py"),
+            py_files="{{ imagepipe_py_files() }}",
+            # Read here, where the checkout is: the driver imports the library from the archive.
+            env_vars={"IMAGEPIPE_CODE_VERSION": "{{ code_version() }}"},
+            conf={**settings.cluster_spark_conf(), **RESOURCES, **(conf or {})},
             **options,
         )
 

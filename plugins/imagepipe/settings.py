@@ -86,3 +86,20 @@ def extract_features_spark_conf() -> dict[str, str]:
             "IMAGEPIPE_GPU_DISCOVERY_SCRIPT", "/opt/spark/scripts/getGpusResources.sh"
         ),
     }
+
+
+def cluster_spark_conf() -> dict[str, str]:
+    """Spark properties every job is submitted with, from IMAGEPIPE_SPARK_CONF (a JSON object): what the cluster
+    needs whatever the job, e.g. the s3a packages and endpoint. Empty when unset."""
+    import json
+
+    text = os.environ.get("IMAGEPIPE_SPARK_CONF", "").strip()
+    if not text:
+        return {}
+    try:
+        conf = json.loads(text)
+    except ValueError as error:
+        raise ValueError(f"IMAGEPIPE_SPARK_CONF is not JSON ({error}); give an object of Spark properties") from None
+    if not isinstance(conf, dict):
+        raise ValueError('IMAGEPIPE_SPARK_CONF must be a JSON object, e.g. {"spark.ui.enabled": "false"}')
+    return {str(key): str(value) for key, value in conf.items()}

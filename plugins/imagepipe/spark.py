@@ -19,21 +19,22 @@ BASE_CONF = {
 
 
 def get_spark(app_name: str, conf: dict[str, str] | None = None):
-    """The active session, or a new one. spark-submit's --master and --conf win; run with plain python (tests,
-    `python -m spark_jobs.<job>`), the master comes from IMAGEPIPE_SPARK_MASTER (default local[*])."""
-    from pyspark import SparkConf
+    """The active session, or a new one. Under spark-submit its --master and --conf stand; run with plain python
+    (tests, `python -m spark_jobs.<job>`), the master comes from IMAGEPIPE_SPARK_MASTER (default local[*])."""
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName(app_name)
     for key, value in {**BASE_CONF, **(conf or {})}.items():
         builder = builder.config(key, value)
-    master = SparkConf().get("spark.master", None)
-    if master is None:
+    # spark-submit starts the JVM with its settings before Python runs and tells Python where by this variable. A
+    # SparkConf made before the session cannot see them, so the master must not be set here: it would replace
+    # --master and run the job locally on the driver.
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
         master = os.environ.get("IMAGEPIPE_SPARK_MASTER", "local[*]")
         builder = builder.master(master)
-    if master.startswith("local"):
-        # Local Python workers run this interpreter (the project's venv), not whatever `python3` is on PATH.
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        if master.startswith("local"):
+            # Local Python workers run this interpreter (the project's venv), not whatever `python3` is on PATH.
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     return builder.getOrCreate()
 
 

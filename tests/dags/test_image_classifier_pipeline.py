@@ -38,15 +38,50 @@ def test_spark_tasks_submit_their_own_job_through_the_spark_default_connection(d
         assert task._conn_id == "spark_default"
 
 
-def test_only_feature_extraction_asks_spark_for_gpus(dag, monkeypatch):
+SPARK_TASKS = ("ingest", "extract_features", "train", "evaluate", "promote")
+
+
+def test_every_job_gets_the_runs_resources_the_clusters_conf_and_the_library_archive(monkeypatch, tmp_path):
+    import zipfile
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("IMAGEPIPE_SPARK_CONF", '{"spark.hadoop.fs.s3a.path.style.access": "true"}')
+    monkeypatch.setenv("IMAGEPIPE_GPUS_PER_EXECUTOR", "2")
+    monkeypatch.setenv("IMAGEPIPE_DATA_DIR", str(tmp_path))
+    dag = DagBag(dag_folder=str(DAGS)).dags[DAG_ID]
+    env = dag.get_template_env()
+    params = {"executor_cores": 3, "executor_memory": "1536m", "shuffle_partitions": 12}
+    for task_id in SPARK_TASKS:
+        task = dag.get_task(task_id)
+        conf = {key: env.from_string(value).render(params=params) for key, value in task.conf.items()}
+        assert conf["spark.executor.cores"] == "3" and conf["spark.executor.memory"] == "1536m", task_id
+        assert conf["spark.sql.shuffle.partitions"] == "12", task_id
+        assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true", task_id
+        # GPUs for feature extraction alone.
+        assert ("spark.executor.resource.gpu.amount" in conf) == (task_id == "extract_features"), task_id
+        archive = env.from_string(task.py_files).render()
+        assert "imagepipe/settings.py" in zipfile.ZipFile(archive).namelist(), task_id
+    extract = dag.get_task("extract_features").conf
+    assert (extract["spark.executor.resource.gpu.amount"], extract["spark.task.resource.gpu.amount"]) == ("2", "1")
+
+
+def test_a_malformed_cluster_conf_is_refused_in_one_line(monkeypatch):
     from imagepipe import settings
 
-    assert dag.get_task("extract_features").conf == settings.extract_features_spark_conf()
-    for task_id in ("ingest", "train", "evaluate", "promote"):
-        assert not dag.get_task(task_id).conf
-    monkeypatch.setenv("IMAGEPIPE_GPUS_PER_EXECUTOR", "2")
-    assert settings.extract_features_spark_conf()["spark.executor.resource.gpu.amount"] == "2"
-    assert settings.extract_features_spark_conf()["spark.task.resource.gpu.amount"] == "1"
+    monkeypatch.setenv("IMAGEPIPE_SPARK_CONF", "spark.executor.cores=2")
+    with pytest.raises(ValueError, match="IMAGEPIPE_SPARK_CONF is not JSON"):
+        settings.cluster_spark_conf()
+
+
+def test_resource_params_refuse_values_spark_would_choke_on(dag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    refused = {"executor_cores": 0, "executor_memory": "2 GB", "shuffle_partitions": 0}
+    for name, value in refused.items():
+        with pytest.raises(ParamValidationError):
+            copy.deepcopy(dag.params.get_param(name)).resolve(value)
+    assert copy.deepcopy(dag.params.get_param("executor_memory")).resolve("512m") == "512m"
 
 
 def test_every_task_retries_with_backoff_and_has_a_timeout(dag):
