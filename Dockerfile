@@ -1,0 +1,27 @@
+# imagepipe's one image, for the Airflow services and the Spark master and workers alike, so executors have the
+# very Python packages the driver has. The imagepipe code is not baked in: docker-compose.yaml mounts dags/, plugins/
+# and spark_jobs/, and executors get the library as a --py-files archive at each task, so a code change needs no
+# rebuild; a change to requirements.txt does.
+#
+# The base tag follows apache-airflow in requirements.txt and the project's Python (tests/deploy checks both).
+
+# Spark 4 needs Java 17+: a pinned JRE image, not the distribution's package, whose Java version moves with Debian.
+FROM eclipse-temurin:17.0.13_11-jre-jammy AS java
+
+FROM apache/airflow:3.3.2-python3.11
+
+USER root
+COPY --from=java /opt/java/openjdk /opt/java/openjdk
+ENV JAVA_HOME=/opt/java/openjdk \
+    PATH=/opt/java/openjdk/bin:$PATH
+COPY deploy/spark/getGpusResources.sh /opt/spark/scripts/getGpusResources.sh
+# Folders the named volumes start from: owned by airflow, writable by group 0 like the rest of the image, so the
+# stack also runs under another AIRFLOW_UID.
+RUN chmod 0755 /opt/spark/scripts/getGpusResources.sh \
+ && mkdir -p /opt/imagepipe/data /opt/imagepipe/model_cache /opt/imagepipe/spark-work \
+ && chown -R airflow:0 /opt/imagepipe \
+ && chmod -R g+rwX /opt/imagepipe
+USER airflow
+
+COPY requirements.txt constraints.txt /tmp/imagepipe/
+RUN pip install --no-cache-dir -r /tmp/imagepipe/requirements.txt -c /tmp/imagepipe/constraints.txt
