@@ -78,6 +78,7 @@ with DAG(
     },
     user_defined_macros={
         "window_start": orchestration.window_start,
+        "run_type": orchestration.run_type,
         "window_end": orchestration.window_end,
         "s3_endpoint_url": orchestration.s3_endpoint_url,
         # Built when a task renders, never at parse: executors get the library the worker has (--py-files).
@@ -293,7 +294,7 @@ with DAG(
     promote = spark_job(
         "promote",
         "promote_model",
-        [*MODEL_RUN, "--run-type", "{{ dag_run.run_type }}",
+        [*MODEL_RUN, "--run-type", "{{ run_type(dag_run) }}",
          "--promote-on-backfill", "{{ params.promote_on_backfill }}",
          # The gate has refused a force without a reason; an empty reason means no force.
          "--force-reason", "{{ params.force_reason if params.force_promote and params.force_reason else '' }}"],

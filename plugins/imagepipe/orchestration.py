@@ -13,7 +13,9 @@ INTERVAL_RUN_TYPES = ("scheduled", "backfill")
 S3_CONNECTION = "imagepipe_s3"
 
 
-def _run_type(dag_run) -> str:
+def run_type(dag_run) -> str:
+    """The run's type by its name (scheduled, backfill, manual...). Templates need this macro: Jinja renders
+    `dag_run.run_type`, an enum, as "DagRunType.BACKFILL", which no job recognises as a backfill."""
     return getattr(dag_run.run_type, "value", dag_run.run_type)
 
 
@@ -32,7 +34,7 @@ def window_start(dag_run, params) -> str:
     default, at the ingest watermark (everything not ingested yet)."""
     if params.get("window_start"):
         return params["window_start"]
-    if _run_type(dag_run) in INTERVAL_RUN_TYPES and dag_run.data_interval_start is not None:
+    if run_type(dag_run) in INTERVAL_RUN_TYPES and dag_run.data_interval_start is not None:
         return dag_run.data_interval_start.isoformat()
     return WATERMARK
 
@@ -42,7 +44,7 @@ def window_end(dag_run, params) -> str:
     default, at the moment the run was triggered (fixed for the run, so retries see the same window)."""
     if params.get("window_end"):
         return params["window_end"]
-    if _run_type(dag_run) in INTERVAL_RUN_TYPES and dag_run.data_interval_end is not None:
+    if run_type(dag_run) in INTERVAL_RUN_TYPES and dag_run.data_interval_end is not None:
         return dag_run.data_interval_end.isoformat()
     return dag_run.run_after.isoformat()
 

@@ -7,7 +7,7 @@ import pytest
 
 from imagepipe.errors import InputError, MissingRecordError
 from imagepipe.lake import Lake
-from imagepipe.orchestration import verdict_passed, window_end, window_start
+from imagepipe.orchestration import run_type, verdict_passed, window_end, window_start
 from imagepipe.registry import Registry
 
 UTC = timezone.utc
@@ -180,3 +180,13 @@ def test_the_s3_endpoint_comes_from_the_airflow_connection_when_there_is_one(mon
     assert s3_endpoint_url() == ""
     monkeypatch.setenv("AIRFLOW_CONN_IMAGEPIPE_S3", '{"conn_type": "aws", "extra": {"endpoint_url": "http://minio:9000"}}')
     assert s3_endpoint_url() == "http://minio:9000"
+
+
+def test_the_run_type_macro_gives_the_name_jobs_compare_not_the_enum_jinja_renders():
+    from airflow.sdk.api.datamodels._generated import DagRunType
+    from jinja2 import Template
+
+    run = dag_run(DagRunType.BACKFILL)
+    # What `--run-type {{ dag_run.run_type }}` gave the promote job under the scheduler: a backfill it did not know.
+    assert Template("{{ dag_run.run_type }}").render(dag_run=run) == "DagRunType.BACKFILL"
+    assert Template("{{ run_type(dag_run) }}").render(dag_run=run, run_type=run_type) == "backfill"
