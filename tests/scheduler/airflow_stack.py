@@ -73,6 +73,8 @@ class AirflowStack:
             "AIRFLOW__API__WORKERS": "1",
             # Tasks reach the API through this URL: it must follow the port, or every task dies at start.
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{self.port}/execution/",
+            # The scheduler serves task logs on a fixed port by default: two stacks on one machine would clash.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             # Two Spark jobs at a time at most: the machines the tests run on have two cores.
             "AIRFLOW__CORE__PARALLELISM": "2",
@@ -239,17 +241,11 @@ def champion(stack) -> int | None:
     return registry(stack).champion_version()
 
 
-def ingest_report(stack, run_id: str) -> dict:
+def run_document(stack, run_id: str, name: str) -> dict:
+    """A record the run's tasks wrote: window, ingest, candidate, promotion..."""
     from imagepipe.lake import run_key
 
-    return json.loads((stack.lake / "runs" / run_key(run_id) / "ingest.json").read_text())
-
-
-def candidate_verdict(stack, run_id: str) -> dict:
-    from imagepipe.lake import run_key
-
-    version = json.loads((stack.lake / "runs" / run_key(run_id) / "candidate.json").read_text())["version"]
-    return registry(stack).document(version, "verdict")
+    return json.loads((stack.lake / "runs" / run_key(run_id) / f"{name}.json").read_text())
 
 
 def lake_images(stack) -> list[dict]:

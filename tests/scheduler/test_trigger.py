@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from airflow_stack import DAG_ID, SMALL_RUN, champion, ingest_report
+from airflow_stack import DAG_ID, SMALL_RUN, champion, run_document
 
 from imagepipe import sample_data
 from imagepipe.object_store import s3_client
@@ -26,7 +26,7 @@ def test_a_run_triggered_through_the_rest_api_with_conf_promotes_the_first_champ
     run_id = airflow_stack.trigger(DAG_ID, {**SMALL_RUN, "source_uri": f"s3://{bucket}/images/"})
     airflow_stack.wait_for_success(DAG_ID, [run_id])
 
-    assert ingest_report(airflow_stack, run_id)["ingested"] == count
+    assert run_document(airflow_stack, run_id, "ingest")["ingested"] == count
     assert champion(airflow_stack) == 1
 
 
