@@ -1,0 +1,99 @@
+"""`airflow backfill create` on a real Airflow (api-server, scheduler, dag-processor, LocalExecutor): each backfill
+run ingests exactly its own data interval, backfills keep the champion, and reprocessing an interval doubles
+nothing."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from airflow_stack import DAG_ID, SMALL_RUN, champion, lake_images, run_document
+
+from imagepipe import sample_data
+from imagepipe.object_store import s3_client
+
+pytestmark = pytest.mark.scheduler
+
+
+def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessing_doubles_nothing(start_airflow):
+    # Backfill windows are the DAG's data intervals, and objects get their LastModified at upload: the schedule is a
+    # cron with seconds firing every 15 s in the next minute or two only, so each "day" is an interval the test can
+    # upload into, and no scheduled interval of the next hour holds the test's uploads.
+    first = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=12)
+    fires = [first + timedelta(seconds=15 * index) for index in range(4)]
+    schedule = " ".join(",".join(sorted({str(getattr(fire, unit)) for fire in fires}, key=int))
+                        for unit in ("minute", "hour", "day", "month"))
+    schedule += " * " + ",".join(sorted({str(fire.second) for fire in fires}, key=int))
+    bucket = f"backfill-{uuid.uuid4().hex[:8]}"
+    s3_client().create_bucket(Bucket=bucket)
+    conf = json.dumps({**SMALL_RUN, "source_uri": f"s3://{bucket}/images/"})
+    days = [list(sample_data.generate(per_class=8, seed=10 + day)) for day in range(3)]
+    # Uploads go on while Airflow starts.
+    late = []
+    uploads = threading.Thread(target=upload_in_intervals, args=(bucket, days, fires, late), daemon=True)
+    uploads.start()
+    stack = start_airflow(IMAGEPIPE_SCHEDULE=schedule)
+    uploads.join()
+    assert not late, f"uploads of days {late} overran their interval"
+    pause_until(fires[3])
+
+    stack.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", fires[0].isoformat(),
+                  "--to-date", fires[2].isoformat(), "--dag-run-conf", conf)
+    stack.unpause(DAG_ID)
+    backfill_runs = wait_for_backfill(stack)
+
+    assert len(backfill_runs) == 3
+    for run, start, end, images in zip(backfill_runs, fires, fires[1:], days):
+        report = run_document(stack, run, "ingest")
+        assert (report["window"]["start"], report["window"]["end"]) == (start.isoformat(), end.isoformat())
+        assert report["ingested"] == len(images)
+    lake = lake_images(stack)
+    assert len(lake) == sum(map(len, days)) == len({row["sha256"] for row in lake})
+    for run in backfill_runs:  # each passed its gate, and promotion declined because the run is a backfill
+        assert run_document(stack, run, "promotion") == {
+            "version": run_document(stack, run, "candidate")["version"], "changed": False, "skipped": "backfill run"}
+    assert champion(stack) is None
+
+    stack.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", fires[1].isoformat(),
+                  "--to-date", fires[1].isoformat(), "--reprocess-behavior", "completed",
+                  "--dag-run-conf", conf)
+    assert wait_for_backfill(stack) == backfill_runs  # the same run, cleared and run again
+
+    assert run_document(stack, backfill_runs[1], "ingest")["ingested"] == len(days[1])
+    assert sorted(lake_images(stack), key=lambda row: row["key"]) == sorted(lake, key=lambda row: row["key"])
+    assert champion(stack) is None
+
+
+def upload_in_intervals(bucket: str, days: list[list[sample_data.SampleImage]], fires: list[datetime],
+                        late: list[int]) -> None:
+    """Upload day i's images inside [fires[i], fires[i+1]), under names unique across days; days that overran go
+    to `late`."""
+    client = s3_client()
+    for day, (images, start) in enumerate(zip(days, fires)):
+        pause_until(start + timedelta(seconds=1))
+        for image in images:
+            client.put_object(Bucket=bucket, Key=f"images/{image.label}/day{day}_{image.name}",
+                              Body=image.content)
+        if datetime.now(timezone.utc) >= fires[day + 1]:
+            late.append(day)
+
+
+def pause_until(moment: datetime) -> None:
+    time.sleep(max(0.0, (moment - datetime.now(timezone.utc)).total_seconds()))
+
+
+def wait_for_backfill(stack, timeout: float = 1800) -> list[str]:
+    """Wait until the scheduler has marked every backfill of the DAG complete; the backfill runs' ids in date order,
+    each checked successful."""
+    deadline = time.monotonic() + timeout
+    while any(backfill["completed_at"] is None
+              for backfill in stack.request("GET", f"/api/v2/backfills?dag_id={DAG_ID}")["backfills"]):
+        assert time.monotonic() < deadline, f"backfill unfinished after {timeout:.0f} s"
+        time.sleep(2)
+    run_ids = [run["dag_run_id"] for run in stack.runs(DAG_ID) if run["run_type"] == "backfill"]
+    stack.wait_for_success(DAG_ID, run_ids)
+    return sorted(run_ids)
