@@ -22,10 +22,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
 from airflow.sdk import DAG, Param
 
 from imagepipe import assets, orchestration, settings
+from imagepipe.spark_submit import SparkJobOperator
 
 LAKE_ROOT = settings.lake_root()
 REGISTRY_URI = settings.registry_uri(LAKE_ROOT)
@@ -67,7 +67,7 @@ with DAG(
         ),
     },
 ) as dag:
-    SparkSubmitOperator(
+    SparkJobOperator(
         task_id="score",
         application=str(JOB),
         name="imagepipe-score_images",

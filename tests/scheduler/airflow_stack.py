@@ -188,7 +188,7 @@ class AirflowStack:
             return error.code, json.loads(error.read() or b"{}")
 
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
-        """Wait until the dag-processor has parsed the DAG, then unpause it (new DAGs start paused)."""
+        """Wait until the dag-processor has parsed the DAG (it starts paused: unpause() lets its runs go)."""
         deadline = time.monotonic() + timeout
         while self.call("GET", f"/api/v2/dags/{dag_id}")[0] != 200:
             if time.monotonic() > deadline:
