@@ -10,6 +10,7 @@ as forced with that reason.
 from __future__ import annotations
 
 import logging
+import re
 
 from imagepipe import cli
 from imagepipe.errors import InputError
@@ -20,11 +21,18 @@ from imagepipe.spark import get_spark
 log = logging.getLogger("promote_model")
 
 
+def _run_type(text: str) -> str:
+    # The plain name only: an enum rendered as "DagRunType.BACKFILL" must fail loudly, not pass as a manual run.
+    if not re.fullmatch(r"[a-z_]+", text):
+        raise ValueError("give the plain lower-case name, e.g. backfill")
+    return text
+
+
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("promote_model", __doc__, "the run's candidate must have a verdict")
     cli.add_model_name(parser)
     parser.add_argument(
-        "--run-type", default="manual",
+        "--run-type", default="manual", type=cli.checked(_run_type, "an Airflow run type's name"),
         help="Airflow run type (manual, scheduled, backfill, ...); backfill runs keep the champion (default: %(default)s)",
     )
     parser.add_argument(

@@ -65,3 +65,14 @@ def test_unknown_preprocessing_step_is_refused_in_one_line_naming_the_allowed_on
         "extract_features: error: unknown preprocessing step 'sharpen'; choose from exif_transpose, median:SIZE, "
         "gaussian:RADIUS, autocontrast, equalize, pad_to_square (see --help)"
     ]
+
+
+def test_promote_refuses_a_run_type_rendered_as_an_enum():
+    result = _run([sys.executable, "-m", "spark_jobs.promote_model", "--run-id", "backfill__x",
+                   "--run-type", "DagRunType.BACKFILL"])
+
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "promote_model: error: argument --run-type: 'DagRunType.BACKFILL' is not an Airflow run type's name: "
+        "give the plain lower-case name, e.g. backfill (see --help)"
+    )
