@@ -69,13 +69,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["imagepipe", "spark", "ml"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=30),
-        "execution_timeout": timedelta(hours=2),
-    },
+    default_args=orchestration.task_defaults(execution_timeout=timedelta(hours=2)),
     user_defined_macros={
         "window_start": orchestration.window_start,
         "run_type": orchestration.run_type,

@@ -35,13 +35,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     tags=["imagepipe", "ml", "registry"],
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=30),
-        "execution_timeout": timedelta(minutes=15),
-    },
+    default_args=orchestration.task_defaults(execution_timeout=timedelta(minutes=15)),
     params={
         "target_version": Param(
             None, type=["null", "integer"], minimum=1, title="Target version",

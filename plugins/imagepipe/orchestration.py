@@ -4,6 +4,7 @@ the gate's reading of the verdict. DAG files register these as template macros a
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from imagepipe.windows import WATERMARK
 
@@ -11,6 +12,17 @@ log = logging.getLogger(__name__)
 
 INTERVAL_RUN_TYPES = ("scheduled", "backfill")
 S3_CONNECTION = "imagepipe_s3"
+
+
+def task_defaults(execution_timeout: timedelta) -> dict:
+    """Every imagepipe DAG's task policy: retries with exponential backoff, and a timeout that stops a stuck task."""
+    return {
+        "retries": 2,
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+        "execution_timeout": execution_timeout,
+    }
 
 
 def run_type(dag_run) -> str:
