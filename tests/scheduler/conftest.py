@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from airflow_stack import DAG_ID, AirflowStack
+from .airflow_stack import DAG_ID, AirflowStack
 
 
 def s3_env() -> dict[str, str]:

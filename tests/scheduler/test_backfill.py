@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from airflow_stack import DAG_ID, SMALL_RUN, champion, lake_images, run_document
+from .airflow_stack import DAG_ID, SMALL_RUN, champion, lake_images, run_document
 
 from imagepipe import sample_data
 from imagepipe.object_store import s3_client

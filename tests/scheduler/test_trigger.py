@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from airflow_stack import DAG_ID, SMALL_RUN, champion, run_document
+from .airflow_stack import DAG_ID, SMALL_RUN, champion, run_document
 
 from imagepipe import sample_data
 from imagepipe.object_store import s3_client
