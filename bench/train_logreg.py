@@ -132,6 +132,8 @@ class JvmPeak:
 
 def child_mllib(args) -> dict:
     os.environ["IMAGEPIPE_SPARK_MASTER"] = f"local[{args.cores}]"
+    # One BLAS thread per Spark task (as Spark's MLlib guide advises): the tasks themselves use the cores.
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
     import pyarrow as pa
     import pyspark
     from pyspark.ml.classification import LogisticRegression
@@ -145,6 +147,8 @@ def child_mllib(args) -> dict:
     result = {"side": "mllib", "data_checksum": checksum(features, labels), "pyspark": pyspark.__version__,
               "partitions": partitions}
     spark = get_spark("bench-train-logreg", {"spark.ui.enabled": "false", "spark.driver.memory": args.driver_memory})
+    # Which BLAS MLlib runs on: native (a system libblas.so.3, e.g. Debian's OpenBLAS) or netlib's Java fallback.
+    result["blas"] = spark._jvm.dev.ludovic.netlib.blas.BLAS.getInstance().getClass().getName()
     jvm = JvmPeak()
     flat = pa.array(features.reshape(-1))
     table = pa.table({
