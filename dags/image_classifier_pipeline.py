@@ -249,6 +249,9 @@ with DAG(
          "--label-manifest", "{{ params.label_manifest or '' }}", "--endpoint-url", "{{ s3_endpoint_url() }}",
          "--max-rejected-fraction", "{{ params.max_rejected_fraction }}"],
         outlets=[CURATED_IMAGES],
+        # Ingest dedupes against the lake and extract fills the feature space's gaps: two runs doing either at once
+        # (backfill runs are not held by the DAG's max_active_runs) could both take the same image.
+        max_active_tis_per_dag=1,
     )
     extract = spark_job(
         "extract_features",
@@ -258,6 +261,7 @@ with DAG(
         conf=settings.extract_features_spark_conf(),  # GPUs, where the cluster has them, for this job only
         pre_execute=functools.partial(orchestration.skip_without_new_images, LAKE_ROOT),
         outlets=[FEATURES],
+        max_active_tis_per_dag=1,
     )
     train = spark_job(
         "train",

@@ -190,3 +190,10 @@ def test_train_and_evaluate_jobs_accept_what_the_form_sends(dag, params):
     assert evaluate_model.thresholds(evaluate).min_macro_f1 == params.get("min_macro_f1")
     assert evaluate.max_drop == params.get("max_drop", 0.01)
     assert evaluate.min_gain == params.get("min_gain")
+
+
+def test_tasks_that_write_shared_lake_tables_run_one_at_a_time_across_all_runs(dag):
+    # Backfill runs are not held by the DAG's max_active_runs; the task-level limit holds every run type.
+    assert dag.get_task("ingest").max_active_tis_per_dag == 1
+    assert dag.get_task("extract_features").max_active_tis_per_dag == 1
+    assert dag.get_task("train").max_active_tis_per_dag is None
