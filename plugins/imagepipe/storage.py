@@ -75,8 +75,11 @@ def exists(uri: str) -> bool:
         try:
             client.head_object(Bucket=bucket, Key=key)
             return True
-        except client.exceptions.ClientError:
-            return False
+        except client.exceptions.ClientError as error:
+            # Only "not found" means absent; a denied or failing request must not pass for an empty lake.
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return False
+            raise
     return local_path(uri).exists()
 
 
