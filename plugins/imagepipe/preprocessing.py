@@ -17,6 +17,7 @@ inside functions: a DAG file imports this module for its Param schema.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
 from imagepipe.errors import InputError
@@ -98,13 +99,67 @@ def gpu_can_apply(steps: Sequence[str]) -> bool:
 
 
 def is_upright(content: bytes) -> bool:
-    """True when the encoded image needs no EXIF rotation. Reads only the file's header, not its pixels."""
-    import io
+    """True when the encoded image needs no EXIF rotation (no tag, or a value exif_transpose leaves alone). Reads only
+    the file's header, not its pixels: a JPEG's own EXIF segment directly (jpeg_exif_orientation), anything else or
+    an unusual header through Pillow."""
+    orientation = jpeg_exif_orientation(content)
+    if orientation is None:
+        import io
 
-    from PIL import Image
+        from PIL import Image
 
-    with Image.open(io.BytesIO(content)) as image:
-        return image.getexif().get(EXIF_ORIENTATION_TAG, 1) == 1
+        with Image.open(io.BytesIO(content)) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    return orientation not in TURNING_ORIENTATIONS
+
+
+TURNING_ORIENTATIONS = range(2, 9)  # the values ImageOps.exif_transpose acts on
+
+
+def jpeg_exif_orientation(content: bytes) -> int | None:
+    """The EXIF orientation of a JPEG, 1 when it has none, or None when its header is not laid out as the JPEG and
+    EXIF standards put it (the caller then asks Pillow). Why not Pillow: opening an image parses every marker in
+    Python, which cost a GPU run a quarter of its throughput (bench/RESULTS.md); this
+    walks the segments before the image data and reads one TIFF entry.
+
+    Like Pillow, it takes the first APP1 segment that starts with the EXIF header, and IFD0's orientation entry."""
+    if content[:2] != b"\xff\xd8":
+        return None
+    position = 2
+    while position + 4 <= len(content):
+        if content[position] != 0xFF:
+            return None
+        marker = content[position + 1]
+        if not 0xC0 <= marker <= 0xFE or 0xD0 <= marker <= 0xD9:  # fill bytes or a marker without a length
+            return None
+        if marker == 0xDA:  # start of scan: every header segment has been seen
+            return 1
+        (length,) = struct.unpack_from(">H", content, position + 2)
+        if length < 2:
+            return None
+        segment = content[position + 4 : position + 2 + length]
+        if marker == 0xE1 and segment[:6] == b"Exif\0\0":
+            return _tiff_orientation(segment[6:])
+        position += 2 + length
+    return None
+
+
+def _tiff_orientation(tiff: bytes) -> int | None:
+    """The orientation entry of a TIFF header's first IFD, 1 when it has none, None when the header is malformed."""
+    byte_order = {b"II*\0": "<", b"MM\0*": ">"}.get(tiff[:4])
+    if byte_order is None or len(tiff) < 10:
+        return None
+    (ifd,) = struct.unpack_from(byte_order + "I", tiff, 4)
+    if ifd + 2 > len(tiff):
+        return None
+    (entries,) = struct.unpack_from(byte_order + "H", tiff, ifd)
+    for entry in range(ifd + 2, ifd + 2 + 12 * entries, 12):
+        if entry + 12 > len(tiff):
+            return None
+        tag, kind, count, value = struct.unpack_from(byte_order + "HHIH", tiff, entry)
+        if tag == EXIF_ORIENTATION_TAG:
+            return value if (kind, count) == (3, 1) else None  # one SHORT, stored at the start of the value field
+    return 1
 
 
 def to_rgb(image):

@@ -9,7 +9,7 @@ from conftest import exif_rotated_jpeg
 from imagepipe import sample_data
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FeatureSpec
-from imagepipe.preprocessing import DEFAULT_STEPS, is_upright, parse_steps, preprocess, to_rgb
+from imagepipe.preprocessing import DEFAULT_STEPS, is_upright, jpeg_exif_orientation, parse_steps, preprocess, to_rgb
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 
@@ -106,6 +106,58 @@ def test_image_without_an_orientation_tag_is_upright():
     scene().save(buffer, format="JPEG")
 
     assert is_upright(buffer.getvalue())
+
+
+def jpeg_with_exif(orientation, byte_order="<", **extra_tags) -> bytes:
+    exif = Image.Exif()
+    exif.endian = byte_order
+    exif.update({0x010F: "Phone", 0x0110: "Model 7", **extra_tags, 0x0112: orientation})
+    buffer = io.BytesIO()
+    scene().save(buffer, format="JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+def pillow_orientation(content) -> int:
+    return Image.open(io.BytesIO(content)).getexif().get(0x0112, 1)
+
+
+@pytest.mark.parametrize("byte_order", ["<", ">"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_read_from_the_jpeg_header_agrees_with_pillow(orientation, byte_order):
+    content = jpeg_with_exif(orientation, byte_order)
+
+    assert jpeg_exif_orientation(content) == pillow_orientation(content) == orientation
+    assert is_upright(content) is (orientation == 1)
+
+
+def test_orientation_is_found_behind_an_xmp_segment():
+    content = jpeg_with_exif(6)
+    xmp = b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta/>"
+    with_xmp = content[:2] + b"\xff\xe1" + (len(xmp) + 2).to_bytes(2, "big") + xmp + content[2:]
+
+    assert jpeg_exif_orientation(with_xmp) == pillow_orientation(with_xmp) == 6
+
+
+def test_values_exif_transpose_leaves_alone_count_as_upright():
+    assert is_upright(jpeg_with_exif(0))
+    assert is_upright(jpeg_with_exif(9))
+
+
+def test_unusual_headers_are_left_to_pillow():
+    """None means: not read here, ask Pillow; is_upright then still answers."""
+    png = io.BytesIO()
+    scene().save(png, format="PNG")
+    rotated = jpeg_with_exif(8)
+    tiff_start = rotated.index(b"Exif\0\0") + 6
+    bad_byte_order = rotated[:tiff_start] + b"XX" + rotated[tiff_start + 2 :]
+    padded = rotated[:2] + b"\xff" + rotated[2:]  # a fill byte before the first marker, which JPEG allows
+
+    assert jpeg_exif_orientation(png.getvalue()) is None
+    assert jpeg_exif_orientation(rotated[:30]) is None
+    assert jpeg_exif_orientation(bad_byte_order) is None
+    assert jpeg_exif_orientation(padded) is None
+    assert is_upright(png.getvalue())
+    assert not is_upright(padded)
 
 
 def test_median_filter_removes_salt_and_pepper_noise():
