@@ -4,7 +4,9 @@ Runs where there is a GPU but no Java or Spark: it feeds FeatureExtractor.extrac
 batches (sha256, label, window_id, content) that the Spark job hands it from mapInArrow, and prints, per backbone,
 the end-to-end images/s next to the backbone-only rate (random inputs already on the GPU) and the decode+preprocess
 rate measured in the same run. It also checks the GPU path against the CPU path on the same images and exercises the
-CPU-decode fallback (PNG) and an undecodable image on the GPU.
+CPU-decode fallback (PNG, and a JPEG whose EXIF orientation must be applied) and an undecodable image on the GPU.
+With --exif every JPEG carries a camera-like EXIF block (Orientation 1), as photos from phones and cameras do, so the
+engine's per-image orientation check reads a real header.
 
     PYTHONPATH=plugins python3 bench/featurize_gpu.py --images 8192 --batch-size 512 --json results.json
 """
@@ -17,11 +19,24 @@ import io
 import json
 import platform
 import time
+from functools import partial
 from multiprocessing import Pool
 
+EXIF_ORIENTATION = 0x0112
 
-def synthetic_jpeg(seed: int) -> bytes:
-    """A 500x375 photo-like JPEG of about 55 KiB: smooth gradients, shapes and sensor-like noise."""
+
+def camera_exif(orientation: int) -> bytes:
+    """An EXIF block like a phone's: maker, model, time, orientation."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif.update({0x010F: "Imagepipe", 0x0110: "Bench Camera", 0x0132: "2026:11:27 10:00:00", EXIF_ORIENTATION: orientation})
+    return exif.tobytes()
+
+
+def synthetic_jpeg(seed: int, exif: bool = False) -> bytes:
+    """A 500x375 photo-like JPEG of about 55 KiB: smooth gradients, shapes and sensor-like noise; with `exif`, an
+    upright camera EXIF block."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -35,7 +50,8 @@ def synthetic_jpeg(seed: int) -> bytes:
         draw.ellipse((x0, y0, x0 + rng.integers(10, 120), y0 + rng.integers(10, 120)), fill=tuple(rng.integers(0, 255, 3).tolist()))
     noisy = np.asarray(image).astype("int16") + rng.normal(0, 9, (375, 500, 3)).astype("int16")
     buffer = io.BytesIO()
-    Image.fromarray(noisy.clip(0, 255).astype("uint8")).save(buffer, format="JPEG", quality=90)
+    extra = {"exif": camera_exif(1)} if exif else {}
+    Image.fromarray(noisy.clip(0, 255).astype("uint8")).save(buffer, format="JPEG", quality=90, **extra)
     return buffer.getvalue()
 
 
@@ -114,7 +130,8 @@ def bench_backbone(backbone: str, batches: list, batch_size: int, images: int, d
 
 
 def check_paths(contents: list[bytes]) -> dict:
-    """GPU vs CPU on the same images, plus a PNG (CPU decode fallback) and a broken JPEG on the GPU."""
+    """GPU vs CPU on the same images, plus a PNG and a JPEG turned by its EXIF orientation (both decoded by Pillow on
+    the GPU path) and a broken JPEG on the GPU."""
     import numpy as np
     from PIL import Image
 
@@ -122,18 +139,25 @@ def check_paths(contents: list[bytes]) -> dict:
 
     png = io.BytesIO()
     Image.open(io.BytesIO(contents[0])).save(png, format="PNG")
-    sample = contents[:16] + [png.getvalue(), contents[1][:2000]]
+    rotated = io.BytesIO()  # stored sideways, tagged "rotate 90 clockwise to view": must match the upright original
+    Image.open(io.BytesIO(contents[2])).transpose(Image.Transpose.ROTATE_90).save(
+        rotated, format="JPEG", quality=95, exif=camera_exif(6))
+    sample = contents[:16] + [png.getvalue(), rotated.getvalue(), contents[1][:2000]]
     spec = FeatureSpec("resnet50", "random:0", 224)
-    gpu_vectors, gpu_errors = FeatureExtractor(spec, device="cuda:0").features(sample)
+    gpu_extractor = FeatureExtractor(spec, device="cuda:0")
+    gpu_vectors, gpu_errors = gpu_extractor.features(sample)
     cpu_vectors, cpu_errors = FeatureExtractor(spec, device="cpu").features(sample)
+    upright, turned = gpu_vectors[2], gpu_vectors[17]
     cosines = [
         float(np.dot(g, c) / (np.linalg.norm(g) * np.linalg.norm(c)))
         for g, c in zip(gpu_vectors, cpu_vectors) if g is not None and c is not None
     ]
     return {
-        "gpu_errors": gpu_errors[-2:],
-        "cpu_errors": cpu_errors[-2:],
+        "gpu_errors": gpu_errors[-3:],
+        "cpu_errors": cpu_errors[-3:],
         "png_fallback_decoded_on_gpu_path": gpu_vectors[16] is not None,
+        "exif_rotated_jpeg_decoded_by_pillow": not gpu_extractor.decodes_on_gpu(sample[17]),
+        "cosine_exif_rotated_vs_upright_on_gpu_path": float(np.dot(upright, turned) / (np.linalg.norm(upright) * np.linalg.norm(turned))),
         "min_cosine_gpu_bf16_vs_cpu_fp32": min(cosines),
         "compared_images": len(cosines),
     }
@@ -149,11 +173,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--backbones", default="resnet50,resnet18")
     parser.add_argument("--decode-workers", default="1,2,4,8", help="decode threads (and streams) to compare")
-    parser.add_argument("--json", help="write the results here too")
+    parser.add_argument("--exif", action="store_true", help="every JPEG carries an upright camera EXIF block")
+    parser.add_argument("--json", help="write the results here too, after each backbone")
     args = parser.parse_args()
 
     with Pool() as pool:
-        distinct = pool.map(synthetic_jpeg, range(args.distinct))
+        distinct = pool.map(partial(synthetic_jpeg, exif=args.exif), range(args.distinct))
     contents = [distinct[i % len(distinct)] for i in range(args.images)]
     batches = arrow_batches(contents, args.batch_size)
     report = {
@@ -162,6 +187,7 @@ def main() -> None:
         "torchvision": torchvision.__version__,
         "python": platform.python_version(),
         "images": args.images,
+        "camera_exif": args.exif,
         "batch_size": args.batch_size,
         "mean_jpeg_kib": sum(map(len, distinct)) / len(distinct) / 1024,
         "results": [],
@@ -175,6 +201,7 @@ def main() -> None:
             result = {"backbone": backbone, "error": f"{type(error).__name__}: {error}"}
         report["results"].append(result)
         print(json.dumps(result), flush=True)
+        write_json(args.json, report)
     try:
         report["checks"] = check_paths(distinct)
     except Exception as error:  # noqa: BLE001
@@ -186,8 +213,12 @@ def main() -> None:
         if "error" not in result:
             print(f"| {result['backbone']} | {result['end_to_end_images_per_s']:,.0f} | "
                   f"{result['decode_preprocess_images_per_s']:,.0f} | {result['model_only_images_per_s']:,.0f} |")
-    if args.json:
-        with open(args.json, "w") as handle:
+    write_json(args.json, report)
+
+
+def write_json(path: str | None, report: dict) -> None:
+    if path:
+        with open(path, "w") as handle:
             json.dump(report, handle, indent=2)
 
 
