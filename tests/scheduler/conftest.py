@@ -1,4 +1,5 @@
-"""Fixtures of the scheduler tests: Airflow started for real on the embedded S3 endpoint of the test session."""
+"""Fixtures of the scheduler tests: Airflow started for real on the embedded S3 endpoint of the test session, its
+metadata in SQLite (the laptop's default) or in a real PostgreSQL server (production's)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 import pytest
 
 from .airflow_stack import DAG_ID, AirflowStack
+from .postgres_server import PostgresServer
 
 
 def s3_env() -> dict[str, str]:
@@ -15,7 +17,7 @@ def s3_env() -> dict[str, str]:
             ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
 
 
-def new_stack(root, **extra_env: str) -> AirflowStack:
+def new_stack(root, sql_alchemy_conn: str | None = None, **extra_env: str) -> AirflowStack:
     """A stack whose default source is a new, empty bucket: the scheduled run that unpausing
     creates for the latest interval then finds nothing, instead of failing on a missing bucket and holding the DAG's
     one active run through its retries."""
@@ -23,7 +25,8 @@ def new_stack(root, **extra_env: str) -> AirflowStack:
 
     bucket = f"source-{uuid.uuid4().hex[:8]}"
     s3_client().create_bucket(Bucket=bucket)
-    return AirflowStack(root, s3_env(), extra_env={"IMAGEPIPE_SOURCE_URI": f"s3://{bucket}/images/", **extra_env})
+    return AirflowStack(root, s3_env(), sql_alchemy_conn,
+                        extra_env={"IMAGEPIPE_SOURCE_URI": f"s3://{bucket}/images/", **extra_env})
 
 
 @pytest.fixture
@@ -44,9 +47,17 @@ def start_airflow(tmp_path, s3_endpoint):
         stack.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    with PostgresServer() as server:
+        yield server
+
+
 @pytest.fixture(scope="module")
-def airflow_stack(tmp_path_factory, s3_endpoint):
-    """One stack with the DAG's defaults, shared by a module's tests."""
-    with new_stack(tmp_path_factory.mktemp("stack")) as stack:
+def airflow_stack(tmp_path_factory, s3_endpoint, postgres_server):
+    """One stack with the DAG's defaults and its metadata in PostgreSQL, shared by a module's tests."""
+    database = f"airflow_{uuid.uuid4().hex[:8]}"
+    postgres_server.create_database(database)
+    with new_stack(tmp_path_factory.mktemp("stack"), postgres_server.sqlalchemy_url(database)) as stack:
         stack.wait_for_dag(DAG_ID)
         yield stack

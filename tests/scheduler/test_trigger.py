@@ -1,12 +1,17 @@
-"""The pipeline DAG on a real Airflow (api-server, scheduler, dag-processor, LocalExecutor), triggered as users
-trigger it: through the REST API v2 with a conf, and refused with a message when the conf is invalid."""
+"""The pipeline DAG on a production-shaped Airflow (api-server, scheduler, dag-processor, LocalExecutor, metadata in
+a real PostgreSQL), triggered as users trigger it: through the REST API v2 with a conf, refused with a message when
+the conf is invalid, and retried cleanly after a Spark task times out mid-run."""
 
 from __future__ import annotations
 
+import hashlib
+import signal
+import time
 import uuid
 
+import psutil
 import pytest
-from .airflow_stack import DAG_ID, SMALL_RUN, champion, run_document
+from .airflow_stack import DAG_ID, SMALL_RUN, champion, lake_images, run_document
 
 from imagepipe import sample_data
 from imagepipe.object_store import s3_client
@@ -28,6 +33,22 @@ def test_a_run_triggered_through_the_rest_api_with_conf_promotes_the_first_champ
 
     assert run_document(airflow_stack, run_id, "ingest")["ingested"] == count
     assert champion(airflow_stack) == 1
+    assert metadata_rows(airflow_stack, "SELECT state FROM dag_run WHERE run_id = :run_id", run_id=run_id) == [
+        ("success",)]
+
+
+def metadata_rows(stack, query: str, **parameters) -> list[tuple]:
+    """Rows straight from the stack's metadata database: the run is in PostgreSQL, not in a file beside it."""
+    import sqlalchemy
+
+    url = stack.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert url.startswith("postgresql"), url
+    engine = sqlalchemy.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(sqlalchemy.text(query), parameters)]
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("conf, named", [
@@ -42,3 +63,45 @@ def test_a_trigger_with_invalid_conf_is_refused_with_a_message_and_creates_no_ru
     assert status == 400, answer
     assert named in str(answer["detail"])
     assert airflow_stack.runs(DAG_ID) == runs_before
+
+
+def test_a_spark_task_that_times_out_stops_its_application_and_its_retry_ingests_each_image_once(airflow_stack):
+    bucket = f"timeout-{uuid.uuid4().hex[:8]}"
+    images = list(sample_data.generate(per_class=8, seed=7))
+    sample_data.upload(s3_client(), bucket, "images", iter(images))
+    airflow_stack.unpause(DAG_ID)
+
+    run_id = airflow_stack.trigger(DAG_ID, {**SMALL_RUN, "source_uri": f"s3://{bucket}/images/"})
+    spark_submit = running_spark_job("ingest_images.py")
+    application = [spark_submit, *spark_submit.children(recursive=True)]
+    # The task's execution_timeout is a SIGALRM timer in the task process: firing it now is the timeout, early.
+    spark_submit.parent().send_signal(signal.SIGALRM)
+
+    _, alive = psutil.wait_procs(application, timeout=60)
+    assert alive == [], f"still running after the timeout: {[process.cmdline() for process in alive]}"
+    airflow_stack.wait_for_success(DAG_ID, [run_id])
+
+    assert airflow_stack.task_instances(DAG_ID, run_id)["ingest"]["try_number"] == 2
+    report = run_document(airflow_stack, run_id, "ingest")
+    assert (report["ingested"], report["duplicates"], report["rejected"]) == (len(images), 0, {})
+    uploaded = {hashlib.sha256(image.content).hexdigest() for image in images}
+    in_lake = [row["sha256"] for row in lake_images(airflow_stack) if row["sha256"] in uploaded]
+    assert sorted(in_lake) == sorted(uploaded)
+
+
+def running_spark_job(script: str, timeout: float = 300) -> psutil.Process:
+    """spark-submit's JVM (client mode: the application's driver) once the job's Python driver runs `script` under
+    it; the JVM's parent is the task."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in psutil.process_iter(["name", "cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if process.info["name"] != "java" or "org.apache.spark.deploy.SparkSubmit" not in cmdline:
+                continue
+            try:
+                if any(part.endswith(script) for child in process.children() for part in child.cmdline()):
+                    return process
+            except psutil.NoSuchProcess:  # an application ending while we look
+                pass
+        time.sleep(0.2)
+    raise AssertionError(f"no Spark application ran {script} within {timeout:.0f} s")
