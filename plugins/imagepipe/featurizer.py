@@ -14,6 +14,7 @@ import io
 import json
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from pathlib import Path
 from imagepipe.errors import InputError
 from imagepipe.preprocessing import DEFAULT_STEPS, gpu_can_apply, is_upright, keeps_whole_image, parse_steps, preprocess
 
-
+# nvJPEG reads the images straight from the Arrow batch's read-only buffer (encoded_images): torch warns that the
+# tensors over it must not be written to, and nothing writes to them.
+warnings.filterwarnings("ignore", message="The given buffer is not writable", category=UserWarning)
 
 @dataclass(frozen=True)
 class Backbone:
@@ -250,6 +253,22 @@ def resolve_device(cuda_available: bool, task_gpus: list[str] | None = None) -> 
     return f"cuda:{task_gpus[0]}" if task_gpus else "cuda:0"
 
 
+def encoded_images(column) -> list:
+    """The images of an Arrow binary column as views of its data buffer, without a copy. On a GPU, copying each
+    batch's JPEGs into Python bytes and again into tensors held the interpreter lock long enough to slow the decoding
+    threads; a column with nulls (no image) is read the plain way."""
+    import numpy as np
+    import pyarrow as pa
+
+    if column.null_count or not (pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type)):
+        return column.to_pylist()
+    _, offsets, data = column.buffers()
+    width = np.int64 if pa.types.is_large_binary(column.type) else np.int32
+    bounds = np.frombuffer(offsets, dtype=width)[column.offset : column.offset + len(column) + 1].tolist()
+    view = memoryview(data if data is not None else b"").cast("B")
+    return [view[start:end] for start, end in zip(bounds, bounds[1:])]
+
+
 def is_jpeg(content: bytes) -> bool:
     return content[:3] == b"\xff\xd8\xff"
 
@@ -334,7 +353,7 @@ class FeatureExtractor:
         import torch
         from torchvision.io import ImageReadMode, decode_jpeg
 
-        encoded = [torch.frombuffer(bytearray(content), dtype=torch.uint8) for content in contents]
+        encoded = [torch.frombuffer(content, dtype=torch.uint8) for content in contents]
         try:
             return decode_jpeg(encoded, mode=ImageReadMode.RGB, device=self.device)
         except RuntimeError:
@@ -426,7 +445,7 @@ class FeatureExtractor:
         with ThreadPoolExecutor(max_workers=self.decode_workers) as decoder:
             pending: collections.deque = collections.deque()
             for batch in batches:
-                pending.append((batch, decoder.submit(self.prepare, batch.column(CONTENT_COLUMN).to_pylist())))
+                pending.append((batch, decoder.submit(self.prepare, encoded_images(batch.column(CONTENT_COLUMN)))))
                 if len(pending) > self.decode_workers:
                     yield self._finish(*pending.popleft())
             while pending:

@@ -146,7 +146,7 @@ def jpeg_exif_orientation(content: bytes) -> int | None:
 
 def _tiff_orientation(tiff: bytes) -> int | None:
     """The orientation entry of a TIFF header's first IFD, 1 when it has none, None when the header is malformed."""
-    byte_order = {b"II*\0": "<", b"MM\0*": ">"}.get(tiff[:4])
+    byte_order = {b"II*\0": "<", b"MM\0*": ">"}.get(bytes(tiff[:4]))
     if byte_order is None or len(tiff) < 10:
         return None
     (ifd,) = struct.unpack_from(byte_order + "I", tiff, 4)

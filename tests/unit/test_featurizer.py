@@ -15,6 +15,7 @@ from imagepipe.featurizer import (
     FeatureSpec,
     WeightsUnavailableError,
     build_model,
+    encoded_images,
     extractor_for,
     feature_dim,
     is_jpeg,
@@ -201,6 +202,16 @@ def test_named_weights_put_where_the_message_says_are_used(monkeypatch, tmp_path
 
     assert torch.equal(model.conv1.weight, saved["conv1.weight"])
     assert spec.fingerprint().startswith("resnet18-")
+
+
+@pytest.mark.parametrize("binary_type", [pa.binary(), pa.large_binary()])
+def test_images_are_read_from_the_arrow_column_as_they_were_written(binary_type):
+    contents = [encoded("red"), b"", encoded("navy", "JPEG"), b"\xff\xd8\xff broken"]
+    column = pa.array(contents, type=binary_type)
+
+    assert [bytes(image) for image in encoded_images(column)] == contents
+    assert [bytes(image) for image in encoded_images(column.slice(1, 2))] == contents[1:3]
+    assert encoded_images(pa.array([contents[0], None], type=binary_type)) == [contents[0], None]
 
 
 def extract_batch(batch, spec):
