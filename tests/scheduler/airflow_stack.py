@@ -187,6 +187,17 @@ class AirflowStack:
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"{}")
 
+    def metadata_rows(self, query: str, **parameters) -> list[tuple]:
+        """Rows straight from the stack's metadata database, whichever it is."""
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(self.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        try:
+            with engine.connect() as connection:
+                return [tuple(row) for row in connection.execute(sqlalchemy.text(query), parameters)]
+        finally:
+            engine.dispose()
+
     def wait_for_dag(self, dag_id: str, timeout: float = 180) -> None:
         """Wait until the dag-processor has parsed the DAG (it starts paused: unpause() lets its runs go)."""
         deadline = time.monotonic() + timeout

@@ -30,13 +30,15 @@ def new_stack(root, sql_alchemy_conn: str | None = None, **extra_env: str) -> Ai
 
 
 @pytest.fixture
-def start_airflow(tmp_path, s3_endpoint):
-    """Start a stack with extra environment (e.g. IMAGEPIPE_SCHEDULE) and wait until its DAG is parsed; stopped at
-    teardown."""
+def start_airflow(tmp_path, s3_endpoint, postgres_server):
+    """Start a production-shaped stack, its metadata in PostgreSQL, with extra environment (e.g. IMAGEPIPE_SCHEDULE),
+    and wait until its DAG is parsed; stopped at teardown."""
     stacks = []
 
     def start(**extra_env: str) -> AirflowStack:
-        stack = new_stack(tmp_path / f"stack{len(stacks)}", **extra_env)
+        database = f"airflow_{uuid.uuid4().hex[:8]}"
+        postgres_server.create_database(database)
+        stack = new_stack(tmp_path / f"stack{len(stacks)}", postgres_server.sqlalchemy_url(database), **extra_env)
         stacks.append(stack)
         stack.start()
         stack.wait_for_dag(DAG_ID)
@@ -54,10 +56,8 @@ def postgres_server():
 
 
 @pytest.fixture(scope="module")
-def airflow_stack(tmp_path_factory, s3_endpoint, postgres_server):
-    """One stack with the DAG's defaults and its metadata in PostgreSQL, shared by a module's tests."""
-    database = f"airflow_{uuid.uuid4().hex[:8]}"
-    postgres_server.create_database(database)
-    with new_stack(tmp_path_factory.mktemp("stack"), postgres_server.sqlalchemy_url(database)) as stack:
+def airflow_stack(tmp_path_factory, s3_endpoint):
+    """One stack with the DAG's defaults and the laptop's SQLite metadata, shared by a module's tests."""
+    with new_stack(tmp_path_factory.mktemp("stack")) as stack:
         stack.wait_for_dag(DAG_ID)
         yield stack
