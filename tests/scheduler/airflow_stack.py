@@ -46,7 +46,29 @@ class AirflowError(AssertionError):
     pass
 
 
-class AirflowStack:
+class Service:
+    """Something a test starts and must stop: `with` stops it on the way out, and after a start that failed half
+    way, before the error goes on."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class AirflowStack(Service):
     def __init__(self, root: Path, s3_env: dict[str, str], sql_alchemy_conn: str | None = None,
                  extra_env: dict[str, str] | None = None):
         self.home = root / "airflow"
@@ -91,17 +113,6 @@ class AirflowStack:
     @property
     def lake(self) -> Path:
         return self.data_dir / "lake"
-
-    def __enter__(self) -> "AirflowStack":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self, timeout: float = 240) -> None:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .airflow_stack import free_port
+from .airflow_stack import Service, free_port
 
 USER = "airflow"
 
@@ -35,7 +35,7 @@ def server_binaries() -> Path:
                        "(apt-get install postgresql) or put them on PATH")
 
 
-class PostgresServer:
+class PostgresServer(Service):
     def __init__(self):
         self.bin = server_binaries()
         self.port = free_port()
@@ -46,17 +46,6 @@ class PostgresServer:
 
     def sqlalchemy_url(self, database: str) -> str:
         return f"postgresql+psycopg2://{USER}@127.0.0.1:{self.port}/{database}"
-
-    def __enter__(self) -> "PostgresServer":
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     def start(self) -> None:
         if self.account is not None:
