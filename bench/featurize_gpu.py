@@ -22,15 +22,15 @@ import time
 from functools import partial
 from multiprocessing import Pool
 
-EXIF_ORIENTATION = 0x0112
-
 
 def camera_exif(orientation: int) -> bytes:
     """An EXIF block like a phone's: maker, model, time, orientation."""
     from PIL import Image
 
+    from imagepipe.preprocessing import EXIF_ORIENTATION_TAG
+
     exif = Image.Exif()
-    exif.update({0x010F: "Imagepipe", 0x0110: "Bench Camera", 0x0132: "2026:11:27 10:00:00", EXIF_ORIENTATION: orientation})
+    exif.update({0x010F: "Imagepipe", 0x0110: "Bench Camera", 0x0132: "2026:11:27 10:00:00", EXIF_ORIENTATION_TAG: orientation})
     return exif.tobytes()
 
 
@@ -91,7 +91,7 @@ def timed(function, repeats: int = 2) -> float:
 def bench_backbone(backbone: str, batches: list, batch_size: int, images: int, decode_workers: list[int]) -> dict:
     import torch
 
-    from imagepipe.featurizer import FeatureExtractor, FeatureSpec
+    from imagepipe.featurizer import FeatureExtractor, FeatureSpec, encoded_images
 
     extractor = FeatureExtractor(FeatureSpec(backbone, "random:0", 224), device="cuda:0")
 
@@ -101,7 +101,7 @@ def bench_backbone(backbone: str, batches: list, batch_size: int, images: int, d
 
     def prepare_only():
         for batch in batches:
-            extractor.prepare(batch.column("content").to_pylist())
+            extractor.prepare(encoded_images(batch.column("content")))
 
     inputs = torch.randn(batch_size, 3, 224, 224, device="cuda:0").contiguous(memory_format=torch.channels_last)
 

@@ -27,6 +27,7 @@ from imagepipe.preprocessing import DEFAULT_STEPS, gpu_can_apply, is_upright, ke
 # tensors over it must not be written to, and nothing writes to them.
 warnings.filterwarnings("ignore", message="The given buffer is not writable", category=UserWarning)
 
+
 @dataclass(frozen=True)
 class Backbone:
     """A torchvision classifier used as a frozen feature extractor."""

@@ -25,6 +25,7 @@ from imagepipe.errors import InputError
 DEFAULT_STEPS: tuple[str, ...] = ("exif_transpose",)
 PAD_COLOUR = (0, 0, 0)
 EXIF_ORIENTATION_TAG = 0x0112
+TURNING_ORIENTATIONS = range(2, 9)  # the values ImageOps.exif_transpose acts on
 MEDIAN_SIZES = range(3, 16, 2)
 MAX_GAUSSIAN_RADIUS = 10.0
 
@@ -111,9 +112,6 @@ def is_upright(content: bytes) -> bool:
         with Image.open(io.BytesIO(content)) as image:
             orientation = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
     return orientation not in TURNING_ORIENTATIONS
-
-
-TURNING_ORIENTATIONS = range(2, 9)  # the values ImageOps.exif_transpose acts on
 
 
 def jpeg_exif_orientation(content: bytes) -> int | None:

@@ -9,7 +9,15 @@ from conftest import exif_rotated_jpeg
 from imagepipe import sample_data
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FeatureSpec
-from imagepipe.preprocessing import DEFAULT_STEPS, is_upright, jpeg_exif_orientation, parse_steps, preprocess, to_rgb
+from imagepipe.preprocessing import (
+    DEFAULT_STEPS,
+    EXIF_ORIENTATION_TAG,
+    is_upright,
+    jpeg_exif_orientation,
+    parse_steps,
+    preprocess,
+    to_rgb,
+)
 
 RED, BLUE = (220, 20, 20), (20, 20, 220)
 
@@ -111,14 +119,14 @@ def test_image_without_an_orientation_tag_is_upright():
 def jpeg_with_exif(orientation, byte_order="<", **extra_tags) -> bytes:
     exif = Image.Exif()
     exif.endian = byte_order
-    exif.update({0x010F: "Phone", 0x0110: "Model 7", **extra_tags, 0x0112: orientation})
+    exif.update({0x010F: "Phone", 0x0110: "Model 7", **extra_tags, EXIF_ORIENTATION_TAG: orientation})
     buffer = io.BytesIO()
     scene().save(buffer, format="JPEG", exif=exif)
     return buffer.getvalue()
 
 
 def pillow_orientation(content) -> int:
-    return Image.open(io.BytesIO(content)).getexif().get(0x0112, 1)
+    return Image.open(io.BytesIO(content)).getexif().get(EXIF_ORIENTATION_TAG, 1)
 
 
 @pytest.mark.parametrize("byte_order", ["<", ">"])
