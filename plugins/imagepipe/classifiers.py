@@ -7,6 +7,9 @@ work; `build_pipeline` then turns it into MLlib stages.
     classifier          logistic_regression | linear_svc | random_forest | mlp
     hyperparameters     {name: value or [values...]}: a list is a grid to select from (CrossValidator)
     feature_transforms  ["standard_scaler", "normalizer", "pca:K"], applied in order before the classifier
+
+The fitted model may hold more transforms than asked for (`fitted_transforms`): a StandardScaler for the classifier
+that needs one, and centring for logistic regression (see `ClassifierKind.centres_features`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,11 @@ class ClassifierKind:
     hyperparameters: dict[str, Hyperparameter]
     class_weights: bool  # MLlib takes a weight column for this classifier
     needs_scaling: bool  # no standardisation of its own: a StandardScaler goes in front
+    # MLlib stacks the training rows into blocks that it stores sparse when a third or more of the values are zero,
+    # as they are in ReLU features, and its multinomial gradient on sparse blocks costs about 3x the dense one
+    # (bench/RESULTS.md). Centred features are dense; the unpenalised intercept absorbs the shift, so the fitted
+    # model is the same.
+    centres_features: bool = False
 
 
 REG_PARAM = Hyperparameter("regParam", float, 0.01, minimum=0)
@@ -57,7 +65,7 @@ CLASSIFIERS: dict[str, ClassifierKind] = {
     "logistic_regression": ClassifierKind(
         {"reg_param": REG_PARAM, "elastic_net_param": Hyperparameter("elasticNetParam", float, 0.0, 0, 1),
          "max_iter": Hyperparameter("maxIter", int, 100, 1, 10000)},
-        class_weights=True, needs_scaling=False,
+        class_weights=True, needs_scaling=False, centres_features=True,
     ),
     "linear_svc": ClassifierKind(
         {"reg_param": REG_PARAM, "max_iter": Hyperparameter("maxIter", int, 100, 1, 10000)},
@@ -89,8 +97,24 @@ class ModelSpec:
 
     def to_json(self) -> dict:
         return {"classifier": self.classifier, "grid": self.grid,
-                "feature_transforms": [name if k is None else f"{name}:{k}" for name, k in self.transforms],
+                "feature_transforms": _spelled(self.transforms), "fitted_transforms": _spelled(fitted_transforms(self)),
                 "class_weights": self.class_weights, "selection_folds": self.folds, "seed": self.seed}
+
+
+def _spelled(transforms: list[tuple[str, int | None]]) -> list[str]:
+    return [name if k is None else f"{name}:{k}" for name, k in transforms]
+
+
+def fitted_transforms(spec: ModelSpec) -> list[tuple[str, int | None]]:
+    """The transforms the model holds in front of its classifier: the asked ones, then those the classifier needs."""
+    transforms = list(spec.transforms)
+    kind = CLASSIFIERS[spec.classifier]
+    if kind.needs_scaling and ("standard_scaler", None) not in transforms:
+        transforms.append(("standard_scaler", None))
+    # A StandardScaler (centring) or PCA (a projection) already gives dense vectors; a Normalizer keeps zeros.
+    if kind.centres_features and not any(name in ("standard_scaler", "pca") for name, _ in transforms):
+        transforms.append(("center", None))
+    return transforms
 
 
 def hyperparameter_grid(classifier: str, hyperparameters: dict) -> list[dict]:
@@ -153,17 +177,17 @@ def output_dimension(spec: ModelSpec, feature_dimension: int) -> int:
     return next((k for name, k in reversed(spec.transforms) if name == "pca"), feature_dimension)
 
 
-def _transform_stages(spec: ModelSpec):
+def transform_stages(spec: ModelSpec):
+    """(MLlib stages of the fitted transforms, the column the classifier reads)."""
     from pyspark.ml.feature import PCA, Normalizer, StandardScaler
 
-    transforms = list(spec.transforms)
-    if CLASSIFIERS[spec.classifier].needs_scaling and ("standard_scaler", None) not in transforms:
-        transforms.append(("standard_scaler", None))
     stages, column = [], FEATURE_VECTOR
-    for position, (name, k) in enumerate(transforms):
+    for position, (name, k) in enumerate(fitted_transforms(spec)):
         output = f"{FEATURE_VECTOR}_{position}_{name}"
         if name == "standard_scaler":
             stages.append(StandardScaler(inputCol=column, outputCol=output, withMean=True, withStd=True))
+        elif name == "center":
+            stages.append(StandardScaler(inputCol=column, outputCol=output, withMean=True, withStd=False))
         elif name == "normalizer":
             stages.append(Normalizer(inputCol=column, outputCol=output, p=2.0))
         else:
@@ -186,7 +210,7 @@ def build_pipeline(spec: ModelSpec, indexer_model, feature_dimension: int):
     from pyspark.ml.feature import IndexToString
 
     labels = list(indexer_model.labels)
-    transform_stages, features_column = _transform_stages(spec)
+    feature_stages, features_column = transform_stages(spec)
     columns = {"featuresCol": features_column, "labelCol": LABEL_INDEX}
     weights = {"weightCol": WEIGHT_COLUMN} if spec.class_weights == "balanced" else {}
     known = CLASSIFIERS[spec.classifier].hyperparameters
@@ -212,4 +236,4 @@ def build_pipeline(spec: ModelSpec, indexer_model, feature_dimension: int):
     else:
         param_maps = [mllib_params(classifier, point) for point in spec.grid]
     to_label = IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=labels)
-    return Pipeline(stages=[indexer_model, *transform_stages, classifier, to_label]), param_maps
+    return Pipeline(stages=[indexer_model, *feature_stages, classifier, to_label]), param_maps

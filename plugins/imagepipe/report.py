@@ -28,6 +28,7 @@ def _model_rows(metadata: dict) -> list[list[str]]:
         ["classifier", model.get("classifier", "–")],
         ["hyperparameters", json.dumps(metadata.get("hyperparameters"), sort_keys=True)],
         ["feature transforms", listed(model.get("feature_transforms") or [])],
+        ["transforms in the model", listed(model.get("fitted_transforms", model.get("feature_transforms")) or [])],
         ["class weights", model.get("class_weights", "–")],
     ]
 

@@ -70,7 +70,7 @@ def test_model_selection_cross_validates_the_grid_and_keeps_the_best_point(clust
     assert chosen["reg_param"] == 0.001
     assert [result["hyperparameters"]["reg_param"] for result in selection] == [50.0, 0.001]
     assert selection[1]["weighted_f1"] > selection[0]["weighted_f1"]
-    assert model.stages[1].getRegParam() == 0.001
+    assert model.stages[-2].getRegParam() == 0.001
 
 
 def test_the_transformations_are_inside_the_saved_model(clusters, tmp_path):
@@ -84,6 +84,28 @@ def test_the_transformations_are_inside_the_saved_model(clusters, tmp_path):
     assert [type(stage).__name__ for stage in loaded.stages] == [
         "StringIndexerModel", "PCAModel", "LogisticRegressionModel", "IndexToString"]
     assert classification_metrics(score(loaded, test), list(loaded.stages[0].labels))["accuracy"] >= 0.95
+
+
+def test_centring_in_front_of_logistic_regression_leaves_its_predictions_unchanged(spark):
+    """ReLU-like features (mostly zeros): the centred model scores as MLlib's logistic regression fitted on the raw
+    vectors does, since the unpenalised intercept absorbs the shift."""
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.functions import array_to_vector, vector_to_array
+
+    rows = [(sha, label, [max(0.0, value - 2.0) for value in vector], w) for sha, label, vector, w in _rows(30, seed=5)]
+    train = _frame(spark, rows)
+    model, _, _ = fit_classifier(train, model_spec("logistic_regression", {}, [], "none", 3), DIMENSION)
+    indexed = model.stages[0].transform(train).withColumn("raw", array_to_vector("features"))
+    plain = LogisticRegression(family="multinomial", featuresCol="raw", labelCol="label_index", regParam=0.01).fit(indexed)
+
+    assert [type(stage).__name__ for stage in model.stages] == [
+        "StringIndexerModel", "StandardScalerModel", "LogisticRegressionModel", "IndexToString"]
+    assert not model.stages[1].getWithStd()
+    centred = [row["p"] for row in score(model, train).select(vector_to_array("probability").alias("p"), "sha256").orderBy("sha256").collect()]
+    raw = [row["p"] for row in plain.transform(indexed).select(
+        vector_to_array("probability").alias("p"), "sha256").orderBy("sha256").collect()]
+    assert len(centred) == len(raw) == 90
+    assert max(abs(a - b) for p, q in zip(centred, raw) for a, b in zip(p, q)) < 1e-4
 
 
 def test_metrics_count_every_test_row_per_class_and_in_the_confusion_matrix(clusters):

@@ -95,5 +95,26 @@ def test_spec_records_itself_for_the_model_metadata():
 
     assert spec.to_json() == {
         "classifier": "linear_svc", "grid": [{"reg_param": 0.1, "max_iter": 100}, {"reg_param": 1.0, "max_iter": 100}],
-        "feature_transforms": ["pca:8"], "class_weights": "none", "selection_folds": 4, "seed": 42,
+        "feature_transforms": ["pca:8"], "fitted_transforms": ["pca:8"], "class_weights": "none", "selection_folds": 4,
+        "seed": 42,
     }
+
+
+@pytest.mark.parametrize(
+    ("classifier", "transforms", "fitted"),
+    [
+        ("logistic_regression", [], ["center"]),
+        ("logistic_regression", ["normalizer"], ["normalizer", "center"]),  # a Normalizer keeps the zeros
+        ("logistic_regression", ["standard_scaler"], ["standard_scaler"]),  # already centred
+        ("logistic_regression", ["pca:8", "normalizer"], ["pca:8", "normalizer"]),  # projections are dense
+        ("mlp", [], ["standard_scaler"]),
+        ("mlp", ["pca:8"], ["pca:8", "standard_scaler"]),
+        ("random_forest", [], []),
+        ("linear_svc", [], []),
+    ],
+)
+def test_the_model_holds_the_transforms_its_classifier_needs_after_the_asked_ones(classifier, transforms, fitted):
+    spec = model_spec(classifier, {}, transforms, "none", 3)
+
+    assert spec.to_json()["feature_transforms"] == transforms
+    assert spec.to_json()["fitted_transforms"] == fitted

@@ -12,7 +12,8 @@ CANDIDATE = {
     "confusion_matrix": {"labels": ["beach", "forest"], "counts": [[8, 2], [0, 10]]},
 }
 METADATA = {"version": 4, "fingerprint": "resnet18-0123456789abcdef", "preprocessing": ["exif_transpose", "median:3"],
-            "model": {"classifier": "logistic_regression", "feature_transforms": ["pca:64"], "class_weights": "none"},
+            "model": {"classifier": "mlp", "feature_transforms": ["pca:64"],
+                      "fitted_transforms": ["pca:64", "standard_scaler"], "class_weights": "none"},
             "hyperparameters": {"reg_param": 0.01, "max_iter": 100}}
 CHAMPION = {**CANDIDATE, "accuracy": 0.85, "version": 3, "log_loss": None,
             "per_class": {"beach": {"recall": 0.7, "f1": 0.8, "support": 10}}}
@@ -39,6 +40,7 @@ def test_report_names_the_feature_space_preprocessing_and_model():
     assert "| image preprocessing | exif_transpose, median:3 |" in text
     assert '| hyperparameters | {"max_iter": 100, "reg_param": 0.01} |' in text
     assert "| feature transforms | pca:64 |" in text
+    assert "| transforms in the model | pca:64, standard_scaler |" in text
 
 
 def test_first_model_report_says_there_is_no_champion():
