@@ -14,7 +14,7 @@ from imagepipe.features import FEATURE_COLUMNS, extract_features, feature_space_
 from imagepipe.gate import COMPARABLE_METRICS, Thresholds, decide, explain
 from imagepipe.lake import Lake
 from imagepipe.spark import get_spark
-from imagepipe.training import check_one_feature_space, features_up_to, with_split
+from imagepipe.training import split_features
 from imagepipe.windows import Window
 
 log = logging.getLogger("evaluate_model")
@@ -53,10 +53,7 @@ def thresholds(args) -> Thresholds:
 
 
 def test_split(spark, lake: Lake, fingerprint: str, window_end_id: str):
-    features = spark.read.parquet(storage.spark_path(lake.features(fingerprint)))
-    test = with_split(features_up_to(features, window_end_id)).filter("split = 'test'")
-    check_one_feature_space(test, fingerprint)
-    return test.select(*FEATURE_COLUMNS)
+    return split_features(spark, lake, fingerprint, window_end_id).filter("split = 'test'").select(*FEATURE_COLUMNS)
 
 
 def in_feature_space(spark, lake: Lake, test, fingerprint: str, window_end_id: str):

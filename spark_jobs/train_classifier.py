@@ -22,12 +22,10 @@ from imagepipe.spark import get_spark
 from imagepipe.training import (
     balanced_weights,
     check_class_counts,
-    check_one_feature_space,
-    features_up_to,
     fit_classifier,
     model_labels,
+    split_features,
     with_class_weights,
-    with_split,
 )
 from imagepipe.windows import Window
 
@@ -86,9 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     since_id = None
     if args.training_days is not None:
         since_id = Window(window.end - timedelta(days=args.training_days), window.end).id.split("_")[0]
-    features = spark.read.parquet(storage.spark_path(lake.features(fingerprint)))
-    features = with_split(features_up_to(features, window.end_id, since_id)).persist()
-    check_one_feature_space(features, fingerprint)
+    features = split_features(spark, lake, fingerprint, window.end_id, since_id).persist()
     counts = {(row["split"], row["label"]): row["count"] for row in features.groupBy("split", "label").count().collect()}
     train_counts = {label: n for (split, label), n in counts.items() if split == "train"}
     check_class_counts(train_counts, args.min_examples_per_class)

@@ -3,6 +3,7 @@ PipelineModel that takes feature arrays and returns label strings."""
 
 from __future__ import annotations
 
+from imagepipe import storage
 from imagepipe.classifiers import FEATURE_VECTOR, FOLD_COLUMN, LABEL_INDEX, WEIGHT_COLUMN, ModelSpec, build_pipeline
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FEATURES_COLUMN
@@ -37,6 +38,15 @@ def check_one_feature_space(features, fingerprint: str) -> None:
         raise InputError(
             f"feature table of {fingerprint} holds rows of {', '.join(sorted(others))}; re-run extract_features for this space"
         )
+
+
+def split_features(spark, lake, fingerprint: str, window_end_id: str, since_id: str | None = None):
+    """The feature space's rows of every window that ended by the run's window end (and, given since_id, after it),
+    each with its split; refuses a table holding rows of another space."""
+    features = spark.read.parquet(storage.spark_path(lake.features(fingerprint)))
+    selected = with_split(features_up_to(features, window_end_id, since_id))
+    check_one_feature_space(selected, fingerprint)
+    return selected
 
 
 def as_vectors(features):
