@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imagepipe.errors import InputError
-from imagepipe.preprocessing import DEFAULT_STEPS, gpu_can_apply, is_upright, keeps_whole_image, parse_steps, preprocess
+from imagepipe.preprocessing import (
+    DEFAULT_STEPS,
+    EncodedImage,
+    gpu_can_apply,
+    is_upright,
+    keeps_whole_image,
+    parse_steps,
+    preprocess,
+)
 
 # nvJPEG reads the images straight from the Arrow batch's read-only buffer (encoded_images): torch warns that the
 # tensors over it must not be written to, and nothing writes to them.
@@ -254,7 +262,7 @@ def resolve_device(cuda_available: bool, task_gpus: list[str] | None = None) -> 
     return f"cuda:{task_gpus[0]}" if task_gpus else "cuda:0"
 
 
-def encoded_images(column) -> list:
+def encoded_images(column) -> list[EncodedImage | None]:
     """The images of an Arrow binary column as views of its data buffer, without a copy. On a GPU, copying each
     batch's JPEGs into Python bytes and again into tensors held the interpreter lock long enough to slow the decoding
     threads; a column with nulls (no image) is read the plain way."""
@@ -270,7 +278,7 @@ def encoded_images(column) -> list:
     return [view[start:end] for start, end in zip(bounds, bounds[1:])]
 
 
-def is_jpeg(content: bytes) -> bool:
+def is_jpeg(content: EncodedImage) -> bool:
     return content[:3] == b"\xff\xd8\xff"
 
 
@@ -324,19 +332,19 @@ class FeatureExtractor:
 
     # -- decoding -------------------------------------------------------------------------------------------------
 
-    def _decode_with_pil(self, content: bytes):
+    def _decode_with_pil(self, content: EncodedImage):
         """The image decoded by Pillow, after the spec's preprocessing steps (RGB)."""
         from PIL import Image
 
         with Image.open(io.BytesIO(content)) as image:
             return preprocess(image, self.spec.steps)
 
-    def _decode_on_cpu(self, content: bytes):
+    def _decode_on_cpu(self, content: EncodedImage):
         from torchvision.transforms.functional import pil_to_tensor
 
         return pil_to_tensor(self._decode_with_pil(content))
 
-    def decodes_on_gpu(self, content: bytes) -> bool:
+    def decodes_on_gpu(self, content: EncodedImage) -> bool:
         """Whether nvJPEG decodes this image on the GPU path. Correctness first: nvJPEG ignores EXIF orientation
         (torchvision applies it on the CPU decoder only) and the Pillow steps have no GPU counterpart here, so a
         run with such steps, or a JPEG that exif_transpose would turn, is decoded by Pillow like any non-JPEG."""
@@ -349,7 +357,7 @@ class FeatureExtractor:
         except Exception:  # noqa: BLE001 - a header Pillow cannot read: Pillow's decoder records why, as for any image
             return False
 
-    def _decode_jpegs_on_gpu(self, contents: list[bytes]) -> list:
+    def _decode_jpegs_on_gpu(self, contents: list[EncodedImage]) -> list:
         """Decoded CHW uint8 tensors on the GPU, or an error string for each JPEG that nvJPEG refused."""
         import torch
         from torchvision.io import ImageReadMode, decode_jpeg
@@ -380,11 +388,11 @@ class FeatureExtractor:
                 prepared[row] = tensor
         return torch.stack(prepared)
 
-    def prepare(self, contents: list[bytes]) -> PreparedBatch:
+    def prepare(self, contents: list[EncodedImage]) -> PreparedBatch:
         """Decode and preprocess one batch (on this thread's decoding stream when on a GPU)."""
         return self._prepare_on_gpu(contents) if self.device.type == "cuda" else self._prepare_on_cpu(contents)
 
-    def _prepare_on_cpu(self, contents: list[bytes]) -> PreparedBatch:
+    def _prepare_on_cpu(self, contents: list[EncodedImage]) -> PreparedBatch:
         """PIL decodes and resizes (its SIMD resize costs half of resizing a decoded tensor), the weights' transform
         finishes each image."""
         import torch
@@ -394,7 +402,7 @@ class FeatureExtractor:
             inputs = torch.stack(tensors).contiguous(memory_format=torch.channels_last) if tensors else None
         return PreparedBatch(inputs, positions)
 
-    def _prepare_on_gpu(self, contents: list[bytes]) -> PreparedBatch:
+    def _prepare_on_gpu(self, contents: list[EncodedImage]) -> PreparedBatch:
         """nvJPEG decodes the JPEGs it can (decodes_on_gpu) in one call, PIL the rest; images of one shape are resized
         together on the GPU."""
         import torch
@@ -434,7 +442,7 @@ class FeatureExtractor:
                 return outputs.float().cpu().numpy()
             return self.model(prepared.inputs).float().numpy()
 
-    def features(self, contents: list[bytes]):
+    def features(self, contents: list[EncodedImage]):
         """(vectors, errors): one float32 vector or None per image, and one error reason or None per image."""
         prepared = self.prepare(contents)
         return _assemble(self.run(prepared), prepared.positions)
@@ -457,7 +465,7 @@ class FeatureExtractor:
         return to_feature_batch(batch, *_assemble(self.run(prepared), prepared.positions))
 
 
-def _decode_each(decode, contents: list[bytes]) -> list:
+def _decode_each(decode, contents: list[EncodedImage]) -> list:
     """decode(content) for each image, or the reason it could not be decoded."""
     results = []
     for content in contents:

@@ -22,6 +22,9 @@ from collections.abc import Sequence
 
 from imagepipe.errors import InputError
 
+# An encoded image: bytes, or a view of an Arrow buffer without a copy (featurizer.encoded_images).
+EncodedImage = bytes | memoryview
+
 DEFAULT_STEPS: tuple[str, ...] = ("exif_transpose",)
 PAD_COLOUR = (0, 0, 0)
 EXIF_ORIENTATION_TAG = 0x0112
@@ -99,7 +102,7 @@ def gpu_can_apply(steps: Sequence[str]) -> bool:
     return set(steps) <= {"exif_transpose"}
 
 
-def is_upright(content: bytes) -> bool:
+def is_upright(content: EncodedImage) -> bool:
     """True when the encoded image needs no EXIF rotation (no tag, or a value exif_transpose leaves alone). Reads only
     the file's header, not its pixels: a JPEG's own EXIF segment directly (jpeg_exif_orientation), anything else or
     an unusual header through Pillow."""
@@ -114,7 +117,7 @@ def is_upright(content: bytes) -> bool:
     return orientation not in TURNING_ORIENTATIONS
 
 
-def jpeg_exif_orientation(content: bytes) -> int | None:
+def jpeg_exif_orientation(content: EncodedImage) -> int | None:
     """The EXIF orientation of a JPEG, 1 when it has none, or None when its header is not laid out as the JPEG and
     EXIF standards put it (the caller then asks Pillow). Why not Pillow: opening an image parses every marker in
     Python, which cost a GPU run a quarter of its throughput (bench/RESULTS.md); this
