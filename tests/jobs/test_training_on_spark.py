@@ -101,9 +101,10 @@ def test_centring_in_front_of_logistic_regression_leaves_its_predictions_unchang
     assert [type(stage).__name__ for stage in model.stages] == [
         "StringIndexerModel", "StandardScalerModel", "LogisticRegressionModel", "IndexToString"]
     assert not model.stages[1].getWithStd()
-    centred = [row["p"] for row in score(model, train).select(vector_to_array("probability").alias("p"), "sha256").orderBy("sha256").collect()]
-    raw = [row["p"] for row in plain.transform(indexed).select(
-        vector_to_array("probability").alias("p"), "sha256").orderBy("sha256").collect()]
+    def probabilities(scored) -> list[list[float]]:
+        return [row["p"] for row in scored.select(vector_to_array("probability").alias("p"), "sha256").orderBy("sha256").collect()]
+
+    centred, raw = probabilities(score(model, train)), probabilities(plain.transform(indexed))
     assert len(centred) == len(raw) == 90
     assert max(abs(a - b) for p, q in zip(centred, raw) for a, b in zip(p, q)) < 1e-4
 
