@@ -1,7 +1,7 @@
 # imagepipe's one image, for the Airflow services and the Spark master and workers alike, so executors have the
-# very Python packages the driver has. The imagepipe code is not baked in: docker-compose.yaml mounts dags/, plugins/
-# and spark_jobs/, and executors get the library as a --py-files archive at each task, so a code change needs no
-# rebuild; a change to requirements.txt does.
+# very Python packages the driver has. The library is installed editable from /opt/airflow/src, which
+# docker-compose.yaml mounts over with the checkout's src/ (beside dags/, plugins/ and spark_jobs/), and executors get
+# it as a --py-files archive at each task, so a code change needs no rebuild; a change to requirements.txt does.
 #
 # The base tag follows apache-airflow in requirements.txt and the project's Python (tests/deploy checks both).
 
@@ -25,3 +25,9 @@ USER airflow
 
 COPY requirements.txt constraints.txt /tmp/imagepipe/
 RUN pip install --no-cache-dir -r /tmp/imagepipe/requirements.txt -c /tmp/imagepipe/constraints.txt
+
+# The library as an installed package (plugins/ holds Airflow plugins only): editable, so the mounted src/ is what
+# every Airflow process imports.
+COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/
+COPY --chown=airflow:0 src /opt/airflow/src
+RUN pip install --no-cache-dir --no-deps -e /opt/airflow

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from featurize_gpu import arrow_batches, synthetic_jpeg  # noqa: E402  (bench/ is the script's folder)
 
 

@@ -8,7 +8,7 @@ CPU-decode fallback (PNG, and a JPEG whose EXIF orientation must be applied) and
 With --exif every JPEG carries a camera-like EXIF block (Orientation 1), as photos from phones and cameras do, so the
 engine's per-image orientation check reads a real header.
 
-    PYTHONPATH=plugins python3 bench/featurize_gpu.py --images 8192 --batch-size 512 --json results.json
+    PYTHONPATH=src python3 bench/featurize_gpu.py --images 8192 --batch-size 512 --json results.json
 """
 
 from __future__ import annotations

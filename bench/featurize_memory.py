@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from featurize_gpu import arrow_batches, synthetic_jpeg  # noqa: E402  (bench/ is the script's folder)
 
 

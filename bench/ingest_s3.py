@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT / "plugins"))
+sys.path.insert(0, str(PROJECT / "src"))
 
 
 def small_jpeg(seed: int) -> bytes:

@@ -51,7 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 
 def synthetic_features(rows: int, dims: int, classes: int, seed: int, separation: float):

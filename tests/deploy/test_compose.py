@@ -82,7 +82,7 @@ def test_every_mounted_or_copied_host_path_exists_and_named_volumes_are_declared
             else:
                 assert source in COMPOSE["volumes"], f"{name} uses undeclared volume {source}"
     for line in re.findall(r"^COPY\s+(?!--from)(.+)$", DOCKERFILE, re.MULTILINE):
-        for source in line.split()[:-1]:
+        for source in (word for word in line.split()[:-1] if not word.startswith("--")):
             assert (PROJECT / source).exists(), f"the Dockerfile copies {source}, which is not in the repository"
 
 
@@ -101,8 +101,10 @@ def test_airflow_services_share_the_common_block_and_mount_the_code_where_the_se
 
     mounts = dict(volume.split(":")[:2] for volume in common["volumes"])
     assert mounts["./dags"] == "/opt/airflow/dags" and mounts["./plugins"] == "/opt/airflow/plugins"
-    # settings.spark_jobs_dir() is spark_jobs/ beside the folder holding the imagepipe package.
-    assert mounts["./spark_jobs"] == str(Path(mounts["./plugins"]).parent / "spark_jobs")
+    # The image installs the library editable from /opt/airflow/src; the mount puts the checkout's code over it, and
+    # settings.spark_jobs_dir() is spark_jobs/ beside src/.
+    assert mounts["./src"] == "/opt/airflow/src"
+    assert mounts["./spark_jobs"] == str(Path(mounts["./src"]).parent / "spark_jobs")
 
 
 def test_credentials_are_local_only_defaults_the_user_can_override():
@@ -120,7 +122,7 @@ def test_environment_names_only_settings_the_code_reads():
 
     # Every option Airflow documents, also those without a default (conf.has_option misses them).
     options = retrieve_configuration_description()
-    library = "\n".join(path.read_text() for path in (PROJECT / "plugins" / "imagepipe").glob("*.py"))
+    library = "\n".join(path.read_text() for path in (PROJECT / "src" / "imagepipe").rglob("*.py"))
     for name in SERVICES:
         for key in _environment(name):
             if key.startswith("IMAGEPIPE_"):
