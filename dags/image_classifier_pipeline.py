@@ -39,7 +39,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
-from imagepipe import assets, orchestration, settings, shipping
+from imagepipe import assets, orchestration, settings
 from imagepipe.classifiers import CLASSIFIERS, HYPERPARAMETER_NAMES
 from imagepipe.featurizer import BACKBONES
 from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
@@ -75,9 +75,6 @@ with DAG(
         "run_type": orchestration.run_type,
         "window_end": orchestration.window_end,
         "s3_endpoint_url": orchestration.s3_endpoint_url,
-        # Built when a task renders, never at parse: executors get the library the worker has (--py-files).
-        "imagepipe_py_files": shipping.py_files_archive,
-        "code_version": settings.code_version,
     },
     params={
         "source_uri": Param(
@@ -234,9 +231,6 @@ with DAG(
             conn_id="spark_default",
             application_args=args,
             doc_md=orchestration.job_doc(JOBS / f"{job}.py"),
-            py_files="{{ imagepipe_py_files() }}",
-            # Read here, where the checkout is: the driver imports the library from the archive.
-            env_vars={"IMAGEPIPE_CODE_VERSION": "{{ code_version() }}"},
             conf={**settings.cluster_spark_conf(), **RESOURCES, **(conf or {})},
             **options,
         )

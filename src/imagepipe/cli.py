@@ -8,15 +8,15 @@ import sys
 from collections.abc import Callable
 
 from imagepipe import settings
-from imagepipe.errors import InputError
+from imagepipe.errors import REFUSED, InputError
 from imagepipe.object_store import parse_s3_uri
 
 
 class JobArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad argument gives one line on stderr (not the usage block) and exit status 2."""
+    """argparse, but a bad argument gives one line on stderr (not the usage block) and the refusal exit status."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(REFUSED, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def checked(parse: Callable[[str], object], what: str) -> Callable[[str], object]:
@@ -94,11 +94,12 @@ def open_registry(args: argparse.Namespace):
 
 
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
-    """Run a job's main; an InputError ends it with one line and exit status 1 (a bug still shows its traceback)."""
+    """Run a job's main; an InputError ends it with one line and the refusal exit status, which the Spark task turns
+    into a failure without retries (a bug still shows its traceback, exits 1 and is retried)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     prog = (sys.argv[0].rsplit("/", 1)[-1]).removesuffix(".py")
     try:
         main(argv)
     except InputError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(REFUSED)

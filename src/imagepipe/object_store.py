@@ -59,8 +59,9 @@ def s3_errors(action: str):
         yield
     except NoCredentialsError:
         raise InputError(
-            "no S3 credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or AWS_PROFILE "
-            '(for the embedded endpoint: eval "$(make -s s3-env)")'
+            # No word may follow the secret key's name: Spark's task log masks it as that name's value.
+            'no S3 credentials found: for the embedded endpoint run eval "$(make -s s3-env)"; elsewhere set '
+            "AWS_PROFILE, or AWS_ACCESS_KEY_ID with AWS_SECRET_ACCESS_KEY"
         ) from None
     except EndpointConnectionError as error:
         raise InputError(f"cannot reach the S3 endpoint ({error}); check AWS_ENDPOINT_URL or start the endpoint") from None

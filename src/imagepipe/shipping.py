@@ -1,7 +1,7 @@
 """The imagepipe library as a --py-files archive, so Spark executors on a cluster run the code the Airflow worker has.
 
-The archive is built at task start (the DAG renders `{{ imagepipe_py_files() }}` into each SparkSubmitOperator's
-py_files), not at DAG parse and not into the image: a code change reaches the executors with the next task, with no
+The archive is built when a Spark task executes (SparkJobOperator.execute sets its py_files), not at DAG parse, not
+while templates render and not into the image: a code change reaches the executors with the next task, with no
 image rebuild. It is named by a hash of its contents, so concurrent tasks on the same code share one file and a
 changed library gets a new one.
 

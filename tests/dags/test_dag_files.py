@@ -39,3 +39,28 @@ def test_every_task_of_every_dag_is_documented():
         assert dag.doc_md, dag.dag_id
         for task in dag.tasks:
             assert task.doc_md and len(task.doc_md.split()) >= 10, f"{dag.dag_id}.{task.task_id}"
+
+
+def test_rendering_every_tasks_templates_builds_and_writes_nothing(tmp_path, monkeypatch):
+    """Templates render at every try and in the UI's "rendered" view: building the --py-files archive or reading git
+    belongs to the task's execution, not to rendering."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("IMAGEPIPE_DATA_DIR", str(tmp_path))
+    now = datetime(2026, 11, 27, tzinfo=timezone.utc)
+    dag_run = SimpleNamespace(run_type="manual", data_interval_start=None, data_interval_end=None, run_after=now,
+                              conf={}, triggering_user_name="admin")
+    rendered = 0
+    for dag in DagBag(dag_folder=str(ROOT / "dags")).dags.values():
+        # A rollback's reason has no default: the trigger form asks for it.
+        params = {name: param.value if param.has_value else "a reason" for name, param in dag.params.items()}
+        for task in dag.tasks:
+            context = {"params": params, "dag_run": dag_run, "run_id": "manual__render", "ds": "2026-11-27",
+                       "logical_date": now}
+            task.render_template_fields(context, dag.get_template_env())
+            rendered += 1
+    assert rendered >= 9
+    assert list(tmp_path.iterdir()) == []

@@ -52,7 +52,7 @@ def test_bad_argument_gives_one_line_and_a_nonzero_exit(job):
 
 def test_missing_input_record_is_reported_in_one_line(tmp_path):
     result = _run([sys.executable, "-m", "spark_jobs.promote_model", "--run-id", "manual__x", "--lake-root", str(tmp_path)])
-    assert result.returncode == 1
+    assert result.returncode == 2  # a refusal: the task fails without retries
     assert result.stderr.strip().splitlines() == [
         f"promote_model: error: run manual__x has no candidate record in {tmp_path}; run the step that writes it first"
     ]

@@ -61,3 +61,59 @@ def test_on_kill_stops_spark_submit_and_every_process_of_the_job(tmp_path, monke
     submit.join(timeout=30)
     assert not submit.is_alive()
     assert "Cannot execute" in str(errors[0])  # the killed job fails its task instead of passing for done
+
+
+REFUSING_JOB = """
+    import sys
+    print("refusing_job: error: no S3 credentials found: set AWS_PROFILE", file=sys.stderr)
+    sys.exit(2)
+"""
+CRASHING_JOB = """
+    raise RuntimeError("lost the executor")
+"""
+# Writes where it imported the library from and the code version the task handed it.
+REPORTING_JOB = """
+    import os, sys, imagepipe
+    open(sys.argv[1], "w").write(imagepipe.__file__ + "\\n" + os.environ["IMAGEPIPE_CODE_VERSION"])
+"""
+
+
+def _execute(tmp_path, monkeypatch, source: str, *args: str):
+    job = tmp_path / "job.py"
+    job.write_text(textwrap.dedent(source))
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("IMAGEPIPE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("IMAGEPIPE_CODE_VERSION", "v-test")
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(
+        {"conn_type": "spark", "host": "local[1]", "extra": {"deploy-mode": "client"}}))
+    SparkJobOperator(task_id="job", application=str(job), application_args=list(args), name="job",
+                     conn_id="spark_default").execute({})
+
+
+def test_a_refusal_fails_the_task_at_once_with_the_jobs_line(tmp_path, monkeypatch):
+    import pytest
+    from airflow.sdk.exceptions import AirflowFailException
+
+    # AirflowFailException: Airflow fails the task without using its retries.
+    with pytest.raises(AirflowFailException) as refused:
+        _execute(tmp_path, monkeypatch, REFUSING_JOB)
+    assert str(refused.value) == "refusing_job: error: no S3 credentials found: set AWS_PROFILE"
+
+
+def test_a_crash_stays_a_fault_that_airflow_retries(tmp_path, monkeypatch):
+    import pytest
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    with pytest.raises(AirflowException) as failed:
+        _execute(tmp_path, monkeypatch, CRASHING_JOB)
+    assert not isinstance(failed.value, AirflowFailException)
+    assert "lost the executor" in str(failed.value)
+
+
+def test_the_task_ships_the_library_and_its_code_version_when_it_executes(tmp_path, monkeypatch):
+    report = tmp_path / "report.txt"
+    _execute(tmp_path, monkeypatch, REPORTING_JOB, str(report))
+    imported_from, code_version = report.read_text().splitlines()
+    archive = next((tmp_path / "data" / "py_files").glob("imagepipe-*.zip"))
+    assert imported_from.startswith(str(archive)), imported_from
+    assert code_version == "v-test"

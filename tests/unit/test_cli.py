@@ -109,7 +109,7 @@ def test_checked_turns_value_errors_into_argument_type_errors():
          "evaluate_model: error: run r1 has no candidate record"),
     ],
 )
-def test_run_reports_input_error_in_one_line_and_exits_1(capsys, monkeypatch, argv, error, line):
+def test_run_reports_input_error_in_one_line_and_exits_with_the_refusal_status(capsys, monkeypatch, argv, error, line):
     monkeypatch.setattr(sys, "argv", argv)
 
     def main(argv):
@@ -118,7 +118,7 @@ def test_run_reports_input_error_in_one_line_and_exits_1(capsys, monkeypatch, ar
     with pytest.raises(SystemExit) as exit_info:
         cli.run(main)
 
-    assert exit_info.value.code == 1
+    assert exit_info.value.code == 2
     assert stderr_lines(capsys) == [line]
 
 
