@@ -276,6 +276,7 @@ with DAG(
     )
 
     @task.short_circuit(task_id="gate")
+    @orchestration.refusals_fail_at_once
     def gate(run_id=None, params=None) -> bool:
         """Let promotion run only when every check of the candidate's verdict passed, or when the run forces it with
         a reason; the log names each check."""
@@ -293,6 +294,7 @@ with DAG(
     )
 
     @task(task_id="publish_champion", outlets=[CHAMPION])
+    @orchestration.refusals_fail_at_once
     def publish_champion(run_id=None, outlet_events=None) -> None:
         """Update the champion asset, so DAGs scheduled on it (image_batch_scoring) run, only when this run's
         promotion changed the champion; skipped, sending no asset event, when the champion stayed (a backfill)."""

@@ -49,6 +49,7 @@ with DAG(
 ) as dag:
 
     @task(task_id="rollback", outlets=[CHAMPION])
+    @orchestration.refusals_fail_at_once
     def rollback(params=None, run_id=None, dag_run=None, outlet_events=None) -> dict:
         """Move the champion pointer back by compare-and-swap; a retry of a rollback that happened changes nothing.
         The champion asset is updated, so DAGs scheduled on it (image_batch_scoring) run with the restored model."""

@@ -51,9 +51,10 @@ def s3_client(endpoint_url: str | None = None, max_pool_connections: int = 10):
 
 @contextlib.contextmanager
 def s3_errors(action: str):
-    """Turn what stops an S3 call altogether (no credentials, no endpoint, no bucket, access denied) into an InputError
-    saying what to fix; `action` names the call, e.g. "list s3://bucket/prefix"."""
-    from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+    """Turn what no retry can fix (no credentials, no bucket, access denied) into an InputError saying what to fix;
+    `action` names the call, e.g. "list s3://bucket/prefix". What botocore's retries could not get past (an
+    unreachable endpoint, 5xx, throttling) stays a fault, which Airflow retries with backoff."""
+    from botocore.exceptions import ClientError, NoCredentialsError
 
     try:
         yield
@@ -63,9 +64,10 @@ def s3_errors(action: str):
             'no S3 credentials found: for the embedded endpoint run eval "$(make -s s3-env)"; elsewhere set '
             "AWS_PROFILE, or AWS_ACCESS_KEY_ID with AWS_SECRET_ACCESS_KEY"
         ) from None
-    except EndpointConnectionError as error:
-        raise InputError(f"cannot reach the S3 endpoint ({error}); check AWS_ENDPOINT_URL or start the endpoint") from None
     except ClientError as error:
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if status >= 500 or status == 429:
+            raise
         code = error.response.get("Error", {}).get("Code", "error")
         raise InputError(f"cannot {action}: {code}; check the bucket name and its permissions") from None
 

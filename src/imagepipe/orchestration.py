@@ -3,6 +3,7 @@ the gate's reading of the verdict. DAG files register these as template macros a
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 
@@ -23,6 +24,24 @@ def task_defaults(execution_timeout: timedelta) -> dict:
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": execution_timeout,
     }
+
+
+def refusals_fail_at_once(task_callable):
+    """A Python task whose InputError fails the task at once, with its one line: a retry cannot change the answer
+    (a force without a reason, a rollback to a version that was never champion). Other errors are retried."""
+
+    @functools.wraps(task_callable)
+    def refusing(*args, **kwargs):
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from imagepipe.errors import InputError
+
+        try:
+            return task_callable(*args, **kwargs)
+        except InputError as error:
+            raise AirflowFailException(str(error)) from None
+
+    return refusing
 
 
 def run_type(dag_run) -> str:

@@ -64,7 +64,8 @@ def test_rollback_params_need_a_reason_and_take_an_optional_positive_version(dag
 def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, registry_root):
     from airflow.sdk.execution_time.context import OutletEventAccessors
 
-    from imagepipe.errors import InputError
+    from airflow.sdk.exceptions import AirflowFailException
+
     from imagepipe.registry import Registry
 
     registry = Registry(registry_root, MODEL)
@@ -86,7 +87,8 @@ def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, regi
     assert champion.name == f"imagepipe_champion_{MODEL}"
     assert events[champion].extra | {"at": None} == {"version": 2, "from": 3, "kind": "rollback", "run_id": "manual__rb1",
                                                      "at": None, "model_name": MODEL}
-    with pytest.raises(InputError, match="has no version 7"):
+    # A refusal fails the task at once (AirflowFailException: no retries), with the registry's line.
+    with pytest.raises(AirflowFailException, match="has no version 7"):
         rollback(params={"target_version": 7, "reason": "typo in the form"}, run_id="manual__rb2", dag_run=user,
                  outlet_events=events)
     rollback(params={"target_version": 1, "reason": "back to the first"}, run_id="manual__rb3", dag_run=user,
