@@ -75,10 +75,15 @@ $(AIRFLOW_HOME)/airflow.db: | $(INSTALLED)
 
 # Runs the whole DAG once on this machine; CONF is the run's conf (the trigger form's params), e.g.
 #   make run CONF='{"source_uri": "s3://bucket/prefix/"}'
+RUN_LOG = $(AIRFLOW_HOME)/last-run.log
+# What ended a failed run: the one line of a refusal (a job's, or the trigger form's for the conf) when there is one,
+# else the log's error lines.
+RUN_FAILURE = { grep -hE '^airflow\.sdk\.exceptions\.(AirflowFailException|ParamValidationError): ' $(RUN_LOG) \
+	  | sed -E 's/^[^:]+: //' | uniq | grep . || grep -E "error|Error|FAIL" $(RUN_LOG) | grep -v WARN | tail -15; } >&2; \
+	echo "the DAG run failed; full log: $(RUN_LOG)" >&2
+
 run: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
-	$(S3_ENV); airflow dags test $(DAG_ID) --conf '$(CONF)' > $(AIRFLOW_HOME)/last-run.log 2>&1 \
-	  || { grep -E "error|Error|FAIL" $(AIRFLOW_HOME)/last-run.log | grep -v WARN | tail -15 >&2; \
-	       echo "the DAG run failed; full log: $(AIRFLOW_HOME)/last-run.log" >&2; exit 1; }
+	@$(S3_ENV); airflow dags test $(DAG_ID) --conf '$(CONF)' > $(RUN_LOG) 2>&1 || { $(RUN_FAILURE); exit 1; }
 	$(PY) -m imagepipe.summary
 
 demo: $(INSTALLED)
