@@ -1,0 +1,36 @@
+"""What `make run` shows when the run cannot go on: the one line saying what was wrong, at once, not a traceback's
+tail after three tries with backoff."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+CREDENTIALS_LINE = ('ingest_images: error: no S3 credentials found: for the embedded endpoint run eval '
+                    '"$(make -s s3-env)"; elsewhere set AWS_PROFILE, or AWS_ACCESS_KEY_ID with AWS_SECRET_ACCESS_KEY')
+
+
+def test_a_source_without_credentials_fails_the_run_in_one_try_with_the_jobs_line(user_env, make, tmp_path):
+    # No credentials anywhere boto3 looks: no variables, no files, no instance metadata.
+    user_env.update({"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                     "AWS_EC2_METADATA_DISABLED": "true"})
+
+    result = make(user_env, "run", check=False)
+
+    assert result.returncode != 0
+    assert result.stderr.splitlines()[0] == CREDENTIALS_LINE
+    log = (Path(user_env["IMAGEPIPE_DATA_DIR"]) / "airflow" / "last-run.log").read_text()
+    # The job printed its line once: one try, no retry; and the task failed with it, unmasked.
+    assert sum(f"] {CREDENTIALS_LINE} [" in line for line in log.splitlines()) == 1
+    assert f"AirflowFailException: {CREDENTIALS_LINE}" in log
+    assert "******" not in log
+
+
+def test_a_conf_the_trigger_form_refuses_ends_make_run_with_the_forms_line(user_env, make):
+    result = make(user_env, "run", 'CONF={"preprocessing": ["median:4"]}', check=False)
+
+    assert result.returncode != 0
+    first = result.stderr.splitlines()[0]
+    assert first.startswith("Invalid input for param preprocessing: 'median:4' does not match"), result.stderr
