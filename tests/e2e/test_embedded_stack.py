@@ -4,41 +4,13 @@ filled by hand. Each run goes through Airflow (`airflow dags test`), spark-submi
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from imagepipe import sample_data
 
-PROJECT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture
-def user_env(tmp_path) -> dict[str, str]:
-    """A shell environment like a user's: none of the test session's AWS, Airflow or Spark settings."""
-    env = {
-        name: value for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "AIRFLOW", "IMAGEPIPE_", "PYSPARK_"))
-    }
-    env.update({"IMAGEPIPE_DATA_DIR": str(tmp_path / "data"), "IMAGEPIPE_S3_PORT": str(_free_port())})
-    return env
-
-
-def _make(env: dict[str, str], *targets: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(["make", "--no-print-directory", *targets], cwd=PROJECT, env=env,
-                            capture_output=True, text=True, timeout=1200)
-    assert result.returncode == 0, f"make {' '.join(targets)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
 
 
 def _registry(env) -> Path:
@@ -52,8 +24,8 @@ def _lake_images(env) -> list[dict]:
     return table.to_table(columns=["sha256", "label", "key"]).to_pylist()
 
 
-def test_make_demo_promotes_a_champion_and_a_second_demo_keeps_one_consistent_state(user_env):
-    first = _make(user_env, "demo")
+def test_make_demo_promotes_a_champion_and_a_second_demo_keeps_one_consistent_state(user_env, make):
+    first = make(user_env, "demo")
     assert "images ingested:  400 new" in first.stdout
     assert "gate verdict:     PASSED" in first.stdout
     assert "champion:         version 1" in first.stdout
@@ -61,7 +33,7 @@ def test_make_demo_promotes_a_champion_and_a_second_demo_keeps_one_consistent_st
     # Far above what a pipeline with detached labels or misaligned features reaches (0.25 on four classes).
     assert metrics["candidate"]["accuracy"] >= 0.9
 
-    second = _make(user_env, "demo")
+    second = make(user_env, "demo")
     assert "images ingested:  0 new" in second.stdout
     assert "skipped:          no new images in the window" in second.stdout
     assert "champion:         version 1" in second.stdout
@@ -74,23 +46,24 @@ def test_make_demo_promotes_a_champion_and_a_second_demo_keeps_one_consistent_st
     assert not (Path(user_env["IMAGEPIPE_DATA_DIR"]) / "s3" / "moto.pid").exists()
 
 
-def test_make_run_on_a_bucket_filled_by_hand(user_env):
-    _make(user_env, "s3-start")
+def test_make_run_on_a_bucket_filled_by_hand(user_env, make):
+    make(user_env, "s3-start")
     try:
-        env_lines = _make(user_env, "-s", "s3-env").stdout.splitlines()
+        env_lines = make(user_env, "-s", "s3-env").stdout.splitlines()
         s3_env = dict(line.removeprefix("export ").split("=", 1) for line in env_lines)
         import boto3
 
         client = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name=s3_env["AWS_DEFAULT_REGION"],
-                              aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"])
+                              aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"])
         client.create_bucket(Bucket="my-photos")
         # 180 images: 14 land in the hash-derived test split, above the gate's default minimum of 10.
         for image in sample_data.generate(per_class=60, seed=21, classes=("forest", "beach", "night_sky")):
             client.put_object(Bucket="my-photos", Key=f"holiday/{image.label}/{image.name}", Body=image.content)
 
-        result = _make(user_env, "run", 'CONF={"source_uri": "s3://my-photos/holiday/"}')
+        result = make(user_env, "run", 'CONF={"source_uri": "s3://my-photos/holiday/"}')
     finally:
-        _make(user_env, "s3-stop")
+        make(user_env, "s3-stop")
     assert "images ingested:  180 new" in result.stdout
     assert "champion:         version 1" in result.stdout
     metadata = json.loads((_registry(user_env) / "versions" / "1" / "metadata.json").read_text())
