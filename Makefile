@@ -32,7 +32,7 @@ export IMAGEPIPE_WEIGHTS := $(WEIGHTS)
 # Loads the running embedded S3's endpoint and credentials into a recipe's shell (no-op when it is not running).
 S3_ENV = eval "$$($(PY) -m imagepipe.embedded_s3 env --if-running)"
 
-.PHONY: help check-tools install lock s3-start s3-stop s3-env seed run demo airflow test clean
+.PHONY: help check-tools install lock lint s3-start s3-stop s3-env seed run demo airflow test clean
 
 help:
 	@sed -n '2,4p' Makefile | sed 's/^# //'
@@ -42,19 +42,24 @@ check-tools:
 	@command -v java >/dev/null || { echo "imagepipe needs Java 17 or newer for Spark: install a JDK 17 (e.g. apt-get install openjdk-17-jre-headless) and retry" >&2; exit 1; }
 	@java -version 2>&1 | head -1 | grep -Eq '"(1[7-9]|2[0-9])' || { echo "imagepipe needs Java 17 or newer for Spark; found: $$(java -version 2>&1 | head -1)" >&2; exit 1; }
 
-$(INSTALLED): requirements.txt constraints.txt pyproject.toml | check-tools
+# Runtime and development requirements under the one lock: the embedded S3 of make demo comes from the dev file.
+$(INSTALLED): requirements.txt requirements-dev.txt constraints.txt pyproject.toml | check-tools
 	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 install: $(INSTALLED)
 
-# Regenerate the full lock from the installed environment (after changing requirements.txt).
+# Regenerate the full lock from the installed environment (after changing requirements.txt or requirements-dev.txt).
 lock: $(INSTALLED)
-	{ echo "# Full lock generated from a working environment by 'make lock'. Install with: pip install -r requirements.txt -c constraints.txt"; \
+	{ echo "# Full lock of requirements.txt and requirements-dev.txt, generated from a working environment by 'make lock'. Install with: pip install -r requirements.txt -r requirements-dev.txt -c constraints.txt"; \
 	  $(PY) -m pip freeze --exclude-editable | grep -v '^imagepipe'; } > constraints.txt
+
+# ruff with the project's rules (pyproject.toml), over every Python file of the repository.
+lint: $(INSTALLED)
+	$(PY) -m ruff check .
 
 s3-start: $(INSTALLED)
 	$(PY) -m imagepipe.embedded_s3 start
@@ -98,7 +103,7 @@ demo: $(INSTALLED)
 airflow: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 	$(S3_ENV); airflow standalone
 
-test: $(INSTALLED)
+test: lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

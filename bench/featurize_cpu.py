@@ -95,8 +95,8 @@ def main() -> None:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ["IMAGEPIPE_SPARK_MASTER"] = f"local[{cores}]"
 
-    from imagepipe.featurizer import FeatureSpec
     from imagepipe.features import extract_features
+    from imagepipe.featurizer import FeatureSpec
     from imagepipe.spark import get_spark
 
     contents = [synthetic_jpeg(seed) for seed in range(args.images)]

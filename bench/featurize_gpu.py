@@ -30,7 +30,8 @@ def camera_exif(orientation: int) -> bytes:
     from imagepipe.preprocessing import EXIF_ORIENTATION_TAG
 
     exif = Image.Exif()
-    exif.update({0x010F: "Imagepipe", 0x0110: "Bench Camera", 0x0132: "2026:11:27 10:00:00", EXIF_ORIENTATION_TAG: orientation})
+    exif.update({0x010F: "Imagepipe", 0x0110: "Bench Camera", 0x0132: "2026:11:27 10:00:00",
+                 EXIF_ORIENTATION_TAG: orientation})
     return exif.tobytes()
 
 
@@ -42,12 +43,14 @@ def synthetic_jpeg(seed: int, exif: bool = False) -> bytes:
 
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:375, 0:500]
-    base = np.stack([(x * rng.uniform(0.1, 0.5) + y * rng.uniform(0.1, 0.5) + rng.uniform(0, 255)) % 256 for _ in range(3)], -1)
+    base = np.stack([(x * rng.uniform(0.1, 0.5) + y * rng.uniform(0.1, 0.5) + rng.uniform(0, 255)) % 256
+                     for _ in range(3)], -1)
     image = Image.fromarray(base.astype("uint8"))
     draw = ImageDraw.Draw(image)
     for _ in range(12):
         x0, y0 = rng.integers(0, 450), rng.integers(0, 330)
-        draw.ellipse((x0, y0, x0 + rng.integers(10, 120), y0 + rng.integers(10, 120)), fill=tuple(rng.integers(0, 255, 3).tolist()))
+        draw.ellipse((x0, y0, x0 + rng.integers(10, 120), y0 + rng.integers(10, 120)),
+                     fill=tuple(rng.integers(0, 255, 3).tolist()))
     noisy = np.asarray(image).astype("int16") + rng.normal(0, 9, (375, 500, 3)).astype("int16")
     buffer = io.BytesIO()
     extra = {"exif": camera_exif(1)} if exif else {}
@@ -148,14 +151,15 @@ def check_paths(contents: list[bytes]) -> dict:
     upright, turned = gpu_vectors[2], gpu_vectors[17]
     cosines = [
         float(np.dot(g, c) / (np.linalg.norm(g) * np.linalg.norm(c)))
-        for g, c in zip(gpu_vectors, cpu_vectors) if g is not None and c is not None
+        for g, c in zip(gpu_vectors, cpu_vectors, strict=True) if g is not None and c is not None
     ]
     return {
         "gpu_errors": gpu_errors[-3:],
         "cpu_errors": cpu_errors[-3:],
         "png_fallback_decoded_on_gpu_path": gpu_vectors[16] is not None,
         "exif_rotated_jpeg_decoded_by_pillow": not gpu_extractor.decodes_on_gpu(sample[17]),
-        "cosine_exif_rotated_vs_upright_on_gpu_path": float(np.dot(upright, turned) / (np.linalg.norm(upright) * np.linalg.norm(turned))),
+        "cosine_exif_rotated_vs_upright_on_gpu_path": float(
+            np.dot(upright, turned) / (np.linalg.norm(upright) * np.linalg.norm(turned))),
         "min_cosine_gpu_bf16_vs_cpu_fp32": min(cosines),
         "compared_images": len(cosines),
     }

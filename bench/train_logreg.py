@@ -84,11 +84,10 @@ def fit_figures(fits: list[float], cpus: list[float], load_before: float) -> dic
 
 
 def child_sklearn(args) -> dict:
-    from threadpoolctl import threadpool_info, threadpool_limits
-
     import sklearn
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import log_loss
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     features, labels = synthetic_features(args.rows, args.dims, args.classes, args.seed, args.separation)
     result = {"side": "scikit-learn", "data_checksum": checksum(features, labels), "sklearn": sklearn.__version__}
@@ -153,7 +152,8 @@ def child_mllib(args) -> dict:
     product_transforms = settings.pop("transforms", "product") != "none"
     features, labels = synthetic_features(args.rows, args.dims, args.classes, args.seed, args.separation)
     spark = get_spark("bench-train-logreg", {"spark.ui.enabled": "false", "spark.driver.memory": args.driver_memory})
-    stages, features_column = transform_stages(ModelSpec("logistic_regression")) if product_transforms else ([], FEATURE_VECTOR)
+    stages, features_column = (transform_stages(ModelSpec("logistic_regression")) if product_transforms
+                               else ([], FEATURE_VECTOR))
     result = {"side": "mllib", "data_checksum": checksum(features, labels), "pyspark": pyspark.__version__,
               "partitions": partitions, "transforms": [type(stage).__name__ for stage in stages],
               "zero_fraction": float((features == 0).mean())}
@@ -181,7 +181,8 @@ def child_mllib(args) -> dict:
     result["params"] = params
     fits, cpus, load = [], [], os.getloadavg()[0]
     for _ in range(args.repeats):
-        estimator = Pipeline(stages=[*stages, LogisticRegression(featuresCol=features_column, labelCol="label", **params)])
+        classifier = LogisticRegression(featuresCol=features_column, labelCol="label", **params)
+        estimator = Pipeline(stages=[*stages, classifier])
         started, cpu = time.perf_counter(), jvm.cpu_seconds()
         model = estimator.fit(data).stages[-1]
         fits.append(time.perf_counter() - started)

@@ -35,7 +35,7 @@ def sample_features(per_class: int, backbone: str, image_size: int) -> list[tupl
         vectors, errors = extractor.features([image.content for image in chunk])
         assert not any(errors), errors
         rows += [(hashlib.sha256(image.content).hexdigest(), image.label, [float(v) for v in vector], "w")
-                 for image, vector in zip(chunk, vectors)]
+                 for image, vector in zip(chunk, vectors, strict=True)]
     return rows
 
 
@@ -75,7 +75,8 @@ def main() -> None:
     featurize_seconds = time.perf_counter() - started
     cores = os.cpu_count()
     spark = get_spark("bench-train-pca", {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": str(cores)})
-    features = with_split(spark.createDataFrame(rows, "sha256 string, label string, features array<float>, window_id string"))
+    features = with_split(
+        spark.createDataFrame(rows, "sha256 string, label string, features array<float>, window_id string"))
     features = features.repartition(cores).persist()
     train, test = features.filter("split = 'train'").persist(), features.filter("split = 'test'").persist()
     train.count(), test.count()
@@ -83,7 +84,8 @@ def main() -> None:
     results = {
         "machine": f"{platform.node()}, {cores} cores, {platform.processor() or platform.machine()}",
         "date": date.today().isoformat(),
-        "images": len(rows), "backbone": f"{args.backbone} random:0 at {args.image_size}px", "feature_dimension": dimension,
+        "images": len(rows), "backbone": f"{args.backbone} random:0 at {args.image_size}px",
+        "feature_dimension": dimension,
         "train_rows": train.count(), "featurize_seconds": round(featurize_seconds, 1),
         "runs": [measure(spark, train, test, transforms, dimension, args.repeats)
                  for transforms in ([], [f"pca:{args.components}"])],

@@ -32,7 +32,8 @@ def features(lake_root: str) -> Asset:
 
 def champion(registry_uri: str, model_name: str) -> Asset:
     """Updated only when the champion changes (a promotion or a rollback), never by a run that kept it."""
-    return Asset(name=f"imagepipe_champion_{model_name}", uri=uri(storage.join(registry_uri, model_name, "champion.json")))
+    return Asset(name=f"imagepipe_champion_{model_name}",
+                 uri=uri(storage.join(registry_uri, model_name, "champion.json")))
 
 
 def predictions(lake_root: str, model_name: str) -> Asset:

@@ -33,7 +33,8 @@ def classification_metrics(predictions, labels: list[str]) -> dict:
     # matrix covers only the labels present in the test split.
     indices = sorted(set(range(len(labels))) | {true for true, _ in cells})
     matrix = [[cells.get((true, predicted), 0) for predicted in indices] for true in indices]
-    metrics = MulticlassMetrics(predictions.select("prediction", predictions[LABEL_INDEX].cast("double")).rdd.map(tuple))
+    pairs = predictions.select("prediction", predictions[LABEL_INDEX].cast("double"))
+    metrics = MulticlassMetrics(pairs.rdd.map(tuple))
     per_class = {}
     for position, index in enumerate(indices):
         support = sum(matrix[position])

@@ -40,7 +40,8 @@ def extract_features(images, spec: FeatureSpec, fingerprint: str, threads: int |
         yield from extractor_for(spec, device, threads).extract_batches(batches)
 
     columns = images.select(*keys, "content")
-    schema = ", ".join([*(f"{key} string" for key in keys), f"{FEATURES_COLUMN} array<float>", f"{ERROR_COLUMN} string"])
+    schema = ", ".join(
+        [*(f"{key} string" for key in keys), f"{FEATURES_COLUMN} array<float>", f"{ERROR_COLUMN} string"])
     return columns.mapInArrow(featurize_partition, schema).withColumn("fingerprint", F.lit(fingerprint))
 
 
@@ -57,7 +58,8 @@ def feature_space_spec(lake: Lake, fingerprint: str) -> FeatureSpec:
     (a champion's test images, or images to score)."""
     space = storage.read_json(storage.join(lake.features(fingerprint), FEATURE_SPACE_DOCUMENT))
     if space is None:
-        raise InputError(f"feature space {fingerprint} has no {FEATURE_SPACE_DOCUMENT}; re-run extract_features with its settings")
+        raise InputError(f"feature space {fingerprint} has no {FEATURE_SPACE_DOCUMENT}; "
+                         "re-run extract_features with its settings")
     return FeatureSpec(space["backbone"], space["weights"], space["image_size"], tuple(space["preprocessing"]))
 
 

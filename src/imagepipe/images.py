@@ -51,7 +51,8 @@ def validate_image(content: bytes, bounds: ValidationBounds = ValidationBounds()
                 if image_format not in ACCEPTED_FORMATS:
                     return ImageCheck(sha256, reason=f"unsupported format: {image_format}")
                 if width * height > bounds.max_pixels:
-                    return ImageCheck(sha256, reason=f"decompression bomb: {width}x{height} exceeds {bounds.max_pixels} pixels")
+                    return ImageCheck(
+                        sha256, reason=f"decompression bomb: {width}x{height} exceeds {bounds.max_pixels} pixels")
                 if min(width, height) < bounds.min_side:
                     return ImageCheck(sha256, reason=f"too small: {width}x{height} below {bounds.min_side} pixels")
                 if max(width, height) > bounds.max_side:

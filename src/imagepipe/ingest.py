@@ -17,7 +17,8 @@ from imagepipe.object_store import ObjectInfo
 from imagepipe.windows import Window
 
 CANDIDATE_DDL = "key string, label string, etag string, size long, last_modified timestamp"
-FETCHED_DDL = CANDIDATE_DDL + ", sha256 string, format string, width int, height int, mode string, content binary, reason string"
+FETCHED_DDL = (CANDIDATE_DDL
+               + ", sha256 string, format string, width int, height int, mode string, content binary, reason string")
 CONFLICT_REASON = "conflicting labels"
 QUARANTINE_COLUMNS = ["key", "etag", "size", "reason", "run_id", WINDOW_COLUMN]
 
@@ -54,10 +55,12 @@ def parse_manifest(text: str, name: str) -> dict[str, str]:
     if name.endswith(".csv"):
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or not {"key", "label"} <= set(reader.fieldnames):
-            raise InputError(f"label manifest {name} needs a header with key and label columns; found {reader.fieldnames}")
+            raise InputError(
+                f"label manifest {name} needs a header with key and label columns; found {reader.fieldnames}")
         rows = ((line, row) for line, row in enumerate(reader, start=2))
     elif name.endswith((".jsonl", ".json")):
-        rows = ((line, _json_row(text_line, name, line)) for line, text_line in enumerate(text.splitlines(), start=1) if text_line.strip())
+        rows = ((line, _json_row(text_line, name, line))
+                for line, text_line in enumerate(text.splitlines(), start=1) if text_line.strip())
     else:
         raise InputError(f"label manifest {name} must be .csv, .jsonl or .json (JSON Lines)")
     for line, row in rows:
@@ -195,7 +198,8 @@ def curate(fetched, existing_sha256, window: Window, run_id: str):
 def check_rejected_fraction(rejected: int, fetched: int, max_fraction: float, quarantine_uri: str) -> None:
     if fetched and rejected / fetched > max_fraction:
         raise InputError(
-            f"{rejected} of {fetched} objects rejected ({rejected / fetched:.0%}), above the allowed {max_fraction:.0%}: "
+            f"{rejected} of {fetched} objects rejected ({rejected / fetched:.0%}), "
+            f"above the allowed {max_fraction:.0%}: "
             f"see their reasons in {quarantine_uri}, fix the source or raise max_rejected_fraction"
         )
 

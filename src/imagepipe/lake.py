@@ -65,7 +65,8 @@ class Lake:
         """A document an earlier task of the same run wrote; its absence means that task has not run."""
         document = storage.read_json(self.run_document(run_id, name))
         if document is None:
-            raise MissingRecordError(f"run {run_id} has no {name} record in {self.root}; run the step that writes it first")
+            raise MissingRecordError(
+                f"run {run_id} has no {name} record in {self.root}; run the step that writes it first")
         return document
 
     def write_run(self, run_id: str, name: str, document: dict) -> None:

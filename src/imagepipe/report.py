@@ -33,7 +33,8 @@ def _model_rows(metadata: dict) -> list[list[str]]:
     ]
 
 
-def sections(metadata: dict, candidate: dict, champion: dict | None, verdict: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+def sections(metadata: dict, candidate: dict, champion: dict | None,
+             verdict: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for each table of the report."""
     version = metadata["version"]
     champion_name = "none" if champion is None else f"champion v{champion['version']}"
@@ -47,14 +48,17 @@ def sections(metadata: dict, candidate: dict, champion: dict | None, verdict: di
     for label in labels:
         mine = candidate["per_class"].get(label, {})
         theirs = (champion or {}).get("per_class", {}).get(label, {})
-        per_class.append([label, _format(mine.get("support")), _format(mine.get("precision")), _format(mine.get("recall")),
-                          _format(mine.get("f1")), _format(theirs.get("recall")), _format(theirs.get("f1"))])
+        per_class.append([label, _format(mine.get("support")), _format(mine.get("precision")),
+                          _format(mine.get("recall")), _format(mine.get("f1")), _format(theirs.get("recall")),
+                          _format(theirs.get("f1"))])
     checks = [["PASS" if check["passed"] else "FAIL", check["name"], check["metric"], _format(check["observed"]),
                _format(check["threshold"])] for check in verdict["checks"]]
     return [
         (f"Model v{version}", ["property", "value"], _model_rows(metadata)),
-        (f"Candidate v{version} against {champion_name}", ["metric", f"candidate v{version}", champion_name, "change"], comparison),
-        ("Per class (test split)", ["class", "support", "precision", "recall", "F1", "champion recall", "champion F1"], per_class),
+        (f"Candidate v{version} against {champion_name}",
+         ["metric", f"candidate v{version}", champion_name, "change"], comparison),
+        ("Per class (test split)",
+         ["class", "support", "precision", "recall", "F1", "champion recall", "champion F1"], per_class),
         ("Gate checks", ["result", "check", "metric", "observed", "threshold"], checks),
     ]
 
@@ -82,7 +86,8 @@ def html_page(metadata: dict, candidate: dict, champion: dict | None, verdict: d
              f"<h1>{escape(_title(version, verdict))}</h1><ul>"]
     parts += [f"<li>{escape(line)}</li>" for line in explain(verdict)] + ["</ul>"]
     for title, header, rows in sections(metadata, candidate, champion, verdict):
-        parts.append(f"<h2>{escape(title)}</h2><table><tr>" + "".join(f"<th>{escape(cell)}</th>" for cell in header) + "</tr>")
+        header_cells = "".join(f"<th>{escape(cell)}</th>" for cell in header)
+        parts.append(f"<h2>{escape(title)}</h2><table><tr>{header_cells}</tr>")
         parts += ["<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows]
         parts.append("</table>")
     parts.append("<h2>Confusion matrix</h2><img src='confusion_matrix.png' alt='confusion matrix'></body></html>")

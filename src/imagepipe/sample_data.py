@@ -30,7 +30,7 @@ def _gradient(draw, width: int, height: int, top: tuple, bottom: tuple, y0: int 
     y1 = height if y1 is None else y1
     for y in range(y0, y1):
         t = (y - y0) / max(1, y1 - y0 - 1)
-        draw.line((0, y, width, y), fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom)))
+        draw.line((0, y, width, y), fill=tuple(round(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
 
 
 def draw_image(label: str, rng: random.Random):
@@ -45,10 +45,12 @@ def draw_image(label: str, rng: random.Random):
         _gradient(draw, width, height, _jitter(rng, (110, 170, 235), 30), _jitter(rng, (200, 225, 245), 20), 0, horizon)
         sea = round(horizon + (height - horizon) * rng.uniform(0.3, 0.6))
         _gradient(draw, width, height, _jitter(rng, (30, 90, 160), 30), _jitter(rng, (60, 140, 180), 30), horizon, sea)
-        _gradient(draw, width, height, _jitter(rng, (225, 200, 150), 25), _jitter(rng, (200, 170, 120), 25), sea, height)
+        _gradient(draw, width, height, _jitter(rng, (225, 200, 150), 25), _jitter(rng, (200, 170, 120), 25),
+                  sea, height)
         for _ in range(rng.randint(2, 6)):
             y = rng.randint(horizon, sea)
-            draw.line((0, y, width, y + rng.randint(-4, 4)), fill=_jitter(rng, (235, 240, 250), 15), width=rng.randint(1, 3))
+            draw.line((0, y, width, y + rng.randint(-4, 4)), fill=_jitter(rng, (235, 240, 250), 15),
+                      width=rng.randint(1, 3))
     elif label == "forest":
         _gradient(draw, width, height, _jitter(rng, (150, 190, 220), 40), _jitter(rng, (200, 215, 200), 30), 0, horizon)
         _gradient(draw, width, height, _jitter(rng, (40, 90, 30), 25), _jitter(rng, (60, 50, 30), 20), horizon, height)
@@ -57,7 +59,8 @@ def draw_image(label: str, rng: random.Random):
             tree_height, half_width = rng.randint(height // 4, height // 2), rng.randint(8, 24)
             draw.rectangle((x - 2, base - tree_height // 4, x + 2, base), fill=_jitter(rng, (80, 55, 30), 20))
             draw.polygon(
-                [(x, base - tree_height), (x - half_width, base - tree_height // 4), (x + half_width, base - tree_height // 4)],
+                [(x, base - tree_height), (x - half_width, base - tree_height // 4),
+                 (x + half_width, base - tree_height // 4)],
                 fill=_jitter(rng, (30, 110, 40), 30),
             )
     elif label == "night_sky":
@@ -70,13 +73,16 @@ def draw_image(label: str, rng: random.Random):
             x, y, r = rng.randint(20, width - 20), rng.randint(10, max(11, horizon - 10)), rng.randint(6, 16)
             draw.ellipse((x - r, y - r, x + r, y + r), fill=_jitter(rng, (240, 235, 200), 10))
     elif label == "snowfield":
-        _gradient(draw, width, height, _jitter(rng, (170, 185, 205), 25), _jitter(rng, (225, 230, 240), 15), 0, horizon)
-        _gradient(draw, width, height, _jitter(rng, (240, 245, 250), 10), _jitter(rng, (200, 210, 225), 15), horizon, height)
+        _gradient(draw, width, height, _jitter(rng, (170, 185, 205), 25), _jitter(rng, (225, 230, 240), 15),
+                  0, horizon)
+        _gradient(draw, width, height, _jitter(rng, (240, 245, 250), 10), _jitter(rng, (200, 210, 225), 15),
+                  horizon, height)
         for _ in range(rng.randint(0, 4)):
             x = rng.randint(0, width)
             peak = rng.randint(horizon // 3, horizon)
             spread = rng.randint(30, 90)
-            draw.polygon([(x - spread, horizon), (x, peak), (x + spread, horizon)], fill=_jitter(rng, (150, 160, 175), 20))
+            draw.polygon([(x - spread, horizon), (x, peak), (x + spread, horizon)],
+                         fill=_jitter(rng, (150, 160, 175), 20))
         for _ in range(rng.randint(20, 80)):
             x, y = rng.randint(0, width), rng.randint(0, height)
             draw.point((x, y), fill=(255, 255, 255))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from imagepipe.classifiers import PREDICTED_LABEL
 from imagepipe.evaluation import score
-from imagepipe.featurizer import ERROR_COLUMN
 from imagepipe.features import extract_features
+from imagepipe.featurizer import ERROR_COLUMN
 
 PREDICTION_COLUMNS = ["key", "etag", "sha256", PREDICTED_LABEL, "probability", "model_name", "model_version",
                       "fingerprint", "reason", "run_id"]

@@ -18,7 +18,8 @@ def with_split(features):
     from pyspark.sql import functions as F
 
     bucket = F.conv(F.substring("sha256", 1, 8), 16, 10).cast("long") % 100
-    split = F.when(bucket < SPLITS[0][1], SPLITS[0][0]).when(bucket < SPLITS[1][1], SPLITS[1][0]).otherwise(SPLITS[2][0])
+    split = (F.when(bucket < SPLITS[0][1], SPLITS[0][0]).when(bucket < SPLITS[1][1], SPLITS[1][0])
+             .otherwise(SPLITS[2][0]))
     return features.withColumn("split", split)
 
 
@@ -33,10 +34,12 @@ def features_up_to(features, window_end_id: str, since_id: str | None = None):
 
 def check_one_feature_space(features, fingerprint: str) -> None:
     """Refuse a feature table holding rows of another feature space: vectors of two spaces are not comparable."""
-    others = [row["fingerprint"] for row in features.select("fingerprint").distinct().collect() if row["fingerprint"] != fingerprint]
+    others = [row["fingerprint"] for row in features.select("fingerprint").distinct().collect()
+              if row["fingerprint"] != fingerprint]
     if others:
         raise InputError(
-            f"feature table of {fingerprint} holds rows of {', '.join(sorted(others))}; re-run extract_features for this space"
+            f"feature table of {fingerprint} holds rows of {', '.join(sorted(others))}; "
+            "re-run extract_features for this space"
         )
 
 
@@ -102,7 +105,8 @@ def fit_classifier(train, spec: ModelSpec, feature_dimension: int):
     from pyspark.ml.tuning import CrossValidator
 
     # Unknown labels at scoring time map to an extra index and count as errors, rather than failing the job.
-    indexer = StringIndexer(inputCol="label", outputCol=LABEL_INDEX, stringOrderType="alphabetAsc", handleInvalid="keep")
+    indexer = StringIndexer(inputCol="label", outputCol=LABEL_INDEX, stringOrderType="alphabetAsc",
+                            handleInvalid="keep")
     pipeline, param_maps = build_pipeline(spec, indexer.fit(train), feature_dimension)
     vectors = as_vectors(train)
     if len(param_maps) == 1:
@@ -112,7 +116,8 @@ def fit_classifier(train, spec: ModelSpec, feature_dimension: int):
         estimator=pipeline, estimatorParamMaps=param_maps, evaluator=evaluator, numFolds=spec.folds,
         foldCol=FOLD_COLUMN, seed=spec.seed,
     ).fit(with_folds(vectors, spec.folds))
-    results = [{"hyperparameters": point, "weighted_f1": metric} for point, metric in zip(spec.grid, selection.avgMetrics)]
+    results = [{"hyperparameters": point, "weighted_f1": metric}
+               for point, metric in zip(spec.grid, selection.avgMetrics, strict=True)]
     best = max(range(len(results)), key=lambda i: selection.avgMetrics[i])
     return selection.bestModel, spec.grid[best], results
 

@@ -46,7 +46,7 @@ class Window:
         return self.id.split("_")[1]
 
     @classmethod
-    def from_id(cls, window_id: str) -> "Window":
+    def from_id(cls, window_id: str) -> Window:
         start, _, end = window_id.partition("_")
         parse = lambda text: datetime.strptime(text, ID_FORMAT).replace(tzinfo=timezone.utc)  # noqa: E731
         return cls(parse(start), parse(end))
@@ -55,7 +55,7 @@ class Window:
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "id": self.id}
 
     @classmethod
-    def from_json(cls, document: dict) -> "Window":
+    def from_json(cls, document: dict) -> Window:
         return cls(parse_timestamp(document["start"]), parse_timestamp(document["end"]))
 
 

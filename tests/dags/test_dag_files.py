@@ -1,4 +1,5 @@
-"""Every DAG file: parsed by DagBag in a fresh interpreter without heavy imports and quickly, and every task documented."""
+"""Every DAG file: parsed by DagBag in a fresh interpreter without heavy imports and quickly, and every task
+documented."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ imports of every DAG file: test_dag_files.py)."""
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def dag():
 def test_tasks_run_in_pipeline_order(dag):
     order = ["ingest", "extract_features", "train", "evaluate", "gate", "promote", "publish_champion"]
     assert sorted(dag.task_ids) == sorted(order)
-    for upstream, downstream in zip(order, order[1:]):
+    for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
 
 

@@ -62,9 +62,8 @@ def test_rollback_params_need_a_reason_and_take_an_optional_positive_version(dag
 
 
 def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, registry_root):
-    from airflow.sdk.execution_time.context import OutletEventAccessors
-
     from airflow.sdk.exceptions import AirflowFailException
+    from airflow.sdk.execution_time.context import OutletEventAccessors
 
     from imagepipe.registry import Registry
 
@@ -85,8 +84,8 @@ def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, regi
     # DAGs scheduled on the champion (batch scoring) hear of the restored version.
     [champion] = dag.get_task("rollback").outlets
     assert champion.name == f"imagepipe_champion_{MODEL}"
-    assert events[champion].extra | {"at": None} == {"version": 2, "from": 3, "kind": "rollback", "run_id": "manual__rb1",
-                                                     "at": None, "model_name": MODEL}
+    assert events[champion].extra | {"at": None} == {"version": 2, "from": 3, "kind": "rollback",
+                                                     "run_id": "manual__rb1", "at": None, "model_name": MODEL}
     # A refusal fails the task at once (AirflowFailException: no retries), with the registry's line.
     with pytest.raises(AirflowFailException, match="has no version 7"):
         rollback(params={"target_version": 7, "reason": "typo in the form"}, run_id="manual__rb2", dag_run=user,
@@ -99,7 +98,8 @@ def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, regi
 def _promote_args(pipeline, run_type: str, **params) -> list[str]:
     resolved = {**{name: pipeline.params.get_param(name).resolve() for name in pipeline.params}, **params}
     env = pipeline.get_template_env()
-    return [env.from_string(arg).render(params=resolved, run_id="backfill__x", dag_run=SimpleNamespace(run_type=run_type))
+    dag_run = SimpleNamespace(run_type=run_type)
+    return [env.from_string(arg).render(params=resolved, run_id="backfill__x", dag_run=dag_run)
             for arg in pipeline.get_task("promote").application_args]
 
 

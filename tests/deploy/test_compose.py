@@ -14,6 +14,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from requirement_files import DEVELOPMENT, RUNTIME, TEST_TOOLS, pulled_in, read
+
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parents[1]
 COMPOSE = yaml.safe_load((PROJECT / "docker-compose.yaml").read_text())
@@ -204,6 +206,17 @@ def test_dockerfile_extends_the_installed_airflow_and_installs_the_pinned_requir
             name, _, pin = spec.partition("==")
             pinned = pins.get(name.lower())
             assert pinned == pin, f"the Dockerfile installs {spec}, requirements.txt pins {pinned}"
+
+
+def test_the_image_installs_the_runtime_requirements_only_and_so_no_test_tool():
+    copied = re.search(r"^COPY requirements.txt constraints.txt (\S+)/$", DOCKERFILE, re.MULTILINE).group(1)
+    project = re.search(r"^COPY --chown=\S+ pyproject.toml README.md (\S+)/$", DOCKERFILE, re.MULTILINE).group(1)
+    assert DEVELOPMENT not in DOCKERFILE
+    installs = [[word for word in shlex.split(line) if word != "--no-cache-dir"]
+                for line in re.findall(r"pip install (.+)$", DOCKERFILE, re.MULTILINE)]
+    # The runtime requirements under the lock, and the project itself without its dependencies: nothing else.
+    assert installs == [["-r", f"{copied}/{RUNTIME}", "-c", f"{copied}/constraints.txt"], ["--no-deps", "-e", project]]
+    assert pulled_in(list(read(RUNTIME).values())) & TEST_TOOLS == set()
 
 
 def test_gpu_discovery_script_reports_every_gpu_nvidia_smi_lists(tmp_path):

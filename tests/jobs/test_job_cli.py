@@ -51,7 +51,8 @@ def test_bad_argument_gives_one_line_and_a_nonzero_exit(job):
 
 
 def test_missing_input_record_is_reported_in_one_line(tmp_path):
-    result = _run([sys.executable, "-m", "spark_jobs.promote_model", "--run-id", "manual__x", "--lake-root", str(tmp_path)])
+    result = _run([sys.executable, "-m", "spark_jobs.promote_model", "--run-id", "manual__x",
+                   "--lake-root", str(tmp_path)])
     assert result.returncode == 2  # a refusal: the task fails without retries
     assert result.stderr.strip().splitlines() == [
         f"promote_model: error: run manual__x has no candidate record in {tmp_path}; run the step that writes it first"
@@ -59,7 +60,8 @@ def test_missing_input_record_is_reported_in_one_line(tmp_path):
 
 
 def test_unknown_preprocessing_step_is_refused_in_one_line_naming_the_allowed_ones():
-    result = _run([sys.executable, "-m", "spark_jobs.extract_features", "--run-id", "r", "--preprocessing", "exif_transpose,sharpen"])
+    result = _run([sys.executable, "-m", "spark_jobs.extract_features", "--run-id", "r",
+                   "--preprocessing", "exif_transpose,sharpen"])
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "extract_features: error: unknown preprocessing step 'sharpen'; choose from exif_transpose, median:SIZE, "

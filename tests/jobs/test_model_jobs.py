@@ -130,7 +130,8 @@ def test_training_refuses_a_feature_table_mixing_feature_spaces(spark, trained_l
     fingerprint = lake.read_run("manual__first", "features")["fingerprint"]
     features = spark.read.parquet(lake.features(fingerprint))
     check_one_feature_space(features, fingerprint)
-    mixed = features.withColumn("fingerprint", F.when(F.col("label") == "beach", F.lit("resnet50-other")).otherwise(F.col("fingerprint")))
+    other_space = F.when(F.col("label") == "beach", F.lit("resnet50-other")).otherwise(F.col("fingerprint"))
+    mixed = features.withColumn("fingerprint", other_space)
     with pytest.raises(InputError, match=f"feature table of {fingerprint} holds rows of resnet50-other"):
         check_one_feature_space(mixed, fingerprint)
 
@@ -162,7 +163,8 @@ def test_grid_search_and_feature_transforms_reach_the_model_metadata(spark, trai
     window = lake.read_run("manual__first", "window")
     for name in ("window", "features"):
         lake.write_run("manual__grid", name, lake.read_run("manual__first", name))
-    train_classifier.main(["--run-id", "manual__grid", "--lake-root", trained_lake, "--classifier", "logistic_regression",
+    train_classifier.main(["--run-id", "manual__grid", "--lake-root", trained_lake,
+                           "--classifier", "logistic_regression",
                            "--hyperparameters", '{"reg_param": [10.0, 0.01], "max_iter": 30}',
                            "--feature-transforms", "pca:16", "--selection-folds", "2"])
     registry = Registry(lake.registry, "image_classifier")

@@ -78,7 +78,8 @@ def test_the_champion_labels_every_image_of_the_prefix_and_says_why_an_object_wa
         assert (row["model_version"], row["fingerprint"], row["run_id"]) == (1, fingerprint, run_id)
     right = sum(row["predicted_label"] == truth[key] for key, row in scored.items())
     assert right >= 0.75 * len(scored)  # beaches and night skies apart; chance would be 0.5
-    first = next(key for key in truth if key != "inbox/copy-of-first.jpg" and truth[key] == truth["inbox/copy-of-first.jpg"])
+    copy = "inbox/copy-of-first.jpg"
+    first = next(key for key in truth if key != copy and truth[key] == truth[copy])
     assert predictions["inbox/copy-of-first.jpg"]["sha256"] == predictions[first]["sha256"]
     assert predictions["inbox/copy-of-first.jpg"]["predicted_label"] == predictions[first]["predicted_label"]
 
@@ -94,7 +95,8 @@ def test_a_rerun_replaces_its_own_predictions_and_a_window_narrows_what_is_score
     score_images.main(["--run-id", "manual__once", *source])
     assert len(_predictions(spark, champion_lake, "manual__once")) == len(truth) + 1
 
-    score_images.main(["--run-id", "manual__later", *source, "--window-start", "", "--window-end", "2026-01-01T00:00:00Z"])
+    score_images.main(["--run-id", "manual__later", *source,
+                       "--window-start", "", "--window-end", "2026-01-01T00:00:00Z"])
     assert _predictions(spark, champion_lake, "manual__later") == {}
     assert Lake(champion_lake).read_run("manual__later", "scoring")["outside_window"] == len(truth) + 1
     assert len(_predictions(spark, champion_lake, "manual__once")) == len(truth) + 1  # other runs' output stays

@@ -48,7 +48,8 @@ def clusters(spark):
     ],
     ids=["logistic_regression", "linear_svc", "random_forest", "mlp", "with-transforms"],
 )
-def test_each_classifier_learns_separable_classes_and_returns_label_strings(clusters, classifier, hyperparameters, transforms):
+def test_each_classifier_learns_separable_classes_and_returns_label_strings(clusters, classifier, hyperparameters,
+                                                                           transforms):
     train, test = clusters
     spec = model_spec(classifier, hyperparameters, transforms, "none", 3)
     model, chosen, selection = fit_classifier(train, spec, DIMENSION)
@@ -96,17 +97,19 @@ def test_centring_in_front_of_logistic_regression_leaves_its_predictions_unchang
     train = _frame(spark, rows)
     model, _, _ = fit_classifier(train, model_spec("logistic_regression", {}, [], "none", 3), DIMENSION)
     indexed = model.stages[0].transform(train).withColumn("raw", array_to_vector("features"))
-    plain = LogisticRegression(family="multinomial", featuresCol="raw", labelCol="label_index", regParam=0.01).fit(indexed)
+    plain = LogisticRegression(family="multinomial", featuresCol="raw", labelCol="label_index",
+                               regParam=0.01).fit(indexed)
 
     assert [type(stage).__name__ for stage in model.stages] == [
         "StringIndexerModel", "StandardScalerModel", "LogisticRegressionModel", "IndexToString"]
     assert not model.stages[1].getWithStd()
     def probabilities(scored) -> list[list[float]]:
-        return [row["p"] for row in scored.select(vector_to_array("probability").alias("p"), "sha256").orderBy("sha256").collect()]
+        ordered = scored.select(vector_to_array("probability").alias("p"), "sha256").orderBy("sha256")
+        return [row["p"] for row in ordered.collect()]
 
     centred, raw = probabilities(score(model, train)), probabilities(plain.transform(indexed))
     assert len(centred) == len(raw) == 90
-    assert max(abs(a - b) for p, q in zip(centred, raw) for a, b in zip(p, q)) < 1e-4
+    assert max(abs(a - b) for p, q in zip(centred, raw, strict=True) for a, b in zip(p, q, strict=True)) < 1e-4
 
 
 def test_metrics_count_every_test_row_per_class_and_in_the_confusion_matrix(clusters):
@@ -143,7 +146,8 @@ def test_balanced_class_weights_make_every_class_weigh_the_same(spark):
 
 def test_adding_images_moves_no_existing_image_to_another_split(spark):
     before = {row["sha256"]: row["split"] for row in with_split(_frame(spark, _rows(100, seed=5))).collect()}
-    after = {row["sha256"]: row["split"] for row in with_split(_frame(spark, _rows(100, seed=5) + _rows(100, seed=6))).collect()}
+    grown = _frame(spark, _rows(100, seed=5) + _rows(100, seed=6))
+    after = {row["sha256"]: row["split"] for row in with_split(grown).collect()}
 
     assert {sha: after[sha] for sha in before} == before
     shares = {split: list(after.values()).count(split) / len(after) for split in ("train", "validation", "test")}

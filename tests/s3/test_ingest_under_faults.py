@@ -3,8 +3,9 @@ exactly once."""
 
 from __future__ import annotations
 
-from conftest import settle
 from faulty_proxy import FaultyProxy
+
+from conftest import settle
 from imagepipe import sample_data
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client

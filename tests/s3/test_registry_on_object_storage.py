@@ -4,10 +4,10 @@ conditional writes (If-None-Match, If-Match) instead of a file lock."""
 from __future__ import annotations
 
 import pytest
-
-from imagepipe.object_store import s3_client
 from unit.test_registry import *  # noqa: F401,F403  (the suite, collected again here against object storage)
 from unit.test_registry import MODEL
+
+from imagepipe.object_store import s3_client
 
 
 class S3Backend:
@@ -43,6 +43,6 @@ def test_a_registry_in_a_missing_bucket_is_one_clear_error(s3_endpoint):
     from imagepipe.errors import InputError
     from imagepipe.registry import Registry
 
-    with pytest.raises(InputError, match="cannot read s3://no-such-bucket-here/registry/image_classifier/champion.json: "
-                                         "NoSuchBucket"):
+    with pytest.raises(InputError, match="cannot read s3://no-such-bucket-here/registry/image_classifier/"
+                                         "champion.json: NoSuchBucket"):
         Registry("s3://no-such-bucket-here/registry", MODEL).champion()

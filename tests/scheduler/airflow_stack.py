@@ -85,7 +85,8 @@ class AirflowStack(Service):
             "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
             "AIRFLOW_HOME": str(self.home),
             # SQLite's default 5 s lock wait is too short for a CLI writing beside a busy scheduler on two cores.
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn or f"sqlite:///{self.home / 'airflow.db'}?timeout=60",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN":
+                sql_alchemy_conn or f"sqlite:///{self.home / 'airflow.db'}?timeout=60",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
@@ -125,7 +126,7 @@ class AirflowStack(Service):
         self._wait_healthy(timeout)
 
     def stop(self) -> None:
-        for component, process in reversed(list(self.processes.items())):
+        for process in reversed(list(self.processes.values())):
             self._signal_group(process, signal.SIGTERM)
             try:
                 process.wait(timeout=30)
@@ -214,7 +215,8 @@ class AirflowStack(Service):
         deadline = time.monotonic() + timeout
         while self.call("GET", f"/api/v2/dags/{dag_id}")[0] != 200:
             if time.monotonic() > deadline:
-                raise AirflowError(f"DAG {dag_id} was not parsed within {timeout:.0f} s:\n{self.log_tail('dag-processor')}")
+                raise AirflowError(
+                    f"DAG {dag_id} was not parsed within {timeout:.0f} s:\n{self.log_tail('dag-processor')}")
             time.sleep(1)
 
     def unpause(self, dag_id: str) -> None:
@@ -239,7 +241,8 @@ class AirflowStack(Service):
             if len(states) == len(run_ids) and set(states.values()) <= FINISHED:
                 return states
             if time.monotonic() > deadline:
-                raise AirflowError(f"runs still unfinished after {timeout:.0f} s: {states}\n{self.log_tail('scheduler')}")
+                raise AirflowError(
+                    f"runs still unfinished after {timeout:.0f} s: {states}\n{self.log_tail('scheduler')}")
             time.sleep(2)
 
     def wait_for_success(self, dag_id: str, run_ids: list[str], timeout: float = 900) -> None:

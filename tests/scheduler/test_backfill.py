@@ -4,6 +4,7 @@ champion a manual run promoted, and reprocessing an interval doubles nothing."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -11,10 +12,11 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from .airflow_stack import DAG_ID, SMALL_RUN, champion, lake_images, run_document
 
 from imagepipe import sample_data
 from imagepipe.object_store import s3_client
+
+from .airflow_stack import DAG_ID, SMALL_RUN, champion, lake_images, run_document
 
 pytestmark = pytest.mark.scheduler
 
@@ -63,7 +65,7 @@ def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessi
     assert stack.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
     assert stack.metadata_rows("SELECT run_id FROM dag_run WHERE backfill_id IS NOT NULL ORDER BY run_id") == [
         (run,) for run in backfill_runs]
-    for run, start, end, images in zip(backfill_runs, fires, fires[1:], days):
+    for run, (start, end), images in zip(backfill_runs, itertools.pairwise(fires), days, strict=True):
         report = run_document(stack, run, "ingest")
         assert (report["window"]["start"], report["window"]["end"]) == (start.isoformat(), end.isoformat())
         assert report["ingested"] == len(images)
@@ -89,7 +91,7 @@ def upload_in_intervals(bucket: str, days: list[list[sample_data.SampleImage]], 
     """Upload day i's images inside [fires[i], fires[i+1]), under names unique across days; days that overran go
     to `late`."""
     client = s3_client()
-    for day, (images, start) in enumerate(zip(days, fires)):
+    for day, (images, start) in enumerate(zip(days, fires[:len(days)], strict=True)):
         pause_until(start + timedelta(seconds=1))
         for image in images:
             client.put_object(Bucket=bucket, Key=f"images/{image.label}/day{day}_{image.name}",

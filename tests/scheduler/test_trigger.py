@@ -11,10 +11,11 @@ import uuid
 
 import psutil
 import pytest
-from .airflow_stack import DAG_ID, SMALL_RUN, champion, lake_images, run_document
 
 from imagepipe import sample_data
 from imagepipe.object_store import s3_client
+
+from .airflow_stack import DAG_ID, SMALL_RUN, champion, lake_images, run_document
 
 pytestmark = pytest.mark.scheduler
 

@@ -12,7 +12,8 @@ from imagepipe.errors import InputError
 
 
 def test_no_hyperparameters_give_one_point_of_defaults():
-    assert hyperparameter_grid("logistic_regression", {}) == [{"reg_param": 0.01, "elastic_net_param": 0.0, "max_iter": 100}]
+    assert hyperparameter_grid("logistic_regression", {}) == [
+        {"reg_param": 0.01, "elastic_net_param": 0.0, "max_iter": 100}]
 
 
 def test_lists_are_grid_axes_and_scalars_fixed_values():
@@ -39,14 +40,18 @@ def test_integers_given_as_whole_floats_are_accepted():
     [
         ("logistic_regression", {"num_trees": 5}, "hyperparameter num_trees does not apply to logistic_regression; "
                                                  "it takes elastic_net_param, max_iter, reg_param"),
-        ("logistic_regression", {"reg_param": -0.1}, "hyperparameter reg_param=-0.1 of logistic_regression: must be >= 0"),
-        ("logistic_regression", {"elastic_net_param": 2}, "elastic_net_param=2 of logistic_regression: must be between 0 and 1"),
+        ("logistic_regression", {"reg_param": -0.1},
+         "hyperparameter reg_param=-0.1 of logistic_regression: must be >= 0"),
+        ("logistic_regression", {"elastic_net_param": 2},
+         "elastic_net_param=2 of logistic_regression: must be between 0 and 1"),
         ("random_forest", {"num_trees": 2.5}, "num_trees=2.5 of random_forest: must be an integer"),
         ("random_forest", {"max_depth": [4, "deep"]}, "max_depth='deep' of random_forest: must be an integer"),
         ("random_forest", {"max_depth": []}, "max_depth of random_forest has an empty list of values"),
-        ("mlp", {"hidden_layers": [64, 0]}, "hidden_layers=[64, 0] of mlp: give the hidden layer widths as a list of positive"),
+        ("mlp", {"hidden_layers": [64, 0]},
+         "hidden_layers=[64, 0] of mlp: give the hidden layer widths as a list of positive"),
         ("mlp", {"max_iter": True}, "max_iter=True of mlp: must be an integer"),
-        ("gradient_boosting", {}, "classifier 'gradient_boosting' is unknown; use one of logistic_regression, linear_svc"),
+        ("gradient_boosting", {},
+         "classifier 'gradient_boosting' is unknown; use one of logistic_regression, linear_svc"),
     ],
 )
 def test_bad_hyperparameters_are_refused_in_one_line(classifier, hyperparameters, message):

@@ -67,7 +67,8 @@ def fresh_extractors():
 
 
 def test_unknown_backbone_is_refused_naming_the_known_ones():
-    with pytest.raises(ValueError, match="unknown backbone 'vgg16'; choose one of convnext_tiny, efficientnet_b0, mobilenet_v3_large, resnet18, resnet50, vit_b_16"):
+    with pytest.raises(ValueError, match="unknown backbone 'vgg16'; choose one of convnext_tiny, efficientnet_b0, "
+                                         "mobilenet_v3_large, resnet18, resnet50, vit_b_16"):
         FeatureSpec(backbone="vgg16", weights="random:0")
 
 
@@ -129,7 +130,8 @@ def test_fingerprint_names_the_default_exif_step_and_ignores_how_steps_are_writt
 
 
 def test_a_bad_preprocessing_step_is_refused_by_the_spec():
-    with pytest.raises(InputError, match="preprocessing step 'median:4': SIZE must be an odd whole number from 3 to 15"):
+    with pytest.raises(InputError,
+                       match="preprocessing step 'median:4': SIZE must be an odd whole number from 3 to 15"):
         FeatureSpec("resnet18", "random:0", SMALL, ("median:4",))
 
 
@@ -246,7 +248,8 @@ def test_extract_batch_with_seeded_random_weights_is_deterministic(fresh_extract
 
 
 def test_different_images_give_different_features(fresh_extractors):
-    result = extract_batch(image_batch([encoded("red"), encoded("navy"), striped()]), FeatureSpec("resnet18", "random:0", SMALL))
+    result = extract_batch(image_batch([encoded("red"), encoded("navy"), striped()]),
+                           FeatureSpec("resnet18", "random:0", SMALL))
 
     red, navy, stripes = (np.array(vector) for vector in result.column("features").to_pylist())
     assert not np.allclose(red, navy)
@@ -258,7 +261,8 @@ def test_features_of_an_image_do_not_depend_on_its_batch(fresh_extractors):
     spec = FeatureSpec("resnet18", "random:0", SMALL)
 
     alone = extract_batch(image_batch([striped()]), spec).column("features").to_pylist()[0]
-    among_others = extract_batch(image_batch([encoded("red"), striped(), encoded("navy")]), spec).column("features").to_pylist()[1]
+    among_others = extract_batch(image_batch([encoded("red"), striped(), encoded("navy")]),
+                                 spec).column("features").to_pylist()[1]
 
     np.testing.assert_allclose(among_others, alone, rtol=1e-4, atol=1e-5)
 
@@ -273,7 +277,8 @@ def test_extract_batch_of_no_rows_gives_no_rows(fresh_extractors):
 
 def test_an_image_that_does_not_decode_is_recorded_and_the_batch_goes_on(fresh_extractors):
     good = encoded("red", "JPEG")
-    result = extract_batch(image_batch([good, good[: len(good) // 3], b"not an image"]), FeatureSpec("resnet18", "random:0", SMALL))
+    result = extract_batch(image_batch([good, good[: len(good) // 3], b"not an image"]),
+                           FeatureSpec("resnet18", "random:0", SMALL))
 
     features, errors = result.column("features").to_pylist(), result.column("error").to_pylist()
     assert len(features[0]) == 512 and errors[0] is None

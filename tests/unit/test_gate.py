@@ -78,7 +78,8 @@ def test_class_recall_without_per_class_metrics_fails():
     ids=["exactly-at-allowed-drop", "below-allowed-drop", "ratio-of-counts-at-boundary"],
 )
 def test_absolute_drop_against_champion(candidate, passed):
-    verdict = decide(metrics(accuracy=candidate), metrics(accuracy=0.9, version=3), Thresholds(min_accuracy=0.5, max_drop=0.05))
+    verdict = decide(metrics(accuracy=candidate), metrics(accuracy=0.9, version=3),
+                     Thresholds(min_accuracy=0.5, max_drop=0.05))
 
     assert verdict["passed"] is passed
     check = verdict["checks"][-1]
@@ -141,7 +142,8 @@ def test_an_unknown_compare_metric_is_refused():
 
 
 def test_explain_gives_one_line_per_check_then_the_notes():
-    verdict = decide(metrics(accuracy=0.8), metrics(accuracy=0.95, version=7), Thresholds(min_accuracy=0.7, max_drop=0.05))
+    verdict = decide(metrics(accuracy=0.8), metrics(accuracy=0.95, version=7),
+                     Thresholds(min_accuracy=0.7, max_drop=0.05))
 
     assert explain(verdict) == [
         "PASS min_test_images: rows 50 >= 10 (enough held-out images to judge)",

@@ -29,7 +29,8 @@ def png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
 
 
 @pytest.mark.parametrize("image_format", ["JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF"])
@@ -44,7 +45,8 @@ def test_accepted_formats_report_format_and_size(image_format):
 
 def test_multi_picture_jpeg_is_reported_as_jpeg():
     buffer = io.BytesIO()
-    Image.new("RGB", (32, 32), "red").save(buffer, format="MPO", save_all=True, append_images=[Image.new("RGB", (32, 32), "blue")])
+    Image.new("RGB", (32, 32), "red").save(buffer, format="MPO", save_all=True,
+                                           append_images=[Image.new("RGB", (32, 32), "blue")])
 
     check = validate_image(buffer.getvalue())
 

@@ -71,7 +71,8 @@ def test_select_objects_counts_what_it_leaves_out():
     unlabelled_and_late = listed("images/late.jpg", datetime(2026, 2, 1, tzinfo=UTC))
     folder_marker = listed("images/beach/")
 
-    selection = select_objects([at_start, at_end, before, unlabelled, unlabelled_and_late, folder_marker], "images/", WINDOW)
+    selection = select_objects([at_start, at_end, before, unlabelled, unlabelled_and_late, folder_marker],
+                               "images/", WINDOW)
 
     assert selection.candidates == [(at_start, "beach")]
     # Folder markers are not objects to a user, so they are not counted as listed.
@@ -101,7 +102,8 @@ def test_manifest_in_csv_and_json_lines_gives_labels_by_full_or_relative_key():
     from imagepipe.ingest import manifest_labeler, parse_manifest
 
     csv_labels = parse_manifest("key,label\nimages/a.jpg,cat\nb.jpg,dog\n", "labels.csv")
-    jsonl_labels = parse_manifest('{"key": "images/a.jpg", "label": "cat"}\n\n{"key": "b.jpg", "label": "dog"}\n', "l.jsonl")
+    jsonl_labels = parse_manifest('{"key": "images/a.jpg", "label": "cat"}\n\n{"key": "b.jpg", "label": "dog"}\n',
+                                  "l.jsonl")
     assert csv_labels == jsonl_labels == {"images/a.jpg": "cat", "b.jpg": "dog"}
     labeler = manifest_labeler(csv_labels, "images")
     assert [labeler(key) for key in ("images/a.jpg", "images/b.jpg", "images/c.jpg")] == ["cat", "dog", None]

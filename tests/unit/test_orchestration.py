@@ -70,7 +70,8 @@ def test_window_params_win_over_run_type(run_type):
 def test_empty_window_params_are_ignored():
     # The trigger form submits empty fields as empty strings or None.
     assert window_start(dag_run(RunType.MANUAL), {"window_start": "", "window_end": None}) == "watermark"
-    assert window_end(dag_run(RunType.MANUAL), {"window_start": "", "window_end": None}) == "2026-01-05T09:30:15.250000+00:00"
+    assert window_end(dag_run(RunType.MANUAL),
+                      {"window_start": "", "window_end": None}) == "2026-01-05T09:30:15.250000+00:00"
 
 
 def record_candidate(lake_root, verdict: dict | None) -> None:
@@ -98,7 +99,8 @@ def test_passing_verdict_lets_promotion_run_and_logs_every_check(tmp_path, caplo
 def test_failing_verdict_skips_promotion_and_says_so(tmp_path, caplog):
     verdict = {
         "passed": False,
-        "checks": [check("min_accuracy", True, "accuracy 0.8 >= 0.7"), check("not_worse_than_champion", False, "0.8 < 0.9")],
+        "checks": [check("min_accuracy", True, "accuracy 0.8 >= 0.7"),
+                   check("not_worse_than_champion", False, "0.8 < 0.9")],
     }
     record_candidate(tmp_path, verdict)
 
@@ -154,8 +156,9 @@ def test_run_without_candidate_record_says_training_has_not_run(tmp_path):
 
 
 def _ingest_report(lake, run_id, ingested):
+    window = {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-02T00:00:00+00:00"}
     lake.write_run(run_id, "ingest", {"ingested": ingested, "listed": 5, "duplicates": 5 - ingested, "rejected": {},
-                                      "window": {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-02T00:00:00+00:00"}})
+                                      "window": window})
 
 
 def test_a_window_without_new_images_skips_the_rest_of_the_run_saying_why(tmp_path):

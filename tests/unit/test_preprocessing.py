@@ -64,7 +64,8 @@ def test_empty_spec_means_no_steps(empty):
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("sharpen", "unknown preprocessing step 'sharpen'; choose from exif_transpose, median:SIZE, gaussian:RADIUS, autocontrast, equalize, pad_to_square"),
+        ("sharpen", "unknown preprocessing step 'sharpen'; choose from exif_transpose, median:SIZE, gaussian:RADIUS, "
+                    "autocontrast, equalize, pad_to_square"),
         ("median:3,,autocontrast", "unknown preprocessing step ''; choose from"),
         ("median", "preprocessing step 'median' needs its SIZE, e.g. median:3"),
         ("median:4", "preprocessing step 'median:4': SIZE must be an odd whole number from 3 to 15"),
@@ -192,7 +193,8 @@ def wrong_pixel_share(image, reference) -> float:
 def test_gaussian_blur_reduces_sensor_noise():
     clean = scene()
     rng = np.random.default_rng(0)
-    noisy = reopened(Image.fromarray((pixels(clean) + rng.normal(0, 25, pixels(clean).shape)).clip(0, 255).astype(np.uint8)))
+    noise = rng.normal(0, 25, pixels(clean).shape)
+    noisy = reopened(Image.fromarray((pixels(clean) + noise).clip(0, 255).astype(np.uint8)))
 
     denoised = preprocess(noisy, ["gaussian:1"])
 

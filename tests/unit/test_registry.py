@@ -291,7 +291,8 @@ def test_concurrent_promotions_from_separate_processes_let_exactly_one_win(root,
 
     winners = [version for version, outcome in outcomes.items() if outcome is True]
     assert len(winners) == 1, outcomes
-    assert sorted(version for version, outcome in outcomes.items() if outcome == "moved") == sorted(set(versions) - set(winners))
+    moved = sorted(version for version, outcome in outcomes.items() if outcome == "moved")
+    assert moved == sorted(set(versions) - set(winners))
     assert registry.champion_version() == winners[0]
     history = registry.history()
     assert [(entry["sequence"], entry["from"], entry["to"]) for entry in history] == [(1, None, 1), (2, 1, winners[0])]

@@ -53,7 +53,8 @@ def test_first_model_report_says_there_is_no_champion():
 
 def test_html_report_has_the_same_tables_with_labels_escaped():
     tricky = {**CANDIDATE, "per_class": {"<b>cat</b>": CANDIDATE["per_class"]["beach"]}}
-    page = report.html_page({**METADATA, "version": 2}, tricky, None, decide(tricky, None, Thresholds(min_accuracy=0.95)))
+    verdict = decide(tricky, None, Thresholds(min_accuracy=0.95))
+    page = report.html_page({**METADATA, "version": 2}, tricky, None, verdict)
 
     assert "<h1>Model version 2: gate FAILED</h1>" in page
     assert "<td>&lt;b&gt;cat&lt;/b&gt;</td>" in page and "<b>cat</b>" not in page

@@ -64,6 +64,7 @@ def test_generate_can_take_a_subset_of_classes():
 
 
 def test_unknown_class_is_refused_naming_the_known_ones():
-    with pytest.raises(ValueError, match="unknown sample class 'desert'; choose one of beach, forest, night_sky, snowfield"):
+    with pytest.raises(ValueError,
+                       match="unknown sample class 'desert'; choose one of beach, forest, night_sky, snowfield"):
         draw_image("desert", random.Random(0))
 

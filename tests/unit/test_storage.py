@@ -8,7 +8,8 @@ from imagepipe import storage
 
 @pytest.mark.parametrize(
     "uri, on_object_storage",
-    [("s3://bucket/key", True), ("s3a://bucket/key", True), ("/data/lake", False), ("file:///data/lake", False), ("lake", False)],
+    [("s3://bucket/key", True), ("s3a://bucket/key", True), ("/data/lake", False), ("file:///data/lake", False),
+     ("lake", False)],
 )
 def test_is_s3(uri, on_object_storage):
     assert storage.is_s3(uri) is on_object_storage

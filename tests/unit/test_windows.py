@@ -39,7 +39,8 @@ def test_parse_timestamp_rejects_non_timestamps_with_an_example(text):
 
 
 def test_window_with_start_after_end_is_refused():
-    with pytest.raises(InputError, match="window start 2026-01-02T00:00:00\\+00:00 is after its end 2026-01-01T00:00:00\\+00:00"):
+    with pytest.raises(InputError,
+                       match="window start 2026-01-02T00:00:00\\+00:00 is after its end 2026-01-01T00:00:00\\+00:00"):
         Window(utc(2026, 1, 2), utc(2026, 1, 1))
 
 
