@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
-from imagepipe import settings
+from imagepipe import settings, storage
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # A fixed timestamp makes the archive's bytes depend on the code alone.
@@ -38,11 +36,7 @@ def build_archive(package_dir: Path, out_dir: Path) -> Path:
     content = buffer.getvalue()
     target = out_dir / f"{package_dir.name}-{hashlib.sha256(content).hexdigest()[:16]}.zip"
     if not target.exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        # Written beside the target and renamed: a concurrent task never sees half an archive.
-        with tempfile.NamedTemporaryFile(dir=out_dir, delete=False, prefix=f".{target.name}.") as handle:
-            handle.write(content)
-        os.replace(handle.name, target)
+        storage.atomic_write(target, content)  # a concurrent task never sees half an archive
     return target
 
 

@@ -92,3 +92,70 @@ def test_exists_for_documents_and_folders(tmp_path):
     assert storage.exists(str(tmp_path / "runs"))
     assert storage.exists(f"file://{tmp_path}/runs")
     assert not storage.exists(str(tmp_path / "runs" / "r2"))
+
+
+def test_a_failed_write_leaves_the_file_as_it_was_and_no_temporary_file(tmp_path):
+    target = tmp_path / "archive.zip"
+    storage.atomic_write(target, b"whole")
+
+    with pytest.raises(OSError, match="disk full"), storage.atomic_file(target) as temporary:
+        temporary.write_bytes(b"half")
+        raise OSError("disk full")
+
+    assert target.read_bytes() == b"whole"
+    assert [path.name for path in tmp_path.iterdir()] == ["archive.zip"]
+
+
+# --- stores: the same behaviour on a path and (tests/s3/test_storage_on_object_storage.py) on S3 -----------------
+
+
+@pytest.fixture
+def store(tmp_path):
+    return storage.open_store(str(tmp_path / "root"))
+
+
+def test_a_store_reads_what_it_wrote_and_none_where_nothing_is(store):
+    store.write_json("runs/r1.json", {"version": 1})
+
+    assert store.get("runs/r1.json").data == b'{\n  "version": 1\n}\n'
+    assert store.read_json("runs/r1.json") == {"version": 1}
+    assert store.get("runs/r2.json") is None
+    assert store.read_json("runs/r2.json") is None
+
+
+def test_a_store_creates_a_key_only_if_it_is_absent_when_asked(store):
+    store.put("champion.json", b"first", expect=None)
+
+    with pytest.raises(storage.Conflict):
+        store.put("champion.json", b"second", expect=None)
+    assert store.get("champion.json").data == b"first"
+
+
+def test_a_store_replaces_only_the_content_it_read_when_asked(store):
+    store.put("champion.json", b"first")
+    read = store.get("champion.json")
+    store.put("champion.json", b"second", expect=read.tag)
+
+    with pytest.raises(storage.Conflict):
+        store.put("champion.json", b"third", expect=read.tag)  # the tag of what is no longer there
+    with pytest.raises(storage.Conflict):
+        store.put("absent.json", b"x", expect=read.tag)
+    assert store.get("champion.json").data == b"second"
+    assert store.get("absent.json") is None
+
+
+def test_a_store_lists_the_names_under_a_key_and_deletes_a_whole_tree(store):
+    for key in ("versions/1/manifest.json", "versions/1/model/part-0", "versions/2/manifest.json", "versions_old/x"):
+        store.put(key, b"x")
+    store.put("champion.json", b"{}", expect=None)
+
+    assert store.list("versions") == ["1", "2"]
+    assert store.list("versions/1") == ["manifest.json", "model"]
+    assert store.list("") == ["champion.json", "versions", "versions_old"]
+    assert store.list("nothing") == []
+    assert store.exists("versions") and store.exists("versions/1/manifest.json")
+    assert not store.exists("version") and not store.exists("versions/3")
+    store.delete("versions/1")
+    store.delete("nothing")
+    assert store.list("versions") == ["2"]
+    assert store.exists("versions_old/x")
