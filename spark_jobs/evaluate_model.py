@@ -13,6 +13,7 @@ from imagepipe.evaluation import classification_metrics, score
 from imagepipe.features import FEATURE_COLUMNS, extract_features, feature_space_spec, split_failures
 from imagepipe.gate import COMPARABLE_METRICS, Thresholds, decide, explain
 from imagepipe.lake import Lake
+from imagepipe.registry import open_registry
 from imagepipe.spark import get_spark
 from imagepipe.training import split_features
 from imagepipe.windows import Window
@@ -96,7 +97,7 @@ def measure(spark, lake: Lake, registry, version: int, metadata: dict, window_en
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     lake = Lake(args.lake_root)
-    registry = cli.open_registry(args)
+    registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
     window_end_id = Window.from_json(lake.read_run(args.run_id, "window")).end_id
     version = lake.read_run(args.run_id, "candidate")["version"]
     if registry.document(version, "verdict") is not None:

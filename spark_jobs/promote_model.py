@@ -16,6 +16,7 @@ from imagepipe import cli
 from imagepipe.errors import InputError
 from imagepipe.gate import explain
 from imagepipe.lake import Lake
+from imagepipe.registry import open_registry
 from imagepipe.spark import get_spark
 
 log = logging.getLogger("promote_model")
@@ -49,7 +50,7 @@ def parse_args(argv: list[str] | None):
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     lake = Lake(args.lake_root)
-    registry = cli.open_registry(args)
+    registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
     version = lake.read_run(args.run_id, "candidate")["version"]
     verdict = registry.document(version, "verdict")
     if verdict is None:

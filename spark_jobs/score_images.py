@@ -23,6 +23,7 @@ from imagepipe.images import ValidationBounds
 from imagepipe.ingest import candidate_frame, fetch_and_validate, folder_prefix, rejections_by_kind, select_objects
 from imagepipe.lake import Lake
 from imagepipe.object_store import list_objects, parse_s3_uri, s3_client
+from imagepipe.registry import open_registry
 from imagepipe.scoring import featurize, prediction_rows
 from imagepipe.spark import get_spark
 from imagepipe.windows import EPOCH, Window, parse_timestamp
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.monotonic()
     lake = Lake(args.lake_root)
-    registry = cli.open_registry(args)
+    registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
     version = registry.champion_version()
     if version is None:
         raise InputError(f"{args.model_name} has no champion in {registry.where}: promote a model before scoring with it")

@@ -18,6 +18,7 @@ from imagepipe import cli, settings, storage
 from imagepipe.classifiers import CLASS_WEIGHTS, CLASSIFIERS, check_transforms_fit, model_spec
 from imagepipe.evaluation import classification_metrics, score
 from imagepipe.lake import WINDOW_COLUMN, Lake
+from imagepipe.registry import open_registry
 from imagepipe.spark import get_spark
 from imagepipe.training import (
     balanced_weights,
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     transforms = [item for item in args.feature_transforms.split(",") if item.strip()]
     spec = model_spec(args.classifier, args.hyperparameters, transforms, args.class_weights, args.selection_folds)
     lake = Lake(args.lake_root)
-    registry = cli.open_registry(args)
+    registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
     window = Window.from_json(lake.read_run(args.run_id, "window"))
     feature_run = lake.read_run(args.run_id, "features")
     fingerprint = feature_run["fingerprint"]

@@ -86,13 +86,6 @@ def add_model_name(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_registry(args: argparse.Namespace):
-    """The registry a model job works in: --registry-uri, else IMAGEPIPE_REGISTRY_URI, else the lake's registry."""
-    from imagepipe.registry import Registry
-
-    return Registry(args.registry_uri or settings.registry_uri(args.lake_root), args.model_name)
-
-
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:
     """Run a job's main; an InputError ends it with one line and the refusal exit status, which the Spark task turns
     into a failure without retries (a bug still shows its traceback, exits 1 and is retried)."""

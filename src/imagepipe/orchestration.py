@@ -123,17 +123,16 @@ def verdict_passed(
 ) -> bool:
     """Read the verdict of the run's candidate and log every check; True lets promotion run: when every check passed,
     or when the run forces promotion with a reason (a force without one fails the task, promoting nothing)."""
-    from imagepipe import settings
     from imagepipe.errors import InputError
     from imagepipe.gate import explain
     from imagepipe.lake import Lake
-    from imagepipe.registry import Registry
+    from imagepipe.registry import open_registry
 
     if force_promote and not (force_reason or "").strip():
         raise InputError("force_promote is on but force_reason is empty: a forced promotion needs a reason; "
                          "nothing was promoted")
     version = Lake(lake_root).read_run(run_id, "candidate")["version"]
-    verdict = Registry(registry_uri or settings.registry_uri(lake_root), model_name).document(version, "verdict")
+    verdict = open_registry(model_name, registry_uri, lake_root).document(version, "verdict")
     if verdict is None:
         raise RuntimeError(f"version {version} of {model_name} has no verdict: evaluate did not write one")
     for line in explain(verdict):
@@ -155,12 +154,11 @@ def champion_change(lake_root: str, run_id: str, model_name: str, registry_uri: 
     swap landed (which records "changed": false) still reports the change."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from imagepipe import settings
     from imagepipe.lake import Lake
-    from imagepipe.registry import Registry
+    from imagepipe.registry import open_registry
 
     promotion = Lake(lake_root).read_run(run_id, "promotion")
-    registry = Registry(registry_uri or settings.registry_uri(lake_root), model_name)
+    registry = open_registry(model_name, registry_uri, lake_root)
     champion = registry.champion()
     if champion is None or champion["run_id"] != run_id or champion["kind"] == "rollback":
         why = promotion.get("skipped") or "the champion was not changed by this run"

@@ -14,7 +14,7 @@ from imagepipe import settings, storage
 from imagepipe.errors import InputError
 from imagepipe.gate import explain
 from imagepipe.lake import Lake
-from imagepipe.registry import Registry
+from imagepipe.registry import Registry, open_registry
 
 
 def newest_run(lake: Lake) -> str:
@@ -36,7 +36,7 @@ def summarize(lake: Lake, run_id: str, model_name: str) -> list[str]:
         f"unlabeled {ingest['unlabeled']})",
         f"images rejected:  {sum(ingest['rejected'].values())} ({rejected})",
     ]
-    registry = Registry(settings.registry_uri(lake.root), model_name)
+    registry = open_registry(model_name, lake_root=lake.root)
     features = storage.read_json(lake.run_document(run_id, "features"))
     if features is None:
         return lines + ["skipped:          no new images in the window, so no features, training or evaluation",

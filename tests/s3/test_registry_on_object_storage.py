@@ -1,13 +1,17 @@
-"""The whole registry suite of tests/unit/test_registry.py, with the registry rooted at s3:// on the S3 endpoint:
-conditional writes (If-None-Match, If-Match) instead of a file lock."""
+"""The registry suites of tests/unit (versions, champion, command line), with the registry rooted at s3:// on the S3
+endpoint: conditional writes (If-None-Match, If-Match) instead of a file lock."""
 
 from __future__ import annotations
 
 import pytest
-from unit.test_registry import *  # noqa: F401,F403  (the suite, collected again here against object storage)
-from unit.test_registry import MODEL
+from unit.registry_helpers import MODEL
+from unit.test_registry_champion import *  # noqa: F401,F403  (the suites, collected again here against object storage)
+from unit.test_registry_cli import *  # noqa: F401,F403
+from unit.test_registry_versions import *  # noqa: F401,F403
 
+from imagepipe.errors import InputError
 from imagepipe.object_store import s3_client
+from imagepipe.registry import Registry
 
 
 class S3Backend:
@@ -40,9 +44,6 @@ def backend(s3_bucket):
 
 
 def test_a_registry_in_a_missing_bucket_is_one_clear_error(s3_endpoint):
-    from imagepipe.errors import InputError
-    from imagepipe.registry import Registry
-
     with pytest.raises(InputError, match="cannot read s3://no-such-bucket-here/registry/image_classifier/"
                                          "champion.json: NoSuchBucket"):
         Registry("s3://no-such-bucket-here/registry", MODEL).champion()

@@ -1,0 +1,115 @@
+"""Read a model registry from the shell (its versions, one version's files, the champion and its history) and roll
+the champion back.
+
+    python -m imagepipe.registry [--registry-uri URI] [--model-name NAME] [--json]
+        list | show VERSION | champion | history | rollback [--to VERSION] --reason TEXT
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+
+from imagepipe import settings
+from imagepipe.cli import POSITIVE_INT, JobArgumentParser
+from imagepipe.errors import InputError
+from imagepipe.registry.champion import Registry, open_registry
+from imagepipe.registry.versions import METADATA
+
+HISTORY_COLUMNS = ["sequence", "at", "kind", "from", "to", "by", "verdict", "reason"]
+
+
+def _table(rows: list[dict], columns: list[str]) -> str:
+    cells = [[("-" if row.get(column) is None else str(row[column])) for column in columns] for row in rows]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)]
+    return "\n".join("  ".join(text.ljust(width) for text, width in zip(line, widths, strict=True)).rstrip()
+                     for line in [columns, *cells])
+
+
+def _version_row(registry: Registry, version: int, champion: int | None) -> dict:
+    manifest = registry.manifest(version)
+    files = manifest["files"]
+    verdict = registry.document(version, "verdict")
+    metrics = registry.document(version, "metrics")
+    accuracy = ((metrics or {}).get("candidate") or {}).get("accuracy")
+    return {
+        "version": version,
+        "champion": "*" if version == champion else "",
+        "complete": METADATA in files,
+        "verdict": None if verdict is None else "PASSED" if verdict["passed"] else "FAILED",
+        "accuracy": None if accuracy is None else f"{accuracy:.4f}",
+        "files": len(files),
+        "run_id": manifest.get("run_id"),
+        "created_at": manifest.get("created_at"),
+    }
+
+
+def _verdict_summary(verdict: dict) -> str:
+    """PASSED, or FAILED with the failed checks' names; from a verdict or a history entry's summary of one."""
+    failed = verdict["failed_checks"] if "failed_checks" in verdict else [
+        check["name"] for check in verdict["checks"] if not check["passed"]]
+    return "PASSED" if verdict["passed"] else f"FAILED ({', '.join(failed)})"
+
+
+def _history_row(entry: dict) -> dict:
+    verdict = entry.get("verdict")
+    return {**entry, "by": entry.get("user") or entry.get("run_id"),
+            "verdict": None if verdict is None else _verdict_summary(verdict)}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = JobArgumentParser(prog="python -m imagepipe.registry", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--registry-uri", default=None,
+                        help="registry root, s3://bucket/prefix or a path (default: $IMAGEPIPE_REGISTRY_URI, else "
+                        "<lake root>/registry)")
+    parser.add_argument("--model-name", default=settings.DEFAULT_MODEL_NAME, help="default: %(default)s")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=JobArgumentParser)
+    commands.add_parser("list", help="every version, its verdict and whether it is the champion")
+    show = commands.add_parser("show", help="one version: metadata, verdict and every file with its sha256")
+    show.add_argument("version", type=POSITIVE_INT)
+    commands.add_parser("champion", help="the current champion and how it became champion")
+    commands.add_parser("history", help="every champion change, oldest first")
+    rollback = commands.add_parser("rollback", help="make an older version the champion again (compare-and-swap)")
+    rollback.add_argument("--to", type=POSITIVE_INT, help="version to roll back to (default: the previous champion)")
+    rollback.add_argument("--reason", required=True, help="why, recorded in the history")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    registry = open_registry(args.model_name, args.registry_uri)
+    try:
+        if args.command == "list":
+            champion = registry.champion_version()
+            result = [_version_row(registry, version, champion) for version in registry.versions()]
+            columns = ["version", "champion", "complete", "verdict", "accuracy", "files", "run_id", "created_at"]
+            text = _table(result, columns) if result else f"{args.model_name} has no versions in {registry.where}"
+        elif args.command == "show":
+            manifest = registry.manifest(args.version)
+            result = {"version": args.version, "champion": registry.champion_version() == args.version,
+                      "manifest": manifest, "metadata": registry.document(args.version, "metadata"),
+                      "verdict": registry.document(args.version, "verdict")}
+            verdict = result["verdict"]
+            lines = [f"{args.model_name} version {args.version}{' (champion)' if result['champion'] else ''}",
+                     f"run:      {manifest.get('run_id')}", f"created:  {manifest.get('created_at')}",
+                     f"verdict:  {'-' if verdict is None else _verdict_summary(verdict)}"]
+            files = [{"file": name, **entry} for name, entry in sorted(manifest["files"].items())]
+            text = "\n".join(lines + ["", _table(files, ["file", "size", "sha256"])])
+        elif args.command == "champion":
+            result = registry.champion()
+            text = (f"{args.model_name} has no champion" if result is None
+                    else _table([_history_row(result)], ["version", *HISTORY_COLUMNS]))
+        elif args.command == "history":
+            result = registry.history()
+            text = (_table([_history_row(entry) for entry in result], HISTORY_COLUMNS) if result
+                    else f"{args.model_name} has no promotion history")
+        else:
+            result = registry.rollback(args.reason, to=args.to, user=getpass.getuser())
+            text = f"champion of {args.model_name} rolled back from version {result['from']} to {result['to']}"
+    except InputError as error:
+        print(f"registry: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps(result, indent=2, sort_keys=True, default=str) if args.json else text)

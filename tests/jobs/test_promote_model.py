@@ -1,0 +1,64 @@
+"""promote_model on a registry on a local path and on the S3 endpoint: backfills keep the champion unless allowed, and
+a failed verdict is promoted only with a reason."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from unit.registry_helpers import *  # noqa: F403 (the fixture tiny_model)
+from unit.registry_helpers import MODEL, failing_verdict, passing_verdict, saved_version
+
+from imagepipe.errors import InputError
+from imagepipe.lake import Lake
+from imagepipe.registry import Registry
+from spark_jobs import promote_model
+
+
+@pytest.fixture(params=["path", "s3"])
+def root(request, tmp_path) -> str:
+    """A registry root on a local path, then on the S3 endpoint."""
+    if request.param == "path":
+        return str(tmp_path / "registry")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/registry"
+
+
+def candidate_run(root: str, lake_root: str, run_id: str, verdict: dict, tiny_model) -> int:
+    registry = saved_version(root, tiny_model, run_id)
+    version = registry.version_for_run(run_id)
+    registry.write_document(version, "verdict", verdict)
+    Lake(lake_root).write_run(run_id, "candidate", {"version": version, "model_name": MODEL})
+    return version
+
+
+def promote(run_id: str, root: str, lake_root: str, *extra: str) -> None:
+    promote_model.main(["--run-id", run_id, "--lake-root", lake_root, "--registry-uri", root, *extra])
+
+
+def test_a_backfill_run_does_not_promote_unless_allowed(root, lake_root, tiny_model, caplog):
+    candidate_run(root, lake_root, "backfill__2026-11-20T00:00:00+00:00", passing_verdict(None), tiny_model)
+
+    with caplog.at_level(logging.INFO, logger="promote_model"):
+        promote("backfill__2026-11-20T00:00:00+00:00", root, lake_root, "--run-type", "backfill",
+                "--promote-on-backfill", "False")
+
+    assert Registry(root, MODEL).champion() is None
+    assert "backfill run backfill__2026-11-20T00:00:00+00:00: version 1 (verdict PASSED) is not promoted" in caplog.text
+    promote("backfill__2026-11-20T00:00:00+00:00", root, lake_root, "--run-type", "backfill",
+            "--promote-on-backfill", "True")
+    assert Registry(root, MODEL).champion_version() == 1
+
+
+def test_the_job_forces_a_failed_verdict_only_with_a_reason(root, lake_root, tiny_model):
+    candidate_run(root, lake_root, "manual__forced", failing_verdict(None), tiny_model)
+
+    with pytest.raises(InputError, match="failed its gate, not promoted: FAIL min_accuracy.*--force-reason"):
+        promote("manual__forced", root, lake_root, "--force-reason", " ")
+    assert Registry(root, MODEL).champion() is None
+
+    promote("manual__forced", root, lake_root, "--force-reason", "the test split is known to be mislabelled")
+
+    [entry] = Registry(root, MODEL).history()
+    assert (entry["to"], entry["kind"], entry["run_id"]) == (1, "forced", "manual__forced")
+    assert entry["reason"] == "the test split is known to be mislabelled"
+
