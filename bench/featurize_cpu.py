@@ -33,7 +33,7 @@ from featurize_gpu import arrow_batches, synthetic_jpeg  # noqa: E402  (bench/ i
 def ceiling(contents: list[bytes], spec, cores: int, batch_size: int) -> float:
     import torch
 
-    from imagepipe.featurizer import FeatureExtractor
+    from imagepipe.featurizer.engine import FeatureExtractor
 
     torch.set_num_threads(cores)
     extractor = FeatureExtractor(spec, "cpu", threads=cores, decode_workers=1)

@@ -94,7 +94,8 @@ def timed(function, repeats: int = 2) -> float:
 def bench_backbone(backbone: str, batches: list, batch_size: int, images: int, decode_workers: list[int]) -> dict:
     import torch
 
-    from imagepipe.featurizer import FeatureExtractor, FeatureSpec, encoded_images
+    from imagepipe.featurizer import FeatureSpec
+    from imagepipe.featurizer.engine import FeatureExtractor, encoded_images
 
     extractor = FeatureExtractor(FeatureSpec(backbone, "random:0", 224), device="cuda:0")
 
@@ -136,7 +137,8 @@ def check_paths(contents: list[bytes]) -> dict:
     import numpy as np
     from PIL import Image
 
-    from imagepipe.featurizer import FeatureExtractor, FeatureSpec
+    from imagepipe.featurizer import FeatureSpec
+    from imagepipe.featurizer.engine import FeatureExtractor
 
     png = io.BytesIO()
     Image.open(io.BytesIO(contents[0])).save(png, format="PNG")

@@ -22,7 +22,8 @@ from featurize_gpu import arrow_batches, synthetic_jpeg  # noqa: E402  (bench/ i
 
 
 def child(images: int, batch_size: int, image_size: int, backbone: str) -> dict:
-    from imagepipe.featurizer import FeatureExtractor, FeatureSpec
+    from imagepipe.featurizer import FeatureSpec
+    from imagepipe.featurizer.engine import FeatureExtractor
 
     distinct = arrow_batches([synthetic_jpeg(seed) for seed in range(batch_size)], batch_size)[0]
     extractor = FeatureExtractor(FeatureSpec(backbone, "random:0", image_size), "cpu", threads=1)

@@ -12,6 +12,7 @@ import time
 
 from imagepipe import cli, settings, storage
 from imagepipe.featurizer import BACKBONES, FeatureSpec
+from imagepipe.featurizer.weights import resolve_weights
 from imagepipe.features import (
     FEATURE_SPACE_DOCUMENT,
     extract_features,
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     lake = Lake(args.lake_root)
     run_window = lake.read_run(args.run_id, "window")["id"]
-    fingerprint = args.spec.fingerprint()
+    fingerprint = args.spec.fingerprint(resolve_weights(args.spec))
     # One Arrow batch is one forward pass: 64 images at 224x224 is ~40 MB of input tensors, small enough for a CPU
     # worker's memory, large enough to keep the backbone's matrix work efficient.
     spark = get_spark("extract_features", {"spark.sql.execution.arrow.maxRecordsPerBatch": str(args.batch_size)})

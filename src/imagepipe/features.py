@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from imagepipe import storage
 from imagepipe.errors import InputError
-from imagepipe.featurizer import ERROR_COLUMN, FEATURES_COLUMN, FeatureSpec, extractor_for, resolve_device
+from imagepipe.featurizer import ERROR_COLUMN, FEATURES_COLUMN, FeatureSpec
+from imagepipe.featurizer.engine import extractor_for, resolve_device
 from imagepipe.lake import WINDOW_COLUMN, Lake
 
 FEATURE_COLUMNS = ["sha256", "label", FEATURES_COLUMN, "fingerprint", WINDOW_COLUMN]

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from imagepipe.errors import InputError
 
-# An encoded image: bytes, or a view of an Arrow buffer without a copy (featurizer.encoded_images).
+# An encoded image: bytes, or a view of an Arrow buffer without a copy (featurizer.engine.encoded_images).
 EncodedImage = bytes | memoryview
 
 DEFAULT_STEPS: tuple[str, ...] = ("exif_transpose",)

@@ -9,7 +9,9 @@ import torch
 import torchvision
 
 from imagepipe.errors import InputError
-from imagepipe.featurizer import FeatureSpec, build_model
+from imagepipe.featurizer import FeatureSpec
+from imagepipe.featurizer.engine import build_model
+from imagepipe.featurizer.weights import resolve_weights
 from imagepipe.object_store import s3_client
 
 
@@ -18,6 +20,10 @@ def _state_dict_bytes(seed: int) -> bytes:
     buffer = io.BytesIO()
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), buffer)
     return buffer.getvalue()
+
+
+def fingerprint(spec: FeatureSpec) -> str:
+    return spec.fingerprint(resolve_weights(spec))
 
 
 @pytest.fixture
@@ -36,18 +42,32 @@ def test_weights_from_s3_load_and_fingerprint_like_the_same_local_file(s3_bucket
     model = build_model(from_s3)
 
     assert torch.equal(model.conv1.weight, torch.load(local, weights_only=True)["conv1.weight"])
-    assert from_s3.fingerprint() == FeatureSpec("resnet18", str(local), 64).fingerprint()
+    assert fingerprint(from_s3) == fingerprint(FeatureSpec("resnet18", str(local), 64))
 
 
 def test_a_replaced_weights_object_is_fetched_again(s3_bucket, torch_home):
     uri = f"s3://{s3_bucket}/models/backbone.pt"
     s3_client().put_object(Bucket=s3_bucket, Key="models/backbone.pt", Body=_state_dict_bytes(seed=1))
-    first = FeatureSpec("resnet18", uri, 64).fingerprint()
+    first = fingerprint(FeatureSpec("resnet18", uri, 64))
     s3_client().put_object(Bucket=s3_bucket, Key="models/backbone.pt", Body=_state_dict_bytes(seed=2))
 
-    assert FeatureSpec("resnet18", uri, 64).fingerprint() != first
+    assert fingerprint(FeatureSpec("resnet18", uri, 64)) != first
 
 
 def test_a_missing_weights_object_is_a_one_line_input_error(s3_bucket, torch_home):
     with pytest.raises(InputError, match=f"weights s3://{s3_bucket}/nothing.pt cannot be read"):
-        FeatureSpec("resnet18", f"s3://{s3_bucket}/nothing.pt", 64).fingerprint()
+        resolve_weights(FeatureSpec("resnet18", f"s3://{s3_bucket}/nothing.pt", 64))
+
+
+def test_weights_are_fetched_when_resolved_and_never_by_the_fingerprint(s3_bucket, torch_home):
+    s3_client().put_object(Bucket=s3_bucket, Key="models/backbone.pt", Body=_state_dict_bytes(seed=5))
+    spec = FeatureSpec("resnet18", f"s3://{s3_bucket}/models/backbone.pt", 64)
+    assert not torch_home.exists()
+
+    resolved = resolve_weights(spec)
+    [fetched] = [path for path in torch_home.rglob("*") if path.is_file()]
+    s3_client().delete_object(Bucket=s3_bucket, Key="models/backbone.pt")
+    fetched.unlink()
+
+    assert spec.fingerprint(resolved).startswith("resnet18-")
+    assert not fetched.exists()

@@ -1,232 +1,29 @@
 """The feature-extraction engine: Arrow record batches of image bytes in, float32 feature vectors out.
 
 Pure torch/torchvision code with no Spark import, so it runs (and is benchmarked) on a machine without Spark; the
-Spark job calls `FeatureExtractor.extract_batches` from mapInArrow. torch is imported inside functions: this module
-is importable by a DAG file.
+Spark job calls `FeatureExtractor.extract_batches` from mapInArrow. torch is imported inside functions, where the
+model is built and run on the executor.
 """
 
 from __future__ import annotations
 
 import collections
 import functools
-import hashlib
 import io
-import json
-import os
+import itertools
 import threading
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
-from imagepipe.errors import InputError
-from imagepipe.preprocessing import (
-    DEFAULT_STEPS,
-    EncodedImage,
-    gpu_can_apply,
-    is_upright,
-    keeps_whole_image,
-    parse_steps,
-    preprocess,
-)
+from imagepipe.featurizer.spec import BACKBONES, CONTENT_COLUMN, ERROR_COLUMN, FEATURES_COLUMN, FeatureSpec
+from imagepipe.featurizer.weights import weights_file
+from imagepipe.preprocessing import EncodedImage, gpu_can_apply, is_upright, preprocess
 
 # nvJPEG reads the images straight from the Arrow batch's read-only buffer (encoded_images): torch warns that the
 # tensors over it must not be written to, and nothing writes to them.
 warnings.filterwarnings("ignore", message="The given buffer is not writable", category=UserWarning)
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """A torchvision classifier used as a frozen feature extractor."""
-
-    builder: str  # torchvision.models function
-    weights_enum: str  # its torchvision weights enum
-    head: str  # dotted path of the classification head, replaced by an identity
-    dim: int  # width of the features left once the head is gone
-    fixed_size: int | None = None  # input size the architecture requires, if any
-
-
-BACKBONES: dict[str, Backbone] = {
-    "resnet18": Backbone("resnet18", "ResNet18_Weights", "fc", 512),
-    "resnet50": Backbone("resnet50", "ResNet50_Weights", "fc", 2048),
-    "efficientnet_b0": Backbone("efficientnet_b0", "EfficientNet_B0_Weights", "classifier", 1280),
-    "mobilenet_v3_large": Backbone("mobilenet_v3_large", "MobileNet_V3_Large_Weights", "classifier", 960),
-    "convnext_tiny": Backbone("convnext_tiny", "ConvNeXt_Tiny_Weights", "classifier.2", 768),
-    "vit_b_16": Backbone("vit_b_16", "ViT_B_16_Weights", "heads", 768, fixed_size=224),
-}
-
-FEATURES_COLUMN = "features"
-CONTENT_COLUMN = "content"
-ERROR_COLUMN = "error"
-
-
-class WeightsUnavailableError(InputError):
-    """Named pretrained weights are neither cached under TORCH_HOME nor downloadable."""
-
-
-def feature_dim(backbone: str) -> int:
-    return BACKBONES[_known_backbone(backbone)].dim
-
-
-def _known_backbone(backbone: str) -> str:
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(sorted(BACKBONES))}")
-    return backbone
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """What defines a feature space: backbone, weights, input size and the image preprocessing steps.
-
-    weights is one of: `random:SEED` (seeded random initialisation, for smoke tests and offline demos), a torchvision
-    weights name of the backbone (`DEFAULT`, `IMAGENET1K_V1`, ...), or a state-dict file by path or s3:// URI.
-    image_size is the square crop fed to the backbone; None takes the weights' own. steps are the Pillow steps
-    applied before the backbone's own transforms (imagepipe.preprocessing), kept in their canonical form.
-    """
-
-    backbone: str = "resnet18"
-    weights: str = "DEFAULT"
-    image_size: int | None = None
-    steps: tuple[str, ...] = DEFAULT_STEPS
-
-    def __post_init__(self):
-        _known_backbone(self.backbone)
-        object.__setattr__(self, "steps", parse_steps(self.steps))  # frozen: canonical steps, one fingerprint
-        if self.image_size is not None and not 32 <= self.image_size <= 1024:
-            raise ValueError(f"image_size {self.image_size} is out of range; use 32..1024 pixels")
-        fixed = BACKBONES[self.backbone].fixed_size
-        if fixed is not None and self.image_size not in (None, fixed):
-            raise ValueError(f"{self.backbone} takes {fixed}-pixel inputs only; use image_size {fixed}")
-        if self.weights.startswith("random"):
-            _, _, seed = self.weights.partition(":")
-            if not seed.isdigit():
-                raise ValueError(f"weights {self.weights!r} needs an explicit seed, e.g. random:0")
-
-    @property
-    def dim(self) -> int:
-        return BACKBONES[self.backbone].dim
-
-    @property
-    def random_seed(self) -> int | None:
-        return int(self.weights.split(":", 1)[1]) if self.weights.startswith("random:") else None
-
-    @property
-    def is_file(self) -> bool:
-        return self.random_seed is None and ("/" in self.weights or self.weights.endswith((".pt", ".pth")))
-
-    def torchvision_weights(self):
-        """The torchvision weights enum member this spec names, or the backbone's default one for its transforms."""
-        from torchvision.models import get_weight
-
-        enum_name = BACKBONES[self.backbone].weights_enum
-        member = "DEFAULT" if self.random_seed is not None or self.is_file else self.weights
-        try:
-            return get_weight(f"{enum_name}.{member}")
-        except (KeyError, ValueError, AttributeError):
-            raise ValueError(
-                f"unknown weights {self.weights!r} for {self.backbone}; use DEFAULT, a {enum_name} name, "
-                "a state-dict file path or random:SEED"
-            ) from None
-
-    def preprocessing(self):
-        """The backbone's own resize, crop and normalisation, at image_size when one is set. After pad_to_square
-        the square is resized to the crop size, so the crop keeps all of it."""
-        from torchvision.transforms._presets import ImageClassification
-
-        transforms = self.torchvision_weights().transforms()
-        crop = self.image_size or transforms.crop_size[0]
-        resize = crop if keeps_whole_image(self.steps) else round(crop * transforms.resize_size[0] / transforms.crop_size[0])
-        return ImageClassification(
-            crop_size=crop,
-            resize_size=resize,
-            mean=transforms.mean,
-            std=transforms.std,
-            interpolation=transforms.interpolation,
-        )
-
-    @property
-    def is_s3(self) -> bool:
-        return self.weights.startswith(("s3://", "s3a://"))
-
-    def weights_path(self) -> Path:
-        """Where the weights file lies (or must be put, for named torchvision weights). A state dict in object
-        storage is cached under TORCH_HOME by bucket, key and ETag, so a replaced object is fetched again."""
-        import torch.hub
-
-        if self.is_s3:
-            from imagepipe.object_store import parse_s3_uri, s3_client
-
-            bucket, key = parse_s3_uri(self.weights)
-            try:
-                etag = s3_client().head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
-            except s3_client().exceptions.ClientError as error:
-                raise InputError(f"weights {self.weights} cannot be read ({error.response['Error']['Code']}); "
-                                 "check the URI and the credentials") from None
-            return Path(torch.hub.get_dir()) / "imagepipe-weights" / bucket / etag / key.rsplit("/", 1)[-1]
-        if self.is_file:
-            return Path(self.weights.removeprefix("file://"))
-        url = self.torchvision_weights().url
-        return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
-
-    def existing_weights_path(self) -> Path:
-        """The weights file, downloaded first for object storage and for named torchvision weights not cached yet."""
-        path = self.weights_path()
-        if not path.exists() and self.is_s3:
-            _download_s3_weights(self.weights, path)
-        elif not path.exists() and not self.is_file:
-            _download_named_weights(self, path)
-        if not path.exists():
-            raise InputError(f"weights file {path} does not exist; give an existing state-dict file")
-        return path
-
-    def weights_sha256(self) -> str:
-        return self.weights if self.random_seed is not None else _sha256_file(self.existing_weights_path())
-
-    def fingerprint(self) -> str:
-        """Identity of the feature space: backbone, weights digest, the backbone's transforms (input size included)
-        and the preprocessing steps, the default exif_transpose included, so no step is implied."""
-        identity = {
-            "backbone": self.backbone,
-            "weights_sha256": self.weights_sha256(),
-            "preprocessing": repr(self.preprocessing()),
-            "steps": list(self.steps),
-        }
-        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-        return f"{self.backbone}-{digest}"
-
-
-def _download_s3_weights(uri: str, path: Path) -> None:
-    from imagepipe.object_store import parse_s3_uri, s3_client
-
-    bucket, key = parse_s3_uri(uri)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    s3_client().download_file(bucket, key, str(partial))
-    os.replace(partial, path)  # whole files only: concurrent workers may fetch the same weights
-
-
-def _download_named_weights(spec: FeatureSpec, path: Path) -> None:
-    import torch.hub
-
-    url = spec.torchvision_weights().url
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        torch.hub.download_url_to_file(url, str(path), progress=False)
-    except Exception as error:  # any network failure ends in the same instruction to the user
-        raise WeightsUnavailableError(
-            f"weights {spec.weights} for {spec.backbone} are not cached and could not be downloaded ({type(error).__name__}); "
-            f"put {url.rsplit('/', 1)[-1]} from {url} at {path} (TORCH_HOME={os.environ.get('TORCH_HOME', '~/.cache/torch')}) "
-            "or choose weights random:SEED"
-        ) from None
 
 
 def build_model(spec: FeatureSpec):
@@ -240,10 +37,12 @@ def build_model(spec: FeatureSpec):
         model = getattr(torchvision.models, backbone.builder)(weights=None)
     else:
         model = getattr(torchvision.models, backbone.builder)(weights=None)
-        state_dict = torch.load(spec.existing_weights_path(), map_location="cpu", weights_only=True)
+        state_dict = torch.load(weights_file(spec), map_location="cpu", weights_only=True)
         model.load_state_dict(state_dict)
     *parents, head = backbone.head.split(".")
-    owner = functools.reduce(lambda module, name: module[int(name)] if name.isdigit() else getattr(module, name), parents, model)
+    owner = functools.reduce(
+        lambda module, name: module[int(name)] if name.isdigit() else getattr(module, name), parents, model
+    )
     if head.isdigit():
         owner[int(head)] = torch.nn.Identity()
     else:
@@ -275,7 +74,7 @@ def encoded_images(column) -> list[EncodedImage | None]:
     width = np.int64 if pa.types.is_large_binary(column.type) else np.int32
     bounds = np.frombuffer(offsets, dtype=width)[column.offset : column.offset + len(column) + 1].tolist()
     view = memoryview(data if data is not None else b"").cast("B")
-    return [view[start:end] for start, end in zip(bounds, bounds[1:])]
+    return [view[start:end] for start, end in itertools.pairwise(bounds)]
 
 
 def is_jpeg(content: EncodedImage) -> bool:
@@ -301,7 +100,9 @@ class FeatureExtractor:
     `threads` threads.
     """
 
-    def __init__(self, spec: FeatureSpec, device: str = "cpu", threads: int | None = None, decode_workers: int | None = None):
+    def __init__(
+        self, spec: FeatureSpec, device: str = "cpu", threads: int | None = None, decode_workers: int | None = None
+    ):
         import torch
 
         if threads:
@@ -384,7 +185,7 @@ class FeatureExtractor:
             by_shape.setdefault(tuple(image.shape), []).append(row)
         prepared = [None] * len(images)
         for rows in by_shape.values():
-            for row, tensor in zip(rows, self.transform(torch.stack([images[row] for row in rows]))):
+            for row, tensor in zip(rows, self.transform(torch.stack([images[row] for row in rows])), strict=True):
                 prepared[row] = tensor
         return torch.stack(prepared)
 
@@ -398,7 +199,8 @@ class FeatureExtractor:
         import torch
 
         with torch.inference_mode():
-            positions, tensors = _collect(_decode_each(lambda content: self.transform(self._decode_with_pil(content)), contents))
+            decoded = _decode_each(lambda content: self.transform(self._decode_with_pil(content)), contents)
+            positions, tensors = _collect(decoded)
             inputs = torch.stack(tensors).contiguous(memory_format=torch.channels_last) if tensors else None
         return PreparedBatch(inputs, positions)
 
@@ -410,11 +212,13 @@ class FeatureExtractor:
         stream = self._decode_stream()
         with torch.cuda.stream(stream), torch.inference_mode():
             jpeg_rows = [row for row, content in enumerate(contents) if self.decodes_on_gpu(content)]
-            on_gpu = dict(zip(jpeg_rows, self._decode_jpegs_on_gpu([contents[row] for row in jpeg_rows]))) if jpeg_rows else {}
+            on_gpu = (dict(zip(jpeg_rows, self._decode_jpegs_on_gpu([contents[row] for row in jpeg_rows]), strict=True))
+                      if jpeg_rows else {})
             others = iter(_decode_each(self._decode_on_cpu, [c for row, c in enumerate(contents) if row not in on_gpu]))
             images = [on_gpu[row] if row in on_gpu else next(others) for row in range(len(contents))]
             images = [
-                image.pin_memory().to(self.device, non_blocking=True) if not isinstance(image, str) and image.device.type == "cpu" else image
+                image.pin_memory().to(self.device, non_blocking=True)
+                if not isinstance(image, str) and image.device.type == "cpu" else image
                 for image in images
             ]
             positions, decoded = _collect(images)
