@@ -1,4 +1,5 @@
-"""Print what one pipeline run did, read from the lake and the registry.
+"""What one pipeline run did, read from the lake and the registry: run_outcome() for the Airflow UI's run tab and for
+this command, which prints it.
 
     python -m imagepipe.summary [--run-id RUN_ID] [--lake-root URI]
 
@@ -13,8 +14,12 @@ import sys
 from imagepipe import settings, storage
 from imagepipe.errors import InputError
 from imagepipe.gate import explain
-from imagepipe.lake import Lake
+from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.registry import Registry, open_registry
+
+SPLITS = ("train", "validation", "test")
+# The command prints this many quarantined keys; the run tab shows them all.
+PRINTED_KEYS = 5
 
 
 def newest_run(lake: Lake) -> str:
@@ -25,43 +30,123 @@ def newest_run(lake: Lake) -> str:
     return storage.read_json(str(records[-1]))["run_id"]
 
 
-def summarize(lake: Lake, run_id: str, model_name: str) -> list[str]:
+def quarantined(lake: Lake, window_id: str, run_id: str) -> list[dict]:
+    """Key and reason of every object the run's ingest rejected, from the window's quarantine partition (a later run
+    of the same window replaces the partition: its rows carry that run's id)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store = storage.open_store(lake.quarantine)
+    partition = f"{WINDOW_COLUMN}={window_id}"
+    rows = []
+    for name in store.list(partition):
+        if name.endswith(".parquet"):
+            table = pq.read_table(pa.BufferReader(store.get(f"{partition}/{name}").data),
+                                  columns=["key", "reason", "run_id"])
+            rows += [{"key": row["key"], "reason": row["reason"]} for row in table.to_pylist()
+                     if row["run_id"] == run_id]
+    return sorted(rows, key=lambda row: row["key"])
+
+
+def split_rows(metadata: dict) -> dict[str, int]:
+    """Rows of each split the version was made from (the model is fitted on the train split alone)."""
+    per_split = metadata.get("rows") or {}
+    return {split: sum(per_split.get(split, {}).values()) for split in SPLITS}
+
+
+def run_outcome(lake: Lake, run_id: str, registry: Registry) -> dict:
+    """Everything the run decided, from its records: window, ingest counts and quarantined keys, feature rows, the
+    candidate (its split rows, test metrics, verdict), the promotion and the champion now. A step that has not run
+    (or was skipped) is None."""
     window = lake.read_run(run_id, "window")
     ingest = lake.read_run(run_id, "ingest")
+    outcome = {
+        "run_id": run_id,
+        "window": window,
+        "ingest": {**ingest, "conflicts": ingest.get("conflicts", 0)},
+        "quarantined": quarantined(lake, window["id"], run_id),
+        "quarantine_uri": lake.quarantine,
+        "features": storage.read_json(lake.run_document(run_id, "features")),
+        "candidate": None,
+        "promotion": storage.read_json(lake.run_document(run_id, "promotion")),
+        "champion": registry.champion(),
+    }
+    record = storage.read_json(lake.run_document(run_id, "candidate"))
+    if record is not None:
+        version = record["version"]
+        metadata = registry.metadata(version)
+        metrics = registry.document(version, "metrics")
+        outcome["candidate"] = {
+            "model_name": registry.model_name,
+            "version": version,
+            "rows": split_rows(metadata),
+            "metrics": None if metrics is None else metrics["candidate"],
+            "champion_metrics": None if metrics is None else metrics["champion"],
+            "verdict": registry.document(version, "verdict"),
+            "report": storage.join(registry.where, "versions", str(version), "report.html"),
+        }
+    return outcome
+
+
+def promotion_line(outcome: dict) -> str | None:
+    """What the promotion did, or why there was none; None before the candidate's verdict."""
+    promotion, candidate = outcome["promotion"], outcome["candidate"]
+    if promotion is not None:
+        version = promotion["version"]
+        if promotion.get("skipped"):
+            return f"version {version} not promoted: {promotion['skipped']}"
+        if not promotion["changed"]:
+            return f"version {version} is champion (it already was)"
+        previous = promotion.get("previous")
+        return f"version {version} became champion (was {'none' if previous is None else f'version {previous}'})"
+    if candidate is None or candidate["verdict"] is None:
+        return None
+    if candidate["verdict"]["passed"]:
+        return f"version {candidate['version']} passed its gate; promotion has not run yet"
+    return f"version {candidate['version']} not promoted: its gate failed"
+
+
+def summarize(outcome: dict) -> list[str]:
+    window, ingest = outcome["window"], outcome["ingest"]
     rejected = ", ".join(f"{kind}={count}" for kind, count in ingest["rejected"].items()) or "none"
     lines = [
-        f"run:              {run_id}",
+        f"run:              {outcome['run_id']}",
         f"window:           [{window['start']}, {window['end']})",
         f"images ingested:  {ingest['ingested']} new (listed {ingest['listed']}, duplicates {ingest['duplicates']}, "
         f"unlabeled {ingest['unlabeled']})",
+        f"label conflicts:  {ingest['conflicts']}",
         f"images rejected:  {sum(ingest['rejected'].values())} ({rejected})",
     ]
-    registry = open_registry(model_name, lake_root=lake.root)
-    features = storage.read_json(lake.run_document(run_id, "features"))
+    keys = outcome["quarantined"]
+    if keys:
+        lines.append(f"quarantined:      {len(keys)} objects (rejected or label conflicts) in "
+                     f"{outcome['quarantine_uri']}")
+        lines += [f"                  {row['key']}: {row['reason']}" for row in keys[:PRINTED_KEYS]]
+        if len(keys) > PRINTED_KEYS:
+            lines.append(f"                  ... and {len(keys) - PRINTED_KEYS} more")
+    features = outcome["features"]
     if features is None:
-        return lines + ["skipped:          no new images in the window, so no features, training or evaluation",
-                        _champion_line(registry)]
-    lines.append(f"feature rows:     {features['rows']} computed this run in {features['fingerprint']}")
-    version = lake.read_run(run_id, "candidate")["version"]
-    metadata = registry.metadata(version)
-    metrics = registry.document(version, "metrics")
-    verdict = registry.document(version, "verdict")
-    trained_on = sum(sum(per_class.values()) for per_class in metadata["rows"].values())
-    lines.append(f"candidate:        {model_name} version {version}, trained on {trained_on} feature rows")
-    if metrics is not None:
-        candidate = metrics["candidate"]
-        lines.append(f"test accuracy:    {candidate['accuracy']:.4f} (macro-F1 {candidate['macro_f1']:.4f}) on "
-                     f"{candidate['rows']} held-out images")
-        lines.append(f"report:           {storage.join(registry.where, 'versions', str(version), 'report.html')}")
-    if verdict is not None:
-        lines.append(f"gate verdict:     {'PASSED' if verdict['passed'] else 'FAILED'}")
-        lines.extend(f"                  {line}" for line in explain(verdict))
-    return lines + [_champion_line(registry)]
-
-
-def _champion_line(registry: Registry) -> str:
-    champion = registry.champion_version()
-    return f"champion:         {'none' if champion is None else f'version {champion}'}"
+        lines.append("skipped:          no new images in the window, so no features, training or evaluation")
+    else:
+        lines.append(f"feature rows:     {features['rows']} computed this run in {features['fingerprint']}")
+    candidate = outcome["candidate"]
+    if candidate is not None:
+        rows = candidate["rows"]
+        lines.append(f"candidate:        {candidate['model_name']} version {candidate['version']}, trained on "
+                     f"{rows['train']} rows (validation {rows['validation']}, test {rows['test']})")
+        metrics = candidate["metrics"]
+        if metrics is not None:
+            lines.append(f"test accuracy:    {metrics['accuracy']:.4f} (macro-F1 {metrics['macro_f1']:.4f}) on "
+                         f"{metrics['rows']} held-out images")
+            lines.append(f"report:           {candidate['report']}")
+        if candidate["verdict"] is not None:
+            lines.append(f"gate verdict:     {'PASSED' if candidate['verdict']['passed'] else 'FAILED'}")
+            lines.extend(f"                  {line}" for line in explain(candidate["verdict"]))
+    promotion = promotion_line(outcome)
+    if promotion is not None:
+        lines.append(f"promotion:        {promotion}")
+    champion = None if outcome["champion"] is None else outcome["champion"]["version"]
+    return lines + [f"champion:         {'none' if champion is None else f'version {champion}'}"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -72,7 +157,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     lake = Lake(args.lake_root)
     try:
-        print("\n".join(summarize(lake, args.run_id or newest_run(lake), args.model_name)))
+        outcome = run_outcome(lake, args.run_id or newest_run(lake), open_registry(args.model_name,
+                                                                                   lake_root=lake.root))
+        print("\n".join(summarize(outcome)))
     except InputError as error:
         sys.exit(f"summary: error: {error}")
 

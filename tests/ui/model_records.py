@@ -1,0 +1,126 @@
+"""A lake and a registry as pipeline runs leave them, written through the library's own code (Lake.write_run, the
+registry's versions, promotion and rollback, the report's HTML and confusion matrix, the gate's verdict), with a
+label named like a script and a quarantined key to match: what the UI's tests read.
+
+    run 1 (scheduled__2026-11-20): version 1 passes, becomes champion
+    run 2 (scheduled__2026-11-21): version 2 fails its gate (accuracy under 0.8), not promoted; ingest rejected two
+                                   objects and quarantined two with conflicting labels
+    run 3 (manual__2026-11-22...): version 3 passes, becomes champion; then alice rolls back to version 1
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from imagepipe import report, storage
+from imagepipe.gate import Thresholds, decide
+from imagepipe.lake import WINDOW_COLUMN, Lake
+from imagepipe.registry import Registry
+from imagepipe.windows import Window, parse_timestamp
+
+MODEL = "image_classifier"
+HOSTILE = "<script>alert(1)</script>"
+LABELS = ["beach", "forest", HOSTILE]
+FINGERPRINT = "resnet18-0123456789abcdef"
+RUNS = ("scheduled__2026-11-20T00:00:00+00:00", "scheduled__2026-11-21T00:00:00+00:00",
+        "manual__2026-11-22T10:15:30.123456+00:00")
+WINDOWS = (("2026-11-19T00:00:00+00:00", "2026-11-20T00:00:00+00:00"),
+           ("2026-11-20T00:00:00+00:00", "2026-11-21T00:00:00+00:00"),
+           ("2026-11-21T00:00:00+00:00", "2026-11-22T10:15:30.123456+00:00"))
+ROLLBACK_REASON = "version 3 mislabels <b>forest</b> at night"
+QUARANTINED = [  # run 2's rejected objects: (key, reason)
+    ("images/beach/broken.jpg", "undecodable: cannot identify image file"),
+    (f"images/{HOSTILE}/tiny.png", "too small: 8x8 is under min_side 32"),
+    ("images/beach/same.jpg", "conflicting labels: same content labelled beach, forest"),
+    ("images/forest/same.jpg", "conflicting labels: same content labelled beach, forest"),
+]
+
+
+@dataclass(frozen=True)
+class Records:
+    lake: Lake
+    registry: Registry
+
+    def run(self, index: int) -> str:
+        return RUNS[index - 1]
+
+
+def _metrics(accuracy: float) -> dict:
+    """A candidate's test metrics as evaluate_model writes them: 40 test images, per class and the matrix."""
+    right = round(accuracy * 40)
+    diagonal = [right // 3 + (1 if index < right % 3 else 0) for index in range(3)]
+    counts = [[diagonal[row] if column == row else 0 for column in range(3)] for row in range(3)]
+    counts[0][1] += 40 - right  # every error: a beach taken for a forest
+    per_class = {label: {"precision": accuracy, "recall": accuracy, "f1": accuracy, "support": sum(counts[i])}
+                 for i, label in enumerate(LABELS)}
+    return {"rows": 40, "accuracy": accuracy, "macro_f1": accuracy - 0.02, "weighted_f1": accuracy - 0.01,
+            "per_class": per_class, "confusion_matrix": {"labels": LABELS, "counts": counts}, "log_loss": 0.4}
+
+
+def _train_version(registry: Registry, run_id: str, accuracy: float) -> int:
+    """What train_classifier and evaluate_model write into a new version (the Spark model aside)."""
+    version = registry.allocate_version(run_id)
+    rows = {"train": {label: 100 + index for index, label in enumerate(LABELS)},
+            "validation": {label: 12 for label in LABELS}, "test": dict(zip(LABELS, [14, 13, 13], strict=True))}
+    metadata = {"version": version, "model_name": MODEL, "labels": LABELS, "fingerprint": FINGERPRINT,
+                "preprocessing": ["exif_transpose"], "model": {"classifier": "logistic_regression"},
+                "hyperparameters": {"reg_param": 0.01}, "rows": rows, "run_id": run_id,
+                "dag_id": "image_classifier_pipeline"}
+    registry.write_document(version, "metadata", metadata)
+    champion_version = registry.champion_version()
+    champion = None if champion_version is None else {
+        **registry.document(champion_version, "metrics")["candidate"], "version": champion_version}
+    candidate = _metrics(accuracy)
+    registry.write_document(version, "metrics",
+                            {"candidate": candidate, "champion": champion, "champion_version": champion_version})
+    verdict = decide(candidate, champion, Thresholds())
+    verdict.update({"candidate_version": version, "champion_version": champion_version, "run_id": run_id})
+    registry.write_file(version, "report.html", report.html_page(metadata, candidate, champion, verdict).encode())
+    registry.write_file(version, "confusion_matrix.png",
+                        report.confusion_matrix_png(version, candidate["confusion_matrix"]))
+    registry.write_document(version, "verdict", verdict)
+    return version
+
+
+def _write_quarantine(lake: Lake, window: Window, run_id: str) -> None:
+    """The window's quarantine partition, one Parquet file with ingest's quarantine columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"key": [key for key, _ in QUARANTINED], "etag": ["0" * 32] * len(QUARANTINED),
+                      "size": [100] * len(QUARANTINED), "reason": [reason for _, reason in QUARANTINED],
+                      "run_id": [run_id] * len(QUARANTINED)})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    storage.open_store(lake.quarantine).put(f"{WINDOW_COLUMN}={window.id}/part-00000-test.snappy.parquet",
+                                            buffer.getvalue())
+
+
+def _record_run(lake: Lake, registry: Registry, index: int, version: int, promoted: bool) -> None:
+    run_id = RUNS[index]
+    window = Window(*(parse_timestamp(text) for text in WINDOWS[index]))
+    lake.write_run(run_id, "window", {**window.to_json(), "run_id": run_id})
+    rejected = {"undecodable": 1, "too small": 1} if index == 1 else {}
+    lake.write_run(run_id, "ingest", {
+        "window": window.to_json(), "listed": 130, "outside_window": 0, "unlabeled": 3, "fetched": 127,
+        "ingested": 120, "duplicates": 5 - (2 if index == 1 else 0), "conflicts": 2 if index == 1 else 0,
+        "rejected": rejected, "labels": {label: 40 for label in LABELS}})
+    if index == 1:
+        _write_quarantine(lake, window, run_id)
+    lake.write_run(run_id, "features", {"fingerprint": FINGERPRINT, "rows": 120})
+    lake.write_run(run_id, "candidate", {"version": version, "model_name": MODEL})
+    if promoted:
+        previous = registry.champion_version()
+        changed = registry.promote(version, previous, run_id, "verdict passed")
+        lake.write_run(run_id, "promotion", {"version": version, "previous": previous, "changed": changed})
+
+
+def build(lake_root: str, registry_uri: str | None = None) -> Records:
+    lake = Lake(lake_root)
+    registry = Registry(registry_uri or lake.registry, MODEL)
+    for index, (accuracy, promoted) in enumerate([(0.9, True), (0.6, False), (0.95, True)]):
+        version = _train_version(registry, RUNS[index], accuracy)
+        _record_run(lake, registry, index, version, promoted)
+    registry.rollback(ROLLBACK_REASON, to=1, user="alice")
+    return Records(lake, registry)
