@@ -22,9 +22,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 
-from imagepipe import assets, orchestration, settings
+from imagepipe import assets, orchestration, params, settings
 from imagepipe.spark_submit import SparkJobOperator
 
 LAKE_ROOT = settings.lake_root()
@@ -42,24 +42,7 @@ with DAG(
     tags=["imagepipe", "spark", "ml", "scoring"],
     default_args=orchestration.task_defaults(execution_timeout=timedelta(hours=2)),
     user_defined_macros={"s3_endpoint_url": orchestration.s3_endpoint_url},
-    params={
-        "source_uri": Param(
-            settings.default_scoring_uri(), type="string", pattern=r"^s3a?://[^/]+/.*$", title="Images to label",
-            description="S3 prefix of the unlabelled images, e.g. s3://bucket/inbox/; every object under it is scored.",
-        ),
-        "window_start": Param(
-            None, type=["null", "string"], format="date-time", title="Modified from",
-            description="Score only objects modified at or after this instant. Empty: from the first.",
-        ),
-        "window_end": Param(
-            None, type=["null", "string"], format="date-time", title="Modified before",
-            description="Score only objects modified before this instant. Empty: up to the listing.",
-        ),
-        "model_name": Param(
-            MODEL_NAME, type="string", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", title="Model",
-            description="Registry model whose champion labels the images.",
-        ),
-    },
+    params=params.dag_params(params.SCORE),
 ) as dag:
     SparkJobOperator(
         task_id="score",
@@ -68,9 +51,7 @@ with DAG(
         conn_id="spark_default",
         application_args=[
             "--run-id", "{{ run_id }}", "--lake-root", LAKE_ROOT, "--registry-uri", REGISTRY_URI,
-            "--model-name", "{{ params.model_name }}", "--source-uri", "{{ params.source_uri }}",
-            "--window-start", "{{ params.window_start or '' }}", "--window-end", "{{ params.window_end or '' }}",
-            "--endpoint-url", "{{ s3_endpoint_url() }}",
+            "--endpoint-url", "{{ s3_endpoint_url() }}", *params.SCORE.arguments(),
         ],
         doc_md=orchestration.job_doc(JOB),
         outlets=[assets.predictions(LAKE_ROOT, MODEL_NAME)],

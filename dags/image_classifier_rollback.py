@@ -17,9 +17,9 @@ import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, task
 
-from imagepipe import assets, orchestration, settings
+from imagepipe import assets, orchestration, params, settings
 
 REGISTRY_URI = settings.registry_uri()
 MODEL_NAME = settings.DEFAULT_MODEL_NAME
@@ -36,16 +36,7 @@ with DAG(
     max_active_runs=1,
     tags=["imagepipe", "ml", "registry"],
     default_args=orchestration.task_defaults(execution_timeout=timedelta(minutes=15)),
-    params={
-        "target_version": Param(
-            None, type=["null", "integer"], minimum=1, title="Target version",
-            description="Version to make champion again. Empty: the version that was champion before the current one.",
-        ),
-        "reason": Param(
-            type="string", minLength=5, title="Reason",
-            description="Why the champion is rolled back; recorded in the promotion history.",
-        ),
-    },
+    params=params.dag_params(*params.ROLLBACK),
 ) as dag:
 
     @task(task_id="rollback", outlets=[CHAMPION])

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import logging
 
-from imagepipe import cli, report, storage
+from imagepipe import cli, params, report, storage
 from imagepipe.errors import InputError
 from imagepipe.evaluation import classification_metrics, score
 from imagepipe.features import FEATURE_COLUMNS, extract_features, feature_space_spec, split_failures
-from imagepipe.gate import COMPARABLE_METRICS, Thresholds, decide, explain
+from imagepipe.gate import Thresholds, decide, explain
 from imagepipe.lake import Lake
 from imagepipe.registry import open_registry
 from imagepipe.spark import get_spark
@@ -19,38 +19,17 @@ from imagepipe.training import split_features
 from imagepipe.windows import Window
 
 log = logging.getLogger("evaluate_model")
-DEFAULTS = Thresholds()
 
 
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("evaluate_model", __doc__, "the run must have trained a candidate")
     cli.add_model_name(parser)
-    off = " ('none' switches it off)"
-    fraction = cli.optional(cli.FRACTION)
-    parser.add_argument("--min-accuracy", type=fraction, default=DEFAULTS.min_accuracy,
-                        help=f"lowest test accuracy (default: %(default)s){off}")
-    parser.add_argument("--min-macro-f1", type=fraction, default=DEFAULTS.min_macro_f1,
-                        help=f"lowest macro-averaged F1 (default: %(default)s){off}")
-    parser.add_argument("--min-class-recall", type=fraction, default=DEFAULTS.min_class_recall,
-                        help=f"lowest recall of any class with test images (default: %(default)s){off}")
-    parser.add_argument("--min-test-images", type=cli.POSITIVE_INT, default=DEFAULTS.min_test_images,
-                        help="fewest test images a verdict may rest on (default: %(default)s)")
-    parser.add_argument("--compare-metric", choices=COMPARABLE_METRICS, default=DEFAULTS.compare_metric,
-                        help="metric compared with the champion's (default: %(default)s)")
-    parser.add_argument("--max-drop", type=fraction, default=DEFAULTS.max_drop,
-                        help=f"how far below the champion the candidate may fall, absolute (default: %(default)s){off}")
-    parser.add_argument("--max-relative-drop", type=fraction, default=DEFAULTS.max_relative_drop,
-                        help=f"the same as a fraction of the champion's value (default: %(default)s){off}")
-    parser.add_argument("--min-gain", type=fraction, default=DEFAULTS.min_gain,
-                        help=f"how far above the champion the candidate must be (default: %(default)s){off}")
+    params.EVALUATE.add_to(parser)
     return parser.parse_args(argv)
 
 
 def thresholds(args) -> Thresholds:
-    return Thresholds(min_accuracy=args.min_accuracy, min_macro_f1=args.min_macro_f1,
-                      min_class_recall=args.min_class_recall, min_test_images=args.min_test_images,
-                      compare_metric=args.compare_metric, max_drop=args.max_drop,
-                      max_relative_drop=args.max_relative_drop, min_gain=args.min_gain)
+    return Thresholds(**{param.name: getattr(args, param.name) for param in params.EVALUATE.params})
 
 
 def test_split(spark, lake: Lake, fingerprint: str, window_end_id: str):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
-from imagepipe import cli, settings, storage
-from imagepipe.featurizer import BACKBONES, FeatureSpec
+from imagepipe import cli, params, storage
+from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.weights import resolve_weights
 from imagepipe.features import (
     FEATURE_SPACE_DOCUMENT,
@@ -21,7 +21,7 @@ from imagepipe.features import (
     windows_to_featurize,
 )
 from imagepipe.lake import WINDOW_COLUMN, Lake
-from imagepipe.preprocessing import ALLOWED, DEFAULT_STEPS, parse_steps
+from imagepipe.preprocessing import parse_steps
 from imagepipe.spark import get_spark, read_table
 
 log = logging.getLogger("extract_features")
@@ -29,27 +29,9 @@ log = logging.getLogger("extract_features")
 
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("extract_features", __doc__, "the run's ingest must have recorded its window")
-    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="resnet18")
-    parser.add_argument(
-        "--weights",
-        default=settings.default_weights(),
-        help="torchvision weights name (DEFAULT, IMAGENET1K_V1, ...), a state-dict file, or random:SEED (default: %(default)s)",
-    )
-    parser.add_argument("--image-size", type=cli.POSITIVE_INT, help="input crop size")
-    parser.add_argument(
-        "--preprocessing",
-        default=",".join(DEFAULT_STEPS),
-        help=f"comma-separated image steps before the backbone's transforms, in order, from {ALLOWED}; "
-        "empty for none (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=cli.POSITIVE_INT,
-        default=64,
-        help="images per Arrow batch handed to the backbone (default: %(default)s)",
-    )
+    params.EXTRACT.add_to(parser)
     args = parser.parse_args(argv)
-    try:
+    try:  # what one field's schema cannot say: the step order, a backbone's fixed input size
         args.spec = FeatureSpec(args.backbone, args.weights, args.image_size, parse_steps(args.preprocessing))
     except ValueError as error:
         parser.error(str(error))

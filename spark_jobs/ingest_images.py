@@ -14,7 +14,7 @@ import os
 import time
 from datetime import datetime, timezone
 
-from imagepipe import cli, storage
+from imagepipe import cli, params, storage
 from imagepipe.errors import InputError
 from imagepipe.images import ValidationBounds
 from imagepipe.ingest import (
@@ -39,31 +39,14 @@ log = logging.getLogger("ingest_images")
 
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("ingest_images", __doc__, "names this run's records in the lake")
-    parser.add_argument("--source-uri", required=True, type=cli.S3_URI)
     parser.add_argument("--window-end", required=True, type=cli.checked(parse_timestamp, "an ISO-8601 timestamp"))
     parser.add_argument(
         "--window-start",
         default=WATERMARK,
         help="ISO-8601 timestamp, or 'watermark' (default): where the last successful ingest ended",
     )
-    parser.add_argument(
-        "--label-manifest",
-        help="CSV (key,label) or JSON Lines file, local or s3://, giving each object's label instead of its folder",
-    )
     parser.add_argument("--endpoint-url", help="S3 endpoint (default, also when empty: AWS_ENDPOINT_URL)")
-    parser.add_argument("--min-side", type=cli.POSITIVE_INT, default=ValidationBounds.min_side)
-    parser.add_argument("--max-side", type=cli.POSITIVE_INT, default=ValidationBounds.max_side)
-    parser.add_argument("--max-pixels", type=cli.POSITIVE_INT, default=ValidationBounds.max_pixels)
-    parser.add_argument(
-        "--max-rejected-fraction", type=cli.FRACTION, default=0.2,
-        help="fail the run when more of the window's objects are rejected (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--fetch-threads",
-        type=cli.POSITIVE_INT,
-        default=16,
-        help="concurrent object fetches per Spark task (and connections in its pool)",
-    )
+    params.INGEST.add_to(parser)
     args = parser.parse_args(argv)
     args.endpoint_url = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
     if args.window_start != WATERMARK:

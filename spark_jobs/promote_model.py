@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 
-from imagepipe import cli
+from imagepipe import cli, params
 from imagepipe.errors import InputError
 from imagepipe.gate import explain
 from imagepipe.lake import Lake
@@ -36,10 +36,7 @@ def parse_args(argv: list[str] | None):
         "--run-type", default="manual", type=cli.checked(_run_type, "an Airflow run type's name"),
         help="Airflow run type (manual, scheduled, backfill, ...); backfill runs keep the champion (default: %(default)s)",
     )
-    parser.add_argument(
-        "--promote-on-backfill", type=cli.BOOLEAN, nargs="?", const=True, default=False,
-        help="let a backfill run move the champion (default: false)",
-    )
+    params.PROMOTE.add_to(parser)
     parser.add_argument(
         "--force-reason", default="",
         help="promote even though the verdict failed, recording this reason in the history as a forced promotion",

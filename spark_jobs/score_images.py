@@ -15,7 +15,7 @@ import os
 import time
 from datetime import datetime, timezone
 
-from imagepipe import cli, storage
+from imagepipe import cli, params, storage
 from imagepipe.classifiers import PREDICTED_LABEL
 from imagepipe.errors import InputError
 from imagepipe.features import feature_space_spec
@@ -33,18 +33,13 @@ log = logging.getLogger("score_images")
 
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("score_images", __doc__, "names this run's predictions partition and report")
-    cli.add_model_name(parser)
-    parser.add_argument("--source-uri", required=True, type=cli.S3_URI, help="s3://bucket/prefix/ of the images to label")
-    timestamp = cli.optional(cli.checked(parse_timestamp, "an ISO-8601 timestamp"))
-    parser.add_argument("--window-start", type=timestamp, help="only objects modified at or after this instant")
-    parser.add_argument("--window-end", type=timestamp, help="only objects modified before this instant")
+    params.SCORE.add_to(parser)
+    cli.add_registry(parser)
     parser.add_argument("--endpoint-url", help="S3 endpoint (default, also when empty: AWS_ENDPOINT_URL)")
-    parser.add_argument("--fetch-threads", type=cli.POSITIVE_INT, default=16,
-                        help="concurrent object fetches per Spark task (default: %(default)s)")
-    parser.add_argument("--batch-size", type=cli.POSITIVE_INT, default=64,
-                        help="images per Arrow batch handed to the backbone (default: %(default)s)")
     args = parser.parse_args(argv)
     args.endpoint_url = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    args.window_start, args.window_end = (None if text is None else parse_timestamp(text)
+                                          for text in (args.window_start, args.window_end))
     return args
 
 

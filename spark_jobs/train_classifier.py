@@ -8,14 +8,13 @@ as a new immutable registry version with its lineage; a retry of the same run re
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from datetime import timedelta
 
-from imagepipe import cli, settings, storage
-from imagepipe.classifiers import CLASS_WEIGHTS, CLASSIFIERS, check_transforms_fit, model_spec
+from imagepipe import cli, params, settings, storage
+from imagepipe.classifiers import check_transforms_fit, model_spec
 from imagepipe.evaluation import classification_metrics, score
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.registry import open_registry
@@ -36,39 +35,16 @@ log = logging.getLogger("train_classifier")
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("train_classifier", __doc__, "the run's features must be extracted")
     cli.add_model_name(parser)
-    parser.add_argument("--classifier", choices=sorted(CLASSIFIERS), default="logistic_regression")
-    parser.add_argument(
-        "--hyperparameters", type=cli.checked(json.loads, "a JSON object"), default={},
-        help='JSON object of hyperparameters; a list of values is a grid to select from, e.g. {"reg_param": [0.001, 0.01]}',
-    )
-    parser.add_argument(
-        "--feature-transforms", default="",
-        help="comma-separated transforms applied inside the model before the classifier: standard_scaler, normalizer, pca:K",
-    )
-    parser.add_argument("--class-weights", choices=CLASS_WEIGHTS, default="none",
-                        help="balanced: weigh classes inversely to their training images (default: %(default)s)")
-    parser.add_argument("--selection-folds", type=cli.POSITIVE_INT, default=3,
-                        help="cross-validation folds when the grid has several points (default: %(default)s)")
-    parser.add_argument("--training-days", type=cli.optional(cli.POSITIVE_INT), default=None,
-                        help="train only on windows that ended in the last N days before the run's window end")
-    parser.add_argument(
-        "--min-examples-per-class", type=cli.POSITIVE_INT, default=5,
-        help="refuse to train when a class has fewer training images (default: %(default)s)",
-    )
-    args = parser.parse_args(argv)
-    if not isinstance(args.hyperparameters, dict):
-        parser.error(f"argument --hyperparameters: {json.dumps(args.hyperparameters)} is not a JSON object")
-    if args.selection_folds < 2:
-        parser.error("argument --selection-folds: use 2 or more")
-    return args
+    params.TRAIN.add_to(parser)
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     from pyspark.sql import functions as F
 
     args = parse_args(argv)
-    transforms = [item for item in args.feature_transforms.split(",") if item.strip()]
-    spec = model_spec(args.classifier, args.hyperparameters, transforms, args.class_weights, args.selection_folds)
+    spec = model_spec(args.classifier, args.hyperparameters, args.feature_transforms, args.class_weights,
+                      args.selection_folds)
     lake = Lake(args.lake_root)
     registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
     window = Window.from_json(lake.read_run(args.run_id, "window"))

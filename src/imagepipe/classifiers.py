@@ -26,31 +26,42 @@ WEIGHT_COLUMN = "class_weight"
 FOLD_COLUMN = "fold"
 
 
+def _number_or_axis(value_type: str, **bounds) -> dict:
+    """JSON Schema of a hyperparameter that takes one number within bounds, or a non-empty list of them (a grid
+    axis). Each keyword applies to its own JSON type: the bounds to the number, minItems and items to the list."""
+    return {"type": [value_type, "array"], **bounds, "minItems": 1, "items": {"type": value_type, **bounds}}
+
+
 @dataclass(frozen=True)
 class Hyperparameter:
     mllib_name: str
-    kind: type  # int, float, or list (of positive ints: hidden layer widths)
-    default: object
-    minimum: float | None = None
-    maximum: float | None = None
+    schema: dict  # JSON Schema of its value: the trigger form and the train job validate against it (imagepipe.params)
 
-    def check(self, name: str, classifier: str, value):
-        where = f"hyperparameter {name}={value!r} of {classifier}"
-        if self.kind is list:
-            if not (isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)):
-                raise InputError(f"{where}: give the hidden layer widths as a list of positive integers, e.g. [256, 64]")
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (self.kind is int and not float(value).is_integer()):
-            raise InputError(f"{where}: must be {'an integer' if self.kind is int else 'a number'}")
-        if self.minimum is not None and value < self.minimum or self.maximum is not None and value > self.maximum:
-            bounds = f"between {self.minimum:g} and {self.maximum:g}" if self.maximum is not None else f">= {self.minimum:g}"
-            raise InputError(f"{where}: must be {bounds}")
-        return self.kind(value)
+    @property
+    def takes_a_list(self) -> bool:
+        """One value is itself a list (hidden layer widths), so a grid axis is a list of lists."""
+        return self.schema["type"] == "array"
+
+
+HIDDEN_LAYERS_SCHEMA = {
+    # One network's widths, [256, 64], or a grid axis of them, [[128], [256, 64]]: each item a width or a list.
+    "type": "array", "minItems": 1,
+    "items": {"type": ["integer", "array"], "minimum": 1, "minItems": 1, "items": {"type": "integer", "minimum": 1}},
+}
+HYPERPARAMETERS: dict[str, Hyperparameter] = {
+    "reg_param": Hyperparameter("regParam", _number_or_axis("number", minimum=0)),
+    "elastic_net_param": Hyperparameter("elasticNetParam", _number_or_axis("number", minimum=0, maximum=1)),
+    "max_iter": Hyperparameter("maxIter", _number_or_axis("integer", minimum=1)),
+    "num_trees": Hyperparameter("numTrees", _number_or_axis("integer", minimum=1)),
+    "max_depth": Hyperparameter("maxDepth", _number_or_axis("integer", minimum=0, maximum=30)),  # MLlib's own limit
+    "step_size": Hyperparameter("stepSize", _number_or_axis("number", exclusiveMinimum=0)),
+    "hidden_layers": Hyperparameter("layers", HIDDEN_LAYERS_SCHEMA),
+}
 
 
 @dataclass(frozen=True)
 class ClassifierKind:
-    hyperparameters: dict[str, Hyperparameter]
+    defaults: dict[str, object]  # the hyperparameters it takes (HYPERPARAMETERS) and their default values
     class_weights: bool  # MLlib takes a weight column for this classifier
     needs_scaling: bool  # no standardisation of its own: a StandardScaler goes in front
     # MLlib stacks the training rows into blocks that it stores sparse when a third or more of the values are zero,
@@ -60,29 +71,19 @@ class ClassifierKind:
     centres_features: bool = False
 
 
-REG_PARAM = Hyperparameter("regParam", float, 0.01, minimum=0)
 CLASSIFIERS: dict[str, ClassifierKind] = {
     "logistic_regression": ClassifierKind(
-        {"reg_param": REG_PARAM, "elastic_net_param": Hyperparameter("elasticNetParam", float, 0.0, 0, 1),
-         "max_iter": Hyperparameter("maxIter", int, 100, 1, 10000)},
+        {"reg_param": 0.01, "elastic_net_param": 0.0, "max_iter": 100},
         class_weights=True, needs_scaling=False, centres_features=True,
     ),
-    "linear_svc": ClassifierKind(
-        {"reg_param": REG_PARAM, "max_iter": Hyperparameter("maxIter", int, 100, 1, 10000)},
-        class_weights=True, needs_scaling=False,
-    ),
-    "random_forest": ClassifierKind(
-        {"num_trees": Hyperparameter("numTrees", int, 50, 1, 1000), "max_depth": Hyperparameter("maxDepth", int, 8, 1, 30)},
-        class_weights=True, needs_scaling=False,
-    ),
+    "linear_svc": ClassifierKind({"reg_param": 0.01, "max_iter": 100}, class_weights=True, needs_scaling=False),
+    "random_forest": ClassifierKind({"num_trees": 50, "max_depth": 8}, class_weights=True, needs_scaling=False),
     "mlp": ClassifierKind(
-        {"hidden_layers": Hyperparameter("layers", list, [128]), "max_iter": Hyperparameter("maxIter", int, 200, 1, 10000),
-         "step_size": Hyperparameter("stepSize", float, 0.03, minimum=1e-9)},
-        class_weights=False, needs_scaling=True,
+        {"hidden_layers": [128], "max_iter": 200, "step_size": 0.03}, class_weights=False, needs_scaling=True,
     ),
 }
-HYPERPARAMETER_NAMES = sorted({name for kind in CLASSIFIERS.values() for name in kind.hyperparameters})
 TRANSFORMS = ("standard_scaler", "normalizer", "pca")
+TRANSFORM_PATTERN = r"^(standard_scaler|normalizer|pca:[1-9][0-9]*)$"  # one item of feature_transforms
 CLASS_WEIGHTS = ("none", "balanced")
 
 
@@ -120,23 +121,37 @@ def fitted_transforms(spec: ModelSpec) -> list[tuple[str, int | None]]:
 def hyperparameter_grid(classifier: str, hyperparameters: dict) -> list[dict]:
     """Every combination of the given values, each a full point (defaults filled in), in a stable order.
 
-    A list value is a grid axis; for hidden_layers (itself a list) a list of lists is the axis.
+    Each value has passed its hyperparameter's schema (the train job checks them at parse); what is checked here is
+    what one value's schema cannot say: which hyperparameters the classifier takes, and that a list of hidden layers
+    is either one network's widths or a grid of them. A list value is a grid axis; for hidden_layers (itself a list)
+    a list of lists is the axis.
     """
     if classifier not in CLASSIFIERS:
         raise InputError(f"classifier {classifier!r} is unknown; use one of {', '.join(CLASSIFIERS)}")
-    known = CLASSIFIERS[classifier].hyperparameters
-    unknown = sorted(set(hyperparameters) - set(known))
+    defaults = CLASSIFIERS[classifier].defaults
+    unknown = sorted(set(hyperparameters) - set(defaults))
     if unknown:
-        raise InputError(f"hyperparameter {', '.join(unknown)} does not apply to {classifier}; it takes {', '.join(sorted(known))}")
+        raise InputError(f"hyperparameter {', '.join(unknown)} does not apply to {classifier}; it takes {', '.join(sorted(defaults))}")
     axes = {}
-    for name, spec in known.items():
-        value = hyperparameters.get(name, spec.default)
-        is_axis = isinstance(value, list) and (spec.kind is not list or (value and isinstance(value[0], list)))
-        values = value if is_axis else [value]
-        if not values:
-            raise InputError(f"hyperparameter {name} of {classifier} has an empty list of values; give at least one")
-        axes[name] = [spec.check(name, classifier, v) for v in values]
+    for name, default in defaults.items():
+        value = hyperparameters.get(name, default)
+        if HYPERPARAMETERS[name].takes_a_list:
+            kinds = {isinstance(item, list) for item in value}
+            if len(kinds) > 1:
+                raise InputError(f"hyperparameter {name}={value!r} of {classifier} mixes widths and lists of widths; "
+                                 "give [256, 64] for one network or [[128], [256, 64]] for a grid")
+            values = value if kinds == {True} else [value]
+        else:
+            values = value if isinstance(value, list) else [value]
+        axes[name] = [_as_mllib_value(HYPERPARAMETERS[name].schema, v) for v in values]
     return [dict(zip(axes, point)) for point in itertools.product(*axes.values())]
+
+
+def _as_mllib_value(schema: dict, value):
+    """The value as the Python type MLlib's param takes: a JSON integer may arrive as 50.0, a rate as 1."""
+    if isinstance(value, list):
+        return [_as_mllib_value(schema["items"], item) for item in value]
+    return int(value) if "integer" in schema["type"] else float(value)
 
 
 def parse_feature_transforms(items: list[str]) -> list[tuple[str, int | None]]:
@@ -213,12 +228,11 @@ def build_pipeline(spec: ModelSpec, indexer_model, feature_dimension: int):
     feature_stages, features_column = transform_stages(spec)
     columns = {"featuresCol": features_column, "labelCol": LABEL_INDEX}
     weights = {"weightCol": WEIGHT_COLUMN} if spec.class_weights == "balanced" else {}
-    known = CLASSIFIERS[spec.classifier].hyperparameters
 
     def mllib_params(estimator, point: dict) -> dict:
         if spec.classifier == "mlp":
             point = {**point, "hidden_layers": [output_dimension(spec, feature_dimension), *point["hidden_layers"], len(labels)]}
-        return {estimator.getParam(known[name].mllib_name): value for name, value in point.items()}
+        return {estimator.getParam(HYPERPARAMETERS[name].mllib_name): value for name, value in point.items()}
 
     if spec.classifier == "logistic_regression":
         classifier = LogisticRegression(family="multinomial", **columns, **weights)

@@ -7,9 +7,8 @@ import logging
 import sys
 from collections.abc import Callable
 
-from imagepipe import settings
+from imagepipe import params, settings
 from imagepipe.errors import REFUSED, InputError
-from imagepipe.object_store import parse_s3_uri
 
 
 class JobArgumentParser(argparse.ArgumentParser):
@@ -38,36 +37,8 @@ def positive_int(text: str) -> int:
     return value
 
 
-def fraction(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError("must be between 0 and 1")
-    return value
-
-
-def boolean(text: str) -> bool:
-    """true/false in any case, as Airflow renders a boolean param (True/False)."""
-    value = text.strip().lower()
-    if value not in ("true", "false"):
-        raise ValueError("use true or false")
-    return value == "true"
-
-
-def s3_uri(text: str) -> str:
-    parse_s3_uri(text)
-    return text
-
-
-# argparse types for the jobs' numeric, boolean and S3 options
+# argparse type of the registry CLI's version numbers (the jobs' run parameters carry their schemas: imagepipe.params)
 POSITIVE_INT = checked(positive_int, "a positive integer")
-FRACTION = checked(fraction, "a fraction")
-BOOLEAN = checked(boolean, "true or false")
-S3_URI = checked(s3_uri, "an s3://bucket/prefix/ URI")
-
-
-def optional(convert: Callable[[str], object]) -> Callable[[str], object]:
-    """An argparse type where 'none' (any case; what Airflow renders for a null param) or '' means switched off."""
-    return lambda text: None if text.strip().lower() in ("", "none") else convert(text)
 
 
 def job_parser(prog: str, doc: str, run_help: str) -> JobArgumentParser:
@@ -78,12 +49,17 @@ def job_parser(prog: str, doc: str, run_help: str) -> JobArgumentParser:
     return parser
 
 
-def add_model_name(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model-name", default=settings.DEFAULT_MODEL_NAME, help="registry model name (default: %(default)s)")
+def add_registry(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--registry-uri", default=None,
         help="registry root, s3://bucket/prefix or a path (default: $IMAGEPIPE_REGISTRY_URI, else <lake root>/registry)",
     )
+
+
+def add_model_name(parser: argparse.ArgumentParser) -> None:
+    """The registry model a job works on, and where the registry is."""
+    params.MODEL_NAME.add_to(parser)
+    add_registry(parser)
 
 
 def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> None:

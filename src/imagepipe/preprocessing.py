@@ -43,12 +43,13 @@ STEPS: dict[str, str | None] = {
 }
 ALLOWED = ", ".join(f"{name}:{parameter}" if parameter else name for name, parameter in STEPS.items())
 
-# The same steps as a JSON-Schema pattern for one list item, so a trigger form refuses an unknown step before any
-# job starts; parse_steps stays the full check (the order rules, and a radius this pattern cannot bound exactly).
+# One step with its parameter's bounds as a JSON-Schema pattern for one list item, so the trigger form and the job
+# refuse a bad step with the same message (imagepipe.params); parse_steps adds the order rules, which one item's
+# pattern cannot express. The radius: 10 (10.0, ...), 1 to 9.x, or a fraction above 0.
 STEP_PATTERN = (
     r"^(exif_transpose|autocontrast|equalize|pad_to_square"
     rf"|median:({'|'.join(str(size) for size in MEDIAN_SIZES)})"
-    r"|gaussian:([0-9]+(\.[0-9]+)?|\.[0-9]+))$"
+    r"|gaussian:0*(10(\.0+)?|[1-9](\.[0-9]+)?|\.[0-9]*[1-9][0-9]*))$"
 )
 
 

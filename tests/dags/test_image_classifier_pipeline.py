@@ -129,7 +129,7 @@ def test_params_refuse_invalid_trigger_input(dag):
 def test_preprocessing_param_refuses_unknown_steps_and_reaches_the_job_as_its_comma_list(dag):
     from airflow.sdk.exceptions import ParamValidationError
 
-    from imagepipe.preprocessing import parse_steps
+    from spark_jobs import extract_features
 
     assert dag.params.get_param("preprocessing").resolve() == ["exif_transpose"]  # the default
     param = copy.deepcopy(dag.params.get_param("preprocessing"))  # resolve() keeps the value it accepts
@@ -139,10 +139,9 @@ def test_preprocessing_param_refuses_unknown_steps_and_reaches_the_job_as_its_co
     steps = ["exif_transpose", "median:3", "gaussian:1.5", "autocontrast", "equalize", "pad_to_square"]
     assert param.resolve(steps) == steps
 
-    args = dag.get_task("extract_features").application_args
-    template = dag.get_template_env().from_string(args[args.index("--preprocessing") + 1])
-    assert parse_steps(template.render(params={"preprocessing": steps})) == tuple(steps)
-    assert parse_steps(template.render(params={"preprocessing": []})) == ()
+    for sent in (steps, []):
+        args = extract_features.parse_args(_rendered_args(dag, "extract_features", {"preprocessing": sent}))
+        assert args.spec.steps == tuple(sent)
 
 
 def test_model_params_refuse_invalid_trigger_input(dag):
@@ -182,7 +181,7 @@ def test_train_and_evaluate_jobs_accept_what_the_form_sends(dag, params):
 
     assert train.classifier == params.get("classifier", "logistic_regression")
     assert train.hyperparameters == params.get("hyperparameters", {})
-    assert train.feature_transforms == ",".join(params.get("feature_transforms", []))
+    assert train.feature_transforms == params.get("feature_transforms", [])
     assert train.training_days == params.get("training_days")
     assert evaluate_model.thresholds(evaluate).min_macro_f1 == params.get("min_macro_f1")
     assert evaluate.max_drop == params.get("max_drop", 0.01)

@@ -1,0 +1,316 @@
+"""Every run parameter, declared once: name, default, JSON Schema of its value, title and description.
+
+From a declaration come the trigger form's `Param` (`dag_params`), the job's command-line option (`add_to`) and
+the DAG's templated arguments for the job (`Job.arguments`). The job checks each option's value with jsonschema
+against the very schema the form has, as Airflow's `Param.resolve` does, so both refuse a value with the same
+message (e.g. "-1 is less than the minimum of 0"). Rules across fields (a hyperparameter the chosen classifier does
+not take, pca:K above the backbone's width, min_side above max_side) stay with the job.
+
+On the command line a string is written as it is, a list of steps or transforms as a comma list
+(`--preprocessing exif_transpose,median:3`), anything else as JSON; 'none' or '' is null where null is allowed.
+Light: standard library and the library's light tables; DAG files import it at parse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from dataclasses import dataclass
+
+from imagepipe import settings
+from imagepipe.classifiers import CLASS_WEIGHTS, CLASSIFIERS, HYPERPARAMETERS, TRANSFORM_PATTERN, ModelSpec
+from imagepipe.featurizer import BACKBONES, FeatureSpec
+from imagepipe.gate import COMPARABLE_METRICS, Thresholds
+from imagepipe.images import ValidationBounds
+from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
+
+REQUIRED = object()  # the default of a parameter the user must give
+
+
+@dataclass(frozen=True)
+class RunParam:
+    name: str
+    default: object  # a value, REQUIRED, or a callable reading it from the environment when a form or parser is built
+    schema: dict
+    title: str
+    description: str
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def types(self) -> set[str]:
+        kind = self.schema.get("type", "string")  # an enum of names
+        return set(kind) if isinstance(kind, list) else {kind}
+
+    @property
+    def is_text(self) -> bool:
+        return self.types <= {"string", "null"}
+
+    @property
+    def is_comma_list(self) -> bool:
+        return self.types == {"array"} and self.schema["items"].get("type") == "string"
+
+    def default_value(self):
+        if self.default is REQUIRED:
+            return REQUIRED
+        return self.default() if callable(self.default) else copy.deepcopy(self.default)
+
+    def param(self):
+        """The trigger form's field."""
+        from airflow.sdk import Param
+
+        default = self.default_value()
+        return Param(**({} if default is REQUIRED else {"default": default}), title=self.title,
+                     description=self.description, **self.schema)
+
+    def argument(self) -> str:
+        """The option with the template that writes the run's value, for a task's application_args: one word, so a
+        value that starts with '-' is not taken for an option."""
+        value = f"params.{self.name}"
+        if self.is_comma_list:
+            text = f"{{{{ {value} | join(',') }}}}"
+        elif self.is_text:
+            text = f"{{{{ {value} if {value} is not none else '' }}}}" if "null" in self.types else f"{{{{ {value} }}}}"
+        else:
+            text = f"{{{{ {value} | tojson }}}}"
+        return f"{self.option}={text}"
+
+    def from_text(self, text: str):
+        """The value a command-line text stands for, not yet checked against the schema."""
+        if "null" in self.types and text.strip().lower() in ("", "none"):
+            return None
+        if self.is_comma_list and not text.lstrip().startswith("["):
+            items = [item.strip() for item in text.split(",")]
+            return [] if items == [""] else items
+        if self.is_text:
+            return text
+        if "boolean" in self.types and text.strip().lower() in ("true", "false"):
+            return text.strip().lower() == "true"  # any case: Python writes True
+        try:
+            value = json.loads(text, parse_constant=_no_constant)
+        except ValueError:
+            return text  # not JSON: the schema names the type it should have been
+        return int(value) if isinstance(value, float) and value.is_integer() and self.types == {"integer"} else value
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        default = self.default_value()
+        options = {"required": True} if default is REQUIRED else {"default": default}
+        if self.types == {"boolean"}:
+            options["nargs"], options["const"] = "?", True  # the bare flag means true
+        shown = "" if default is REQUIRED else f" (default: {json.dumps(default)})"
+        parser.add_argument(self.option, type=self._parse, dest=self.name, metavar=self.name.upper(),
+                            help=f"{self.title}: {self.description}{shown}".replace("%", "%%"), **options)
+
+    def _parse(self, text: str):
+        value = self.from_text(text)
+        message = schema_error(value, self.schema)
+        if message:
+            raise argparse.ArgumentTypeError(message)
+        return value
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def schema_error(value, schema: dict) -> str | None:
+    """jsonschema's message for a value its schema refuses (the one Param.resolve raises), with where in the value
+    when it is inside a list or an object; None when the value is valid."""
+    from jsonschema import FormatChecker, ValidationError, validate
+
+    try:
+        validate(value, schema, format_checker=FormatChecker())
+    except ValidationError as error:
+        return error.message + (f" (at {error.json_path})" if error.absolute_path else "")
+    return None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A Spark job's parameters: `params` come from the run's trigger form, `options` are its own command-line tuning
+    knobs with their defaults (the DAG does not pass them)."""
+
+    name: str
+    params: tuple[RunParam, ...]
+    options: tuple[RunParam, ...] = ()
+
+    def arguments(self) -> list[str]:
+        return [param.argument() for param in self.params]
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        for param in (*self.params, *self.options):
+            param.add_to(parser)
+
+
+def dag_params(*parts: RunParam | Job) -> dict:
+    """A DAG's trigger form: the given declarations and the params of the given jobs, in order, each once."""
+    declared: dict[str, RunParam] = {}
+    for part in parts:
+        for param in part.params if isinstance(part, Job) else (part,):
+            if declared.setdefault(param.name, param) is not param:
+                raise ValueError(f"two different params are named {param.name}; give one of them another name")
+    return {name: param.param() for name, param in declared.items()}
+
+
+S3_PREFIX_PATTERN = r"^s3a?://[^/]+/.*$"
+MANIFEST_PATTERN = r"^(s3a?://[^/]+/|/|file://).+\.(csv|jsonl|json)$"
+WEIGHTS_PATTERN = r"^(random:[0-9]+|(?!random).+)$"  # random weights need their seed
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MEMORY_PATTERN = r"^[1-9][0-9]*[mg]$"
+FRACTION = {"type": "number", "minimum": 0, "maximum": 1}
+OPTIONAL_FRACTION = {**FRACTION, "type": ["null", "number"]}
+POSITIVE = {"type": "integer", "minimum": 1}
+OPTIONAL_INSTANT = {"type": ["null", "string"], "format": "date-time"}
+
+# ingest_images
+SOURCE_URI = RunParam(
+    "source_uri", settings.default_source_uri, {"type": "string", "pattern": S3_PREFIX_PATTERN}, "Source URI",
+    "S3 prefix holding <label>/<image> objects, e.g. s3://bucket/images/")
+LABEL_MANIFEST = RunParam(
+    "label_manifest", None, {"type": ["null", "string"], "pattern": MANIFEST_PATTERN}, "Label manifest",
+    "CSV (key,label) or JSON Lines file, s3:// or a local path, labelling objects instead of their folders. Empty: "
+    "the folder under the source prefix is the label.")
+MAX_REJECTED_FRACTION = RunParam(
+    "max_rejected_fraction", 0.2, FRACTION, "Max rejected fraction",
+    "Ingest fails when a larger share of the window's objects is rejected (see the quarantine).")
+MIN_SIDE = RunParam("min_side", ValidationBounds.min_side, POSITIVE, "Min side",
+                    "images with a shorter side, in pixels, are rejected")
+MAX_SIDE = RunParam("max_side", ValidationBounds.max_side, POSITIVE, "Max side",
+                    "images with a longer side, in pixels, are rejected")
+MAX_PIXELS = RunParam("max_pixels", ValidationBounds.max_pixels, POSITIVE, "Max pixels",
+                      "images with more pixels are rejected (a decompression bomb guard)")
+FETCH_THREADS = RunParam("fetch_threads", 16, POSITIVE, "Fetch threads",
+                         "concurrent object fetches per Spark task (and connections in its pool)")
+# extract_features
+BACKBONE = RunParam("backbone", FeatureSpec.backbone, {"enum": sorted(BACKBONES)}, "Backbone",
+                    "Frozen torchvision feature extractor.")
+WEIGHTS = RunParam(
+    "weights", settings.default_weights, {"type": "string", "minLength": 1, "pattern": WEIGHTS_PATTERN},
+    "Backbone weights",
+    "torchvision weights name (DEFAULT, IMAGENET1K_V1), a state-dict file path or s3:// URI, or random:SEED.")
+IMAGE_SIZE = RunParam(
+    "image_size", 224, {"type": "integer", "minimum": 32, "maximum": 1024}, "Image size",
+    "Square input crop fed to the backbone, in pixels (vit_b_16 takes 224 only).")
+PREPROCESSING = RunParam(
+    "preprocessing", list(DEFAULT_STEPS), {"type": "array", "items": {"type": "string", "pattern": STEP_PATTERN}},
+    "Image preprocessing",
+    "Ordered Pillow steps before the backbone's own transforms: exif_transpose (first), median:SIZE (odd, 3..15), "
+    "gaussian:RADIUS (0..10]), autocontrast, equalize, pad_to_square (last; keeps the whole image instead of a "
+    "centre crop). Empty: none, not even EXIF orientation.")
+BATCH_SIZE = RunParam("batch_size", 64, POSITIVE, "Batch size", "images per Arrow batch handed to the backbone")
+# train_classifier
+CLASSIFIER = RunParam(
+    "classifier", ModelSpec.classifier, {"enum": sorted(CLASSIFIERS)}, "Classifier",
+    "Spark MLlib classifier: multinomial logistic regression, linear SVM (one-vs-rest for more than two classes), "
+    "random forest, or a multilayer perceptron (features standardised first).")
+HYPERPARAMETERS_PARAM = RunParam(
+    "hyperparameters", {},
+    {"type": "object", "additionalProperties": False,
+     "properties": {name: hyperparameter.schema for name, hyperparameter in HYPERPARAMETERS.items()}},
+    "Hyperparameters",
+    "Values for the classifier; a list of values is a grid, searched by cross-validation on the training split. "
+    + " ".join(f"{name}: {', '.join(f'{key} ({value})' for key, value in kind.defaults.items())}."
+               for name, kind in CLASSIFIERS.items())
+    + ' hidden_layers of a grid: [[128], [256, 64]]. Empty: the defaults. Example: {"reg_param": [0.001, 0.01, 0.1]}')
+FEATURE_TRANSFORMS = RunParam(
+    "feature_transforms", [], {"type": "array", "items": {"type": "string", "pattern": TRANSFORM_PATTERN}},
+    "Feature transforms", "Applied in order inside the saved model before the classifier: standard_scaler, "
+    "normalizer, pca:K (K components, at most the backbone's feature width).")
+CLASS_WEIGHTS_PARAM = RunParam(
+    "class_weights", ModelSpec.class_weights, {"enum": list(CLASS_WEIGHTS)}, "Class weights",
+    "balanced: weigh each class inversely to its training images (not for mlp).")
+SELECTION_FOLDS = RunParam(
+    "selection_folds", ModelSpec.folds, {"type": "integer", "minimum": 2, "maximum": 10}, "Cross-validation folds",
+    "Folds used to pick the best point of a hyperparameter grid (unused for a single point).")
+TRAINING_DAYS = RunParam(
+    "training_days", None, {"type": ["null", "integer"], "minimum": 1}, "Training days",
+    "Train only on images of windows that ended in the last N days. Empty: every image ingested up to the run's "
+    "window end.")
+MIN_EXAMPLES_PER_CLASS = RunParam("min_examples_per_class", 5, POSITIVE, "Min examples per class",
+                                  "Training refuses to start when a class has fewer training images.")
+# evaluate_model: the gate's thresholds, with the gate's own defaults
+GATE = (
+    RunParam("min_accuracy", Thresholds.min_accuracy, OPTIONAL_FRACTION, "Gate: min test accuracy",
+             "A candidate below this test accuracy is not promoted. Empty: no minimum."),
+    RunParam("min_macro_f1", Thresholds.min_macro_f1, OPTIONAL_FRACTION, "Gate: min macro-F1",
+             "A candidate below this macro-averaged F1 is not promoted. Empty: no minimum."),
+    RunParam("min_class_recall", Thresholds.min_class_recall, OPTIONAL_FRACTION, "Gate: min recall per class",
+             "Every class with test images must reach this recall. Empty: no per-class check."),
+    RunParam("min_test_images", Thresholds.min_test_images, POSITIVE, "Gate: min test images",
+             "A verdict needs at least this many held-out images."),
+    RunParam("compare_metric", Thresholds.compare_metric, {"enum": list(COMPARABLE_METRICS)},
+             "Gate: metric compared with the champion", "The metric the change thresholds below apply to."),
+    RunParam("max_drop", Thresholds.max_drop, OPTIONAL_FRACTION, "Gate: max drop vs champion",
+             "How far (absolute) below the champion's value the candidate may fall. Empty: no limit."),
+    RunParam("max_relative_drop", Thresholds.max_relative_drop, OPTIONAL_FRACTION,
+             "Gate: max relative drop vs champion", "How far below the champion's value the candidate may fall, as "
+             "a fraction of it (0.02 = 2%). Empty: no limit."),
+    RunParam("min_gain", Thresholds.min_gain, OPTIONAL_FRACTION, "Gate: min gain over champion",
+             "How far (absolute) above the champion's value the candidate must be. Empty: not required."),
+)
+# promote_model
+PROMOTE_ON_BACKFILL = RunParam(
+    "promote_on_backfill", False, {"type": "boolean"}, "Promote on backfill",
+    "Let a backfill run move the champion. Off: backfills train, evaluate and write their verdict but keep the "
+    "champion.")
+# every model job; a field of the scoring form
+MODEL_NAME = RunParam("model_name", settings.DEFAULT_MODEL_NAME, {"type": "string", "pattern": MODEL_NAME_PATTERN},
+                      "Model", "Name of the model in the registry; scoring labels the images with its champion.")
+SCORING_SOURCE_URI = RunParam(
+    "source_uri", settings.default_scoring_uri, {"type": "string", "pattern": S3_PREFIX_PATTERN}, "Images to label",
+    "S3 prefix of the unlabelled images, e.g. s3://bucket/inbox/; every object under it is scored.")
+SCORING_WINDOW = (
+    RunParam("window_start", None, OPTIONAL_INSTANT, "Modified from",
+             "Score only objects modified at or after this instant. Empty: from the first."),
+    RunParam("window_end", None, OPTIONAL_INSTANT, "Modified before",
+             "Score only objects modified before this instant. Empty: up to the listing."),
+)
+
+INGEST = Job("ingest_images", (SOURCE_URI, LABEL_MANIFEST, MAX_REJECTED_FRACTION),
+             (MIN_SIDE, MAX_SIDE, MAX_PIXELS, FETCH_THREADS))
+EXTRACT = Job("extract_features", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSING), (BATCH_SIZE,))
+TRAIN = Job("train_classifier", (CLASSIFIER, HYPERPARAMETERS_PARAM, FEATURE_TRANSFORMS, CLASS_WEIGHTS_PARAM,
+                                 SELECTION_FOLDS, TRAINING_DAYS, MIN_EXAMPLES_PER_CLASS))
+EVALUATE = Job("evaluate_model", GATE)
+PROMOTE = Job("promote_model", (PROMOTE_ON_BACKFILL,))
+SCORE = Job("score_images", (SCORING_SOURCE_URI, *SCORING_WINDOW, MODEL_NAME), (FETCH_THREADS, BATCH_SIZE))
+
+# The pipeline's form fields that reach no job's arguments: the DAG reads them itself.
+WINDOW = (
+    RunParam("window_start", None, OPTIONAL_INSTANT, "Window start (manual runs)",
+             "Take objects modified at or after this instant. Empty: where the last ingest ended."),
+    RunParam("window_end", None, OPTIONAL_INSTANT, "Window end (manual runs)",
+             "Take objects modified before this instant. Empty: the moment the run was triggered."),
+)
+REQUIRE_NEW_IMAGES = RunParam(
+    "require_new_images", True, {"type": "boolean"}, "Require new images",
+    "Skip features, training and evaluation when the window brought no new images. Turn off to retrain on the "
+    "images already in the lake (e.g. with another backbone or classifier).")
+# Spark conf of every job of the run, not job arguments
+SPARK_RESOURCES = (
+    RunParam("executor_cores", 2, {"type": "integer", "minimum": 1, "maximum": 64}, "Spark: cores per executor",
+             "Cores of each executor on a cluster (spark.executor.cores); ignored in local mode."),
+    RunParam("executor_memory", "2g", {"type": "string", "pattern": MEMORY_PATTERN}, "Spark: memory per executor",
+             "JVM heap of each executor on a cluster, e.g. 2g or 1536m (spark.executor.memory); torch runs in the "
+             "Python workers, outside it. Ignored in local mode."),
+    RunParam("shuffle_partitions", 200, {"type": "integer", "minimum": 1, "maximum": 100000},
+             "Spark: shuffle partitions", "Partitions after a shuffle (spark.sql.shuffle.partitions): about 2-3 per "
+             "executor core of the cluster; fewer for small windows."),
+)
+FORCE = (
+    RunParam("force_promote", False, {"type": "boolean"}, "Force promotion",
+             "Promote the candidate even if it fails its gate, recorded in the history as forced. Needs a force "
+             "reason."),
+    RunParam("force_reason", None, {"type": ["null", "string"]}, "Force reason",
+             "Why the gate is overridden; recorded in the promotion history. Required with force promotion."),
+)
+# image_classifier_rollback
+ROLLBACK = (
+    RunParam("target_version", None, {"type": ["null", "integer"], "minimum": 1}, "Target version",
+             "Version to make champion again. Empty: the version that was champion before the current one."),
+    RunParam("reason", REQUIRED, {"type": "string", "minLength": 5}, "Reason",
+             "Why the champion is rolled back; recorded in the promotion history."),
+)
