@@ -35,6 +35,8 @@ os.environ.update(
         # Airflow reads its home at import: keep the tests' config and SQLite database out of the user's.
         "AIRFLOW_HOME": tempfile.mkdtemp(prefix="imagepipe-tests-airflow-"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        # The project's plugins, as every Airflow process of a deployment loads them (read once, at Airflow's import).
+        "AIRFLOW__CORE__PLUGINS_FOLDER": os.path.join(os.path.dirname(os.path.dirname(__file__)), "plugins"),
         # Models pass through a local folder on their way to and from the registry: not the user's data/.
         "IMAGEPIPE_MODEL_CACHE": tempfile.mkdtemp(prefix="imagepipe-tests-models-"),
     }

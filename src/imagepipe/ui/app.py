@@ -1,0 +1,167 @@
+"""imagepipe's FastAPI app, which Airflow's api-server mounts under /imagepipe (see plugin.py).
+
+Airflow does not guard a plugin's app, so every route here depends on Airflow's own auth: an authenticated Airflow
+user with read access to the pipeline DAG. The rollback form also needs Airflow's permission to trigger the rollback
+DAG, and triggers it with Airflow's own trigger code (its param validation, the run's triggering user, the audit log);
+the rollback itself is the DAG's work, so nothing here writes to the registry.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Annotated
+from urllib.parse import quote, urlsplit
+
+import jinja2
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.common.dagbag import create_dag_bag
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.api_fastapi.logging.decorators import action_logging
+from fastapi import Depends, FastAPI, Form, HTTPException, Request, Response
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from imagepipe import settings
+from imagepipe.errors import InputError
+from imagepipe.lake import Lake
+from imagepipe.ui import PIPELINE_DAG, ROLLBACK_DAG, URL_PREFIX, pages
+
+# The pages show their own pictures and inline styles, run no script, post forms only here, and only Airflow's UI
+# (same origin) may frame them.
+PAGE_POLICY = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; form-action 'self'; "
+               "frame-ancestors 'self'")
+# A registry file is served as its bytes: an HTML report runs no script even if someone else wrote it, yet its
+# pictures (same origin) load.
+FILE_POLICY = "sandbox allow-same-origin; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
+
+templates = Jinja2Templates(env=jinja2.Environment(
+    loader=jinja2.PackageLoader("imagepipe.ui", "templates"), autoescape=True, undefined=jinja2.StrictUndefined))
+
+read_pipeline = Depends(requires_access_dag("GET", param_dag_id=PIPELINE_DAG))
+trigger_rollback_dag = Depends(requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=ROLLBACK_DAG))
+
+
+def app_path(request: Request, *segments) -> str:
+    """Path of a page of this app, each segment percent-encoded (names and run ids come from data)."""
+    return request.scope.get("root_path", "") + "".join(f"/{quote(str(segment), safe='')}" for segment in segments)
+
+
+def airflow_path(request: Request, *segments) -> str:
+    """Path of a page of the Airflow UI that mounts this app."""
+    base = request.scope.get("root_path", "").removesuffix(URL_PREFIX)
+    return base + "".join(f"/{quote(str(segment), safe='')}" for segment in segments)
+
+
+def render(request: Request, template: str, status_code: int = 200, **context) -> Response:
+    helpers = {"link": lambda *segments: app_path(request, *segments),
+               "airflow_link": lambda *segments: airflow_path(request, *segments)}
+    return templates.TemplateResponse(request, template, {**helpers, **context}, status_code=status_code)
+
+
+def message(request: Request, status_code: int, title: str, text: str) -> Response:
+    return render(request, "message.html", status_code, title=title, text=text)
+
+
+def same_origin(request: Request) -> None:
+    """A form post carrying the session cookie must come from a page of this server: Airflow's cookie is SameSite=Lax,
+    which still lets a sibling subdomain's page post. A client sending its own bearer token needs no such check."""
+    if request.headers.get("authorization", "").lower().startswith("bearer "):
+        return
+    origin = request.headers.get("origin")
+    if origin is None or urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, "the form was not posted from this server's pages; post it from the Models page")
+
+
+def parse_target(text: str) -> int | None:
+    """The form's target version: empty for the champion before the current one."""
+    if not text.strip():
+        return None
+    if not text.strip().isdigit():
+        raise ValueError(f"target version {text!r} is not a version number; pick one from the list or leave it empty")
+    return int(text)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="imagepipe", dependencies=[read_pipeline], docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.dag_bag = create_dag_bag()
+
+    @app.middleware("http")
+    async def page_policy(request: Request, call_next):
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    @app.exception_handler(pages.NotFound)
+    def not_found(request: Request, error: pages.NotFound) -> Response:
+        return message(request, 404, "Not found", str(error))
+
+    @app.exception_handler(RequestValidationError)
+    async def not_a_page(request: Request, error: RequestValidationError) -> Response:
+        # A version that is no number (/versions/x, or a `..` the client resolved into the path): no such page.
+        if all(problem["loc"][0] == "path" for problem in error.errors()):
+            return message(request, 404, "Not found", f"no page at {request.url.path}")
+        return await request_validation_exception_handler(request, error)
+
+    @app.exception_handler(InputError)
+    def unusable(request: Request, error: InputError) -> Response:
+        # A registry file that fails its sha256 check, a half-written version: the registry's one line says which.
+        return message(request, 500, "The registry cannot show this", str(error))
+
+    @app.get("/")
+    def home(request: Request) -> Response:
+        return RedirectResponse(app_path(request, "models"), status_code=303)
+
+    @app.get("/models")
+    def models_page(request: Request) -> Response:
+        root = pages.registry_root()
+        models = [pages.model_overview(pages.open_model(root, name)) for name in pages.model_names(root)]
+        return render(request, "models.html", models=models, root=root, rollback_model=settings.DEFAULT_MODEL_NAME,
+                      rollback_dag=ROLLBACK_DAG, pipeline_dag=PIPELINE_DAG)
+
+    @app.get("/models/{model_name}/versions/{version}")
+    def version_page(request: Request, model_name: str, version: int) -> Response:
+        detail = pages.version_detail(pages.open_model(pages.registry_root(), model_name), version)
+        return render(request, "version.html", version=detail, pipeline_dag=PIPELINE_DAG)
+
+    @app.get("/models/{model_name}/versions/{version}/files/{name:path}")
+    def version_file(model_name: str, version: int, name: str) -> Response:
+        data = pages.version_file(pages.open_model(pages.registry_root(), model_name), version, name)
+        return Response(data, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+                        headers={"Content-Security-Policy": FILE_POLICY})
+
+    @app.get("/runs/{dag_id}/{run_id}")
+    def run_page(request: Request, dag_id: str, run_id: str) -> Response:
+        if dag_id != PIPELINE_DAG:
+            return message(request, 404, "No model run here",
+                           f"runs of {dag_id} train no model: this tab shows the outcome of {PIPELINE_DAG} runs")
+        detail = pages.run_detail(Lake(settings.lake_root()), run_id, settings.DEFAULT_MODEL_NAME)
+        return render(request, "run.html", run=detail, dag_id=dag_id)
+
+    @app.post("/dags/{dag_id}/runs",
+              dependencies=[trigger_rollback_dag, Depends(same_origin), Depends(action_logging("trigger_dag_run"))])
+    def trigger_rollback(request: Request, dag_id: str, user: GetUserDep, session: SessionDep,
+                         reason: Annotated[str, Form()], target_version: Annotated[str, Form()] = "") -> Response:
+        """Trigger the rollback DAG as the logged-in user, through Airflow's own trigger endpoint code."""
+        from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
+        from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
+
+        if dag_id != ROLLBACK_DAG:
+            raise pages.NotFound(f"only {ROLLBACK_DAG} is triggered from these pages, not {dag_id}")
+        try:
+            conf = {"target_version": parse_target(target_version), "reason": reason}
+        except ValueError as error:
+            return message(request, 400, "Rollback not triggered", str(error))
+        body = TriggerDAGRunPostBody(logical_date=None, conf=conf)
+        try:
+            run = trigger_dag_run(dag_id, body, request.app.state.dag_bag, user, session, request)
+        except HTTPException as error:  # Airflow's refusal (a param its form would refuse, an unknown DAG)
+            session.rollback()
+            return message(request, error.status_code, "Rollback not triggered", str(error.detail))
+        return render(request, "rollback.html", status_code=201, dag_id=dag_id, run_id=run.run_id,
+                      target_version=conf["target_version"], reason=reason, user=user.get_name())
+
+    return app

@@ -1,0 +1,126 @@
+"""What each page shows, read from the registry and the lake's run records: plain dicts for the templates. A version
+whose files fail their sha256 check is shown with that problem, not hidden; a missing model, version or run is a
+LookupError for the app to answer 404."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+from imagepipe import report, settings, storage
+from imagepipe.errors import InputError, MissingRecordError
+from imagepipe.lake import Lake
+from imagepipe.registry import Registry
+from imagepipe.summary import promotion_line, run_outcome
+
+
+class NotFound(LookupError):
+    """No such model, version, file or run record; the message says which."""
+
+
+def registry_root() -> str:
+    return settings.registry_uri()
+
+
+def model_names(root: str) -> list[str]:
+    """The models registered under the root: its folders that hold versions."""
+    store = storage.open_store(root)
+    return [name for name in store.list() if store.exists(f"{name}/versions")]
+
+
+def open_model(root: str, model_name: str) -> Registry:
+    """The model's registry; only a name the registry lists, so a request never names a path of its own."""
+    if model_name not in model_names(root):
+        raise NotFound(f"the registry at {root} has no model named {model_name!r}")
+    return Registry(root, model_name)
+
+
+def _version_row(registry: Registry, version: int, champion: int | None) -> dict:
+    row = {"version": version, "champion": version == champion, "problem": None}
+    try:
+        manifest = registry.manifest(version)
+        metadata = registry.document(version, "metadata")
+        metrics = registry.document(version, "metrics")
+        verdict = registry.document(version, "verdict")
+    except InputError as error:  # a corrupted or half-written version is listed, with what is wrong with it
+        return {**row, "problem": str(error)}
+    candidate = (metrics or {}).get("candidate") or {}
+    model = (metadata or {}).get("model") or {}
+    return {
+        **row,
+        "complete": metadata is not None,
+        "verdict": None if verdict is None else "PASSED" if verdict["passed"] else "FAILED",
+        "accuracy": candidate.get("accuracy"),
+        "macro_f1": candidate.get("macro_f1"),
+        "fingerprint": (metadata or {}).get("fingerprint"),
+        "classifier": model.get("classifier"),
+        "created_at": manifest.get("created_at"),
+        "run_id": manifest.get("run_id"),
+        "dag_id": (metadata or {}).get("dag_id"),
+    }
+
+
+def model_overview(registry: Registry) -> dict:
+    """The champion and the history entry that made it, every version newest first, the history newest first, and
+    the versions a rollback may name (former champions)."""
+    champion = registry.champion()
+    champion_version = None if champion is None else champion["version"]
+    history = registry.history()
+    former = sorted({entry["version"] for entry in history} - {champion_version}, reverse=True)
+    return {
+        "name": registry.model_name,
+        "where": registry.where,
+        "champion": champion,
+        "versions": [_version_row(registry, version, champion_version) for version in reversed(registry.versions())],
+        "history": list(reversed(history)),
+        "former_champions": former,
+    }
+
+
+def version_detail(registry: Registry, version: int) -> dict:
+    """The version's report tables (the evaluation's own sections), pictures, metadata, every file with its sha256,
+    and the history entries that made it champion."""
+    if version not in registry.versions():
+        raise NotFound(f"{registry.model_name} has no version {version} in {registry.where}")
+    manifest = registry.manifest(version)
+    files = manifest["files"]
+    detail = {"model_name": registry.model_name, "version": version, "problem": None, "sections": [], "notes": [],
+              "verdict": None, "metadata": None, "metadata_json": None, "run_id": manifest.get("run_id"),
+              "created_at": manifest.get("created_at"),
+              "files": [{"name": name, **entry} for name, entry in sorted(files.items())],
+              "pictures": [name for name in sorted(files) if name.endswith(".png")],
+              "report": "report.html" in files,
+              "champion_entries": [entry for entry in registry.history() if entry["version"] == version]}
+    try:
+        metadata = registry.document(version, "metadata")
+        metrics = registry.document(version, "metrics")
+        verdict = registry.document(version, "verdict")
+    except InputError as error:
+        return {**detail, "problem": str(error)}
+    detail.update(metadata=metadata, verdict=verdict,
+                  metadata_json=None if metadata is None else json.dumps(metadata, indent=2, sort_keys=True))
+    if metadata is not None and metrics is not None and verdict is not None:
+        detail["sections"] = report.sections(metadata, metrics["candidate"], metrics["champion"], verdict)
+        detail["notes"] = verdict.get("notes", [])
+    return detail
+
+
+def version_file(registry: Registry, version: int, name: str) -> bytes:
+    """A file the version's manifest lists, checked against its sha256; any other name is NotFound."""
+    if version not in registry.versions() or name not in registry.manifest(version)["files"]:
+        raise NotFound(f"{registry.model_name} version {version} has no file {name!r}")
+    return registry.read_file(version, name)
+
+
+def run_detail(lake: Lake, run_id: str, model_name: str) -> dict:
+    """The run's outcome (imagepipe.summary's, the same the command prints), with the quarantined keys grouped by
+    their reason's kind and the promotion said in words."""
+    try:
+        outcome = run_outcome(lake, run_id, Registry(settings.registry_uri(lake.root), model_name))
+    except MissingRecordError as error:
+        raise NotFound(str(error)) from None
+    by_kind = defaultdict(list)
+    for row in outcome["quarantined"]:
+        by_kind[row["reason"].split(":", 1)[0]].append(row)
+    return {**outcome, "model_name": model_name, "quarantined_by_kind": dict(sorted(by_kind.items())),
+            "promotion_text": promotion_line(outcome)}

@@ -1,0 +1,159 @@
+"""The pages as an Airflow user sees them, through Airflow's own app and auth, over records the library wrote (on a
+local path and on the S3 endpoint): what each page shows, that a script-like label stays text, and that only files a
+version's manifest lists are served."""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import quote
+
+import pytest
+
+from .model_records import FINGERPRINT, HOSTILE, QUARANTINED, ROLLBACK_REASON
+
+MODELS = "/imagepipe/models"
+
+
+def version_url(version: int) -> str:
+    return f"{MODELS}/image_classifier/versions/{version}"
+
+
+def run_url(run_id: str, dag_id: str = "image_classifier_pipeline") -> str:
+    return f"/imagepipe/runs/{dag_id}/{quote(run_id, safe='')}"
+
+
+def cells(page: str) -> list[list[str]]:
+    """The page's table rows as lists of cell texts (tags stripped, entities decoded, spaces collapsed)."""
+    rows = re.findall(r"<tr>(.*?)</tr>", page, flags=re.S)
+    return [[" ".join(html.unescape(re.sub(r"<[^>]+>", " ", cell)).split())
+             for cell in re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row, flags=re.S)] for row in rows]
+
+
+def section(page: str, heading: str) -> str:
+    """The page from the heading that starts with `heading` to the next heading."""
+    start = re.search(rf"<h[1-3][^>]*>\s*{re.escape(heading)}", page)
+    assert start, f"no heading {heading!r}"
+    end = re.search(r"<h[1-3]", page[start.end():])
+    return page[start.end():start.end() + end.start()] if end else page[start.end():]
+
+
+def row_starting(page: str, *first: str) -> list[str]:
+    found = [row for row in cells(page) if row[:len(first)] == list(first)]
+    assert found, f"no row starting {first} in {cells(page)}"
+    return found[0]
+
+
+def test_anonymous_requests_to_every_page_are_refused(anonymous, records):
+    for path in ["/imagepipe/", MODELS, version_url(1), f"{version_url(1)}/files/report.html", run_url(records.run(1))]:
+        answer = anonymous.get(path)
+        assert answer.status_code == 401, path
+        assert "image_classifier" not in answer.text
+    assert anonymous.post("/imagepipe/dags/image_classifier_rollback/runs",
+                          data={"reason": "anonymous rollback"}).status_code == 401
+
+
+def test_models_page_shows_the_champion_how_it_got_there_every_version_and_the_history(viewer, records):
+    page = viewer.get(MODELS)
+
+    assert page.status_code == 200
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page.text)).split())
+    assert (f"Champion: version 1 rollback since {records.registry.champion()['at']}, from version 3, by alice: "
+            f"{ROLLBACK_REASON}") in text
+    first_run = records.run(1)
+    assert row_starting(page.text, "1 champion") == [
+        "1 champion", "PASSED", "0.9000", "0.8800", FINGERPRINT, "logistic_regression",
+        records.registry.manifest(1)["created_at"], first_run]
+    assert row_starting(page.text, "2")[1:4] == ["FAILED", "0.6000", "0.5800"]
+    assert row_starting(page.text, "3")[1:4] == ["PASSED", "0.9500", "0.9300"]
+    assert f'href="/dags/image_classifier_pipeline/runs/{quote(first_run, safe="")}" target="_top"' in page.text
+    history = cells(section(page.text, "Champion history"))[1:]
+    assert [tuple(row[2:6]) for row in history] == [
+        ("rollback", "3", "1", "alice"), ("promotion", "1", "3", f"run {records.run(3)}"),
+        ("promotion", "none", "1", f"run {first_run}")]
+    # The reason is the user's text: shown, never interpreted.
+    assert "&lt;b&gt;forest&lt;/b&gt;" in page.text and "<b>forest</b>" not in page.text
+
+
+def test_version_page_shows_the_report_its_picture_the_gate_checks_and_every_file_with_its_sha256(viewer, records):
+    page = viewer.get(version_url(2))
+
+    assert page.status_code == 200
+    assert row_starting(page.text, "accuracy") == ["accuracy", "0.6000", "0.9000", "-0.3000"]
+    assert row_starting(page.text, "FAIL", "min_accuracy") == ["FAIL", "min_accuracy", "accuracy", "0.6000", "0.8000"]
+    assert row_starting(page.text, "FAIL", "max_drop")[3:] == ["0.6000", "0.8900"]
+    manifest = records.registry.manifest(2)["files"]
+    for name in ("metadata.json", "metrics.json", "verdict.json", "report.html", "confusion_matrix.png"):
+        assert row_starting(page.text, name) == [name, str(manifest[name]["size"]), manifest[name]["sha256"]]
+    picture = re.search(r'<img class="picture" src="([^"]+)"', page.text).group(1)
+    assert picture == f"{version_url(2)}/files/confusion_matrix.png"
+    served = viewer.get(picture)
+    assert served.headers["content-type"] == "image/png"
+    assert served.content == records.registry.read_file(2, "confusion_matrix.png")
+
+
+def test_a_label_named_like_a_script_is_shown_as_text_on_every_page(viewer, records):
+    for path in [version_url(1), run_url(records.run(2))]:  # per-class rows, new images per label, quarantined keys
+        page = viewer.get(path)
+        assert page.status_code == 200
+        assert HOSTILE not in page.text, path
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text, path
+    support = records.registry.document(1, "metrics")["candidate"]["per_class"][HOSTILE]["support"]
+    assert row_starting(viewer.get(version_url(1)).text, HOSTILE)[:2] == [HOSTILE, str(support)]
+
+
+def test_the_stored_report_is_served_without_running_scripts(viewer, records):
+    served = viewer.get(f"{version_url(1)}/files/report.html")
+
+    assert served.status_code == 200
+    assert served.content == records.registry.read_file(1, "report.html")
+    assert served.headers["content-security-policy"].startswith("sandbox allow-same-origin; default-src 'none'")
+
+
+@pytest.mark.parametrize("path", [
+    "manifest.json",  # in the version's folder, but no file the manifest lists
+    "../../champion.json", "..%2F..%2Fchampion.json", "%2e%2e/%2e%2e/champion.json", "model%2F..%2Fmetadata.json",
+    "report.md",  # not written into this version
+])
+def test_files_the_manifest_does_not_list_are_not_found(viewer, records, path):
+    answer = viewer.get(f"{version_url(1)}/files/{path}")
+
+    assert answer.status_code == 404
+    assert "not found" in answer.text.lower() and '"sequence"' not in answer.text and '"files"' not in answer.text
+
+
+@pytest.mark.parametrize("path", [f"{MODELS}/..%2F..%2Fregistry/versions/1", f"{MODELS}/other/versions/1",
+                                  version_url(9), f"{version_url(9)}/files/report.html"])
+def test_unknown_models_and_versions_are_not_found(viewer, records, path):
+    assert viewer.get(path).status_code == 404
+
+
+def test_run_tab_shows_what_the_run_did(viewer, records):
+    page = viewer.get(run_url(records.run(2)))
+
+    assert page.status_code == 200
+    assert "Window [2026-11-20T00:00:00+00:00, 2026-11-21T00:00:00+00:00)" in page.text
+    assert row_starting(page.text, "130") == ["130", "120", "3", "2", "3", "2"]
+    quarantined = {tuple(row) for row in cells(page.text) if len(row) == 2 and row[0].startswith("images/")}
+    assert quarantined == set(QUARANTINED)
+    for kind, count in [("conflicting labels", 2), ("too small", 1), ("undecodable", 1)]:
+        assert f"Quarantined: {kind} ({count})" in page.text
+    assert "120 feature rows computed this run" in page.text
+    assert row_starting(page.text, "303") == ["303", "36", "40"]  # train, validation, test rows of the candidate
+    assert row_starting(page.text, "accuracy") == ["accuracy", "0.6000", "0.9000"]
+    gate = [row for row in cells(page.text) if row and row[0] in ("PASSED", "FAILED") and len(row) == 6]
+    assert [(row[0], row[1], row[3], row[4]) for row in gate] == [
+        ("PASSED", "min_test_images", "40", "10"), ("FAILED", "min_accuracy", "0.6", "0.8"),
+        ("FAILED", "max_drop", "0.6", "0.89")]
+    assert "version 2 not promoted: its gate failed" in page.text
+
+
+def test_run_tab_says_how_the_promotion_went(viewer, records):
+    assert "version 3 became champion (was version 1)" in viewer.get(run_url(records.run(3))).text
+
+
+def test_run_tab_of_another_dag_or_an_unknown_run_says_so(viewer, records):
+    other = viewer.get(run_url(records.run(1), dag_id="image_batch_scoring"))
+    assert other.status_code == 404 and "this tab shows the outcome of image_classifier_pipeline runs" in other.text
+    unknown = viewer.get(run_url("manual__never"))
+    assert unknown.status_code == 404 and "run manual__never has no window record" in unknown.text
