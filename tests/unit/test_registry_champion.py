@@ -205,6 +205,20 @@ def test_rollback_to_a_version_that_does_not_exist_is_refused_naming_the_version
     assert len(registry.history()) == 3
 
 
+def test_rollback_goes_only_to_a_former_champion_and_points_a_never_promoted_one_to_forced_promotion(root, backend):
+    registry = registry_with_versions(root, 3)
+    registry.promote(1, None, "run-0", "first model")
+    registry.promote(3, 1, "run-2", "better")  # version 2 failed its gate and was never champion
+    pointer = backend.read("champion.json")
+
+    with pytest.raises(InputError, match="version 2 of .* has never been champion.* forced promotion"):
+        registry.rollback("version 2 looked fine", to=2)
+
+    assert backend.read("champion.json") == pointer
+    registry.rollback("back to the first model", to=1)
+    assert registry.champion_version() == 1
+
+
 def test_rollback_needs_a_champion_a_previous_one_and_a_reason(root):
     registry = registry_with_versions(root, 2)
     with pytest.raises(InputError, match="has no champion .*nothing to roll back"):

@@ -70,8 +70,8 @@ def test_cli_rolls_back_and_records_who_and_why(root, capsys):
 @pytest.mark.parametrize(
     "argv, status, message",
     [
-        (["rollback", "--to", "9", "--reason", "typo"], 1, "registry: error: image_classifier has no version 9"),
-        (["show", "9"], 1, "registry: error: image_classifier has no version 9"),
+        (["rollback", "--to", "9", "--reason", "typo"], 2, "registry: error: image_classifier has no version 9"),
+        (["show", "9"], 2, "registry: error: image_classifier has no version 9"),
         (["rollback", "--to", "2"], 2, "the following arguments are required: --reason"),
         (["rollback", "--to", "0", "--reason", "x"], 2, "'0' is not a positive integer"),
         (["promote"], 2, "invalid choice: 'promote'"),

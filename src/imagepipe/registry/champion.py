@@ -140,6 +140,12 @@ class Registry(Versions):
             raise InputError(f"version {target} already is the champion of {self.model_name}; nothing was changed")
         if target not in self.versions():
             raise InputError(f"{self.model_name} has no version {target} in {self.where}{self._known_versions()}")
+        if target not in {entry["to"] for entry in self.history()}:
+            # A rollback is not a way past a gate: it returns only to a model that has served before.
+            raise InputError(
+                f"version {target} of {self.model_name} has never been champion, so there is nothing to roll back to; "
+                "to make it champion past its gate, use a forced promotion (force_promote with a force_reason)"
+            )
         self.promote(target, current["version"], run_id, reason, kind="rollback", user=user)
         return self.champion()
 

@@ -14,7 +14,7 @@ import sys
 
 from imagepipe import settings
 from imagepipe.cli import POSITIVE_INT, JobArgumentParser
-from imagepipe.errors import InputError
+from imagepipe.errors import REFUSED, InputError
 from imagepipe.registry.champion import Registry, open_registry
 from imagepipe.registry.versions import METADATA
 
@@ -111,5 +111,5 @@ def main(argv: list[str] | None = None) -> None:
             text = f"champion of {args.model_name} rolled back from version {result['from']} to {result['to']}"
     except InputError as error:
         print(f"registry: error: {error}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(REFUSED)
     print(json.dumps(result, indent=2, sort_keys=True, default=str) if args.json else text)
