@@ -12,7 +12,7 @@ from packaging.utils import canonicalize_name
 PROJECT = Path(__file__).resolve().parents[1]
 RUNTIME, DEVELOPMENT, LOCK = "requirements.txt", "requirements-dev.txt", "constraints.txt"
 # Tools that only tests and development use: none of them belongs in the image.
-TEST_TOOLS = {"pytest", "pytest-xdist", "moto", "ruff"}
+TEST_TOOLS = {"pytest", "pytest-xdist", "moto", "ruff", "selenium"}
 
 
 def read(name: str) -> dict[str, Requirement]:

@@ -3,8 +3,9 @@ registry's versions, promotion and rollback, the report's HTML and confusion mat
 label named like a script and a quarantined key to match: what the UI's tests read.
 
     run 1 (scheduled__2026-11-20): version 1 passes, becomes champion
-    run 2 (scheduled__2026-11-21): version 2 fails its gate (accuracy under 0.8), not promoted; ingest rejected two
-                                   objects and quarantined two with conflicting labels
+    run 2 (manual__2026-11-21...): version 2 fails its gate (accuracy under 0.8), not promoted; ingest rejected two
+                                   objects and quarantined two with conflicting labels (a manual run, so a browser
+                                   test can trigger a paused Airflow run of that id and open its tab)
     run 3 (manual__2026-11-22...): version 3 passes, becomes champion; then alice rolls back to version 1
 """
 
@@ -23,7 +24,7 @@ MODEL = "image_classifier"
 HOSTILE = "<script>alert(1)</script>"
 LABELS = ["beach", "forest", HOSTILE]
 FINGERPRINT = "resnet18-0123456789abcdef"
-RUNS = ("scheduled__2026-11-20T00:00:00+00:00", "scheduled__2026-11-21T00:00:00+00:00",
+RUNS = ("scheduled__2026-11-20T00:00:00+00:00", "manual__2026-11-21T08:00:00+00:00",
         "manual__2026-11-22T10:15:30.123456+00:00")
 WINDOWS = (("2026-11-19T00:00:00+00:00", "2026-11-20T00:00:00+00:00"),
            ("2026-11-20T00:00:00+00:00", "2026-11-21T00:00:00+00:00"),

@@ -1,0 +1,165 @@
+"""imagepipe's pages in a real browser (Debian's chromium, driven through chromium-driver), inside the Airflow UI of a
+running Airflow: log in, open Models from the navigation bar, a version's report with its picture loaded, a run's
+Model run tab, and a rollback posted from the Models page that the rollback DAG carries out and the history then
+shows. Screenshots of each page are written to build/test-artifacts/ui/ (IMAGEPIPE_TEST_ARTIFACTS elsewhere)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from ui.model_records import build
+
+from .airflow_stack import PROJECT, AirflowStack
+
+pytestmark = pytest.mark.scheduler
+
+ROLLBACK_DAG = "image_classifier_rollback"
+PIPELINE_DAG = "image_classifier_pipeline"
+ARTIFACTS = Path(os.environ.get("IMAGEPIPE_TEST_ARTIFACTS", PROJECT / "build" / "test-artifacts")) / "ui"
+WAIT = 120  # seconds: the Airflow UI's first load compiles nothing, but two cores share it with the whole stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    s3_env = {name: os.environ[name] for name in
+              ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+    with AirflowStack(tmp_path_factory.mktemp("browser"), s3_env) as stack:
+        stack.wait_for_dag(ROLLBACK_DAG)
+        stack.wait_for_dag(PIPELINE_DAG)
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def records(stack):
+    """The runs' records in the stack's lake, and an Airflow run (queued: the DAG stays paused) for run 2."""
+    records = build(str(stack.lake))
+    stack.request("POST", f"/api/v2/dags/{PIPELINE_DAG}/dagRuns",
+                  {"logical_date": None, "dag_run_id": records.run(2), "conf": {}})
+    return records
+
+
+@pytest.fixture(scope="module")
+def browser(stack):
+    """Chromium, headless, logged into the stack's Airflow UI through its login page as the admin."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    missing = [program for program in ("chromium", "chromedriver") if shutil.which(program) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: install Debian's chromium and chromium-driver "
+                    "(apt-get install chromium chromium-driver; .ci/run does it)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver.implicitly_wait(0)
+    try:
+        passwords = json.loads((stack.home / "simple_auth_manager_passwords.json.generated").read_text())
+        driver.get(f"{stack.url}/")
+        wait(driver).until(lambda d: d.find_elements(By.NAME, "username"))
+        driver.find_element(By.NAME, "username").send_keys("admin")
+        driver.find_element(By.NAME, "password").send_keys(passwords["admin"])
+        driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait(driver).until(lambda d: d.find_elements(By.LINK_TEXT, "Models"))
+        yield driver
+    finally:
+        driver.quit()
+
+
+def wait(driver):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, WAIT)
+
+
+def enter_view(driver, heading: str) -> None:
+    """Switch into the plugin view's frame once its page shows `heading`."""
+    from selenium.webdriver.common.by import By
+
+    driver.switch_to.default_content()
+    wait(driver).until(lambda d: d.find_elements(By.TAG_NAME, "iframe"))
+    driver.switch_to.frame(driver.find_element(By.TAG_NAME, "iframe"))
+    wait(driver).until(lambda d: heading in " ".join(element.text for element in d.find_elements(By.TAG_NAME, "h1")))
+
+
+def screenshot(driver, name: str) -> None:
+    driver.switch_to.default_content()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+
+def text(driver) -> str:
+    from selenium.webdriver.common.by import By
+
+    return " ".join(driver.find_element(By.TAG_NAME, "body").text.split())
+
+
+def test_models_page_opens_from_the_navigation_bar(browser, records):
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.LINK_TEXT, "Models").click()
+    enter_view(browser, "Models")
+
+    assert "Champion: version 1 rollback" in text(browser)
+    assert "by alice: version 3 mislabels <b>forest</b> at night" in text(browser)  # shown as text
+    screenshot(browser, "models")
+
+
+def test_a_versions_report_shows_its_picture(browser, records):
+    from selenium.webdriver.common.by import By
+
+    enter_view(browser, "Models")
+    browser.find_element(By.LINK_TEXT, "2").click()
+    wait(browser).until(lambda d: "version 2" in d.find_element(By.TAG_NAME, "h1").text)
+
+    picture = browser.find_element(By.CSS_SELECTOR, "img.picture")
+    wait(browser).until(lambda d: d.execute_script("return arguments[0].complete", picture))
+    assert browser.execute_script("return arguments[0].naturalWidth", picture) > 100
+    assert "FAIL min_accuracy accuracy 0.6000 0.8000" in text(browser)
+    assert "<script>alert(1)</script>" in text(browser)  # the label, as text: no script ran
+    screenshot(browser, "version")
+
+
+def test_a_runs_model_run_tab_shows_its_outcome(browser, stack, records):
+    from selenium.webdriver.common.by import By
+
+    browser.switch_to.default_content()
+    browser.get(f"{stack.url}/dags/{PIPELINE_DAG}/runs/{quote(records.run(2), safe='')}")
+    wait(browser).until(lambda d: d.find_elements(By.LINK_TEXT, "Model run"))
+    browser.find_element(By.LINK_TEXT, "Model run").click()
+    enter_view(browser, f"Run {records.run(2)}")
+
+    page = text(browser)
+    assert "Quarantined: conflicting labels (2)" in page
+    assert "version 2 not promoted: its gate failed" in page
+    screenshot(browser, "run")
+
+
+def test_a_rollback_posted_from_the_models_page_shows_up_in_the_history(browser, stack, records):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    stack.unpause(ROLLBACK_DAG)
+    browser.switch_to.default_content()
+    browser.find_element(By.LINK_TEXT, "Models").click()
+    enter_view(browser, "Models")
+    Select(browser.find_element(By.NAME, "target_version")).select_by_value("3")
+    browser.find_element(By.NAME, "reason").send_keys("version 1 misses the night images")
+    browser.find_element(By.CSS_SELECTOR, "form.rollback button").click()
+    wait(browser).until(lambda d: "Rollback triggered" in d.find_element(By.TAG_NAME, "h1").text)
+    assert "was triggered by admin" in text(browser)
+
+    [run] = stack.runs(ROLLBACK_DAG)
+    stack.wait_for_success(ROLLBACK_DAG, [run["dag_run_id"]], timeout=300)
+    browser.find_element(By.LINK_TEXT, "Back to Models").click()
+    wait(browser).until(lambda d: "Champion: version 3 rollback" in text(d))
+
+    assert "by admin: version 1 misses the night images" in text(browser)
+    screenshot(browser, "models-after-rollback")
