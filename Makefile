@@ -1,7 +1,8 @@
 # imagepipe on one machine: Python 3.11 and Java 17, nothing else installed.
 #   make demo    install, start the embedded S3, seed sample images, run the whole DAG, print a summary, stop S3
-#   make test    install, run the whole test suite
-# See README.md for the rest (make s3-start, make seed, make run CONF=..., make airflow).
+#   make check   install, lint, run the fast tests (unit, DAG, deploy, the quickest jobs tests): a few minutes
+#   make test    install, lint, run the whole test suite, groups of tests side by side (what CI runs)
+# See README.md for the rest (make s3-start, make seed, make run CONF=..., make airflow, make lint, make lock).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -32,10 +33,10 @@ export IMAGEPIPE_WEIGHTS := $(WEIGHTS)
 # Loads the running embedded S3's endpoint and credentials into a recipe's shell (no-op when it is not running).
 S3_ENV = eval "$$($(PY) -m imagepipe.embedded_s3 env --if-running)"
 
-.PHONY: help check-tools install lock lint s3-start s3-stop s3-env seed run demo airflow test clean
+.PHONY: help check-tools install lock lint s3-start s3-stop s3-env seed run demo airflow check test clean
 
 help:
-	@sed -n '2,4p' Makefile | sed 's/^# //'
+	@sed -n '2,5p' Makefile | sed 's/^# //'
 
 check-tools:
 	@command -v $(PYTHON311) >/dev/null || { echo "imagepipe needs Python 3.11: install python3.11 (e.g. pyenv install 3.11) and retry" >&2; exit 1; }
@@ -103,8 +104,17 @@ demo: $(INSTALLED)
 airflow: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 	$(S3_ENV); airflow standalone
 
+# The fast tier: every test not marked slow. tests/conftest.py marks the folders that start whole stacks (e2e,
+# scheduler, cluster); tests elsewhere that train models or start many Spark jobs carry the mark themselves.
+check: lint
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# The whole suite on TEST_WORKERS processes: a module's tests stay on one worker (they share its stack, cluster or
+# trained lake) and the longest groups start first. Most of their time is spent waiting on Airflow, Spark and make,
+# so more workers than cores pays.
+TEST_WORKERS ?= 3
 test: lint
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 clean:
 	-$(PY) -m imagepipe.embedded_s3 stop

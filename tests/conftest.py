@@ -11,6 +11,7 @@ import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +47,57 @@ for _variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
 # py4j logs its shutdown after pytest has closed the captured streams.
 logging.getLogger("py4j").setLevel(logging.WARNING)
 logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the S3 endpoint's access log
+
+
+# Test tiers. make check runs the fast tier (-m "not slow"); make test runs everything, side by side (pytest-xdist,
+# --dist loadgroup). Every test of these folders starts whole stacks (Airflow, make demo, a Spark cluster): they are
+# slow, and marked with their folder's name, by where they are, so a new test there needs no marker of its own. The
+# folders are in the order their groups start in, longest first.
+TESTS = Path(__file__).resolve().parent
+SLOW_FOLDERS = ("scheduler", "e2e", "cluster")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups and -m deselects
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0]
+        if folder in SLOW_FOLDERS:
+            item.add_marker(folder)
+            item.add_marker("slow")
+        # A module's tests share its fixtures (a trained lake, a stack, a cluster): one worker runs them all.
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(TESTS).as_posix()))
+    holding_slow_tests = {item.path for item in items if item.get_closest_marker("slow")}
+
+    def start_rank(item) -> int:
+        """Groups start longest first: the slow folders', then modules holding slow tests, then the rest."""
+        folder = item.path.relative_to(TESTS).parts[0]
+        if folder in SLOW_FOLDERS:
+            return SLOW_FOLDERS.index(folder)
+        return len(SLOW_FOLDERS) + (item.path not in holding_slow_tests)
+
+    items.sort(key=start_rank)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist's group scheduling, handing a worker its next group only as the last test of its current one starts
+    (xdist's own rule hands it over while two are left): a group queued behind a long test waits for all of it, so
+    long tests come first in their modules."""
+    from xdist.scheduler import LoadGroupScheduling
+
+    class NextGroupAtLastTest(LoadGroupScheduling):
+        def _reschedule(self, node) -> None:
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+            elif self._pending_of(self.assigned_work[node]) <= 1:
+                self._assign_work_unit(node)
+
+    if config.getoption("dist") != "loadgroup":
+        return None
+    config.option.loadscopereorder = False  # groups start in collection order, which is longest first (above)
+    return NextGroupAtLastTest(config, log)
 
 
 def settle() -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from conftest import settle
 from imagepipe import sample_data, storage
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
 from spark_jobs import extract_features, ingest_images
 
+# Each scenario runs the job several times, each a fresh set of torch workers: make test only.
+pytestmark = pytest.mark.slow
 SMALL = ["--backbone", "resnet18", "--weights", "random:0", "--image-size", "32", "--batch-size", "8"]
 
 

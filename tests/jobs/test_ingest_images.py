@@ -225,6 +225,7 @@ def test_an_object_modified_exactly_at_the_window_end_belongs_to_the_next_window
     assert lake.read_run("scheduled__from", "ingest")["ingested"] == 1
 
 
+@pytest.mark.slow
 def test_a_run_killed_while_writing_leaves_the_lake_readable_and_its_retry_repairs_it(spark, s3_bucket, lake_root):
     import os
     import signal

@@ -14,6 +14,8 @@ from imagepipe.object_store import s3_client
 from imagepipe.registry import Registry
 from spark_jobs import evaluate_model, extract_features, ingest_images, promote_model, train_classifier
 
+# Each scenario ingests, featurises, trains and evaluates whole runs: make test only.
+pytestmark = pytest.mark.slow
 FAR_FUTURE = "2100-01-01T00:00:00+00:00"
 FEATURES = ["--backbone", "resnet18", "--weights", "random:0", "--image-size", "96", "--batch-size", "16"]
 

@@ -62,6 +62,7 @@ def test_each_classifier_learns_separable_classes_and_returns_label_strings(clus
     assert (metrics["log_loss"] is None) == (classifier == "linear_svc")
 
 
+@pytest.mark.slow
 def test_model_selection_cross_validates_the_grid_and_keeps_the_best_point(clusters):
     train, _ = clusters
     # A huge L2 penalty flattens every class score: it cannot win against a small one.

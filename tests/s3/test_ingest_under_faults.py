@@ -3,6 +3,7 @@ exactly once."""
 
 from __future__ import annotations
 
+import pytest
 from faulty_proxy import FaultyProxy
 
 from conftest import settle
@@ -10,6 +11,9 @@ from imagepipe import sample_data
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
 from spark_jobs import ingest_images
+
+# Botocore backs off on every fault it meets: make test only.
+pytestmark = pytest.mark.slow
 
 
 def test_every_image_is_ingested_once_despite_503s_and_dropped_connections(spark, s3_bucket, s3_endpoint, lake_root):
