@@ -50,9 +50,10 @@ def test_loading_the_projects_plugins_imports_no_library_module_under_a_bare_nam
 
 def test_a_library_module_in_a_plugins_folder_would_be_imported_under_its_bare_name(tmp_path):
     """What the first test guards against, shown on a copy: the check sees a library file loaded as `settings`."""
-    plugins = tmp_path / "plugins"
-    shutil.copytree(LIBRARY.parent, plugins / "lib")
+    copy = tmp_path / "plugins" / "lib" / "settings.py"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(LIBRARY / "settings.py", copy)
 
-    loaded = _load_plugins(plugins, tmp_path)
+    loaded = _load_plugins(copy.parents[1], tmp_path)
 
-    assert loaded["library_modules"].get("settings") == str((plugins / "lib" / "imagepipe" / "settings.py").resolve())
+    assert loaded["library_modules"].get("settings") == str(copy.resolve())
