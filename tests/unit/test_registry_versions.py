@@ -55,6 +55,21 @@ def test_documents_and_files_are_recorded_with_their_sha256_and_are_write_once(r
         registry.write_file(version, "../escape.md", b"x")
 
 
+def test_files_one_folder_deep_are_published_together_but_never_into_the_model(root):
+    registry = Registry(root, MODEL)
+    version = registry.allocate_version("run-a")
+    thumbnails = {f"thumbnails/{index}.jpg": bytes([index]) * 10 for index in range(3)}
+
+    registry.write_files(version, thumbnails)
+
+    assert {name: registry.read_file(version, name) for name in thumbnails} == thumbnails
+    assert set(registry.manifest(version)["files"]) == set(thumbnails)
+    for name in ("model/metadata/part-00000", "thumbnails/../metadata.json", "a/b/c.jpg", "thumbnails/.hidden"):
+        with pytest.raises(InputError, match="cannot name a registry file"):
+            registry.write_files(version, {name: b"x"})
+    assert set(registry.manifest(version)["files"]) == set(thumbnails)
+
+
 def test_a_file_from_a_local_path_is_published(root, tmp_path):
     registry = Registry(root, MODEL)
     version = registry.allocate_version("run-a")

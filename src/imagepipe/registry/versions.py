@@ -34,7 +34,8 @@ from imagepipe.lake import run_key
 MANIFEST = "manifest.json"
 METADATA = "metadata.json"
 MODEL = "model/"
-_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# A plain file name, or one folder deep (thumbnails/<sha256>.jpg); no segment can be `..` or hidden.
+_FILE_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def _sha256(data: bytes) -> str:
@@ -153,9 +154,16 @@ class Versions:
 
     def write_file(self, version: int, name: str, source: str | Path | bytes) -> None:
         """Publish one write-once file (a report, a plot) into the version: bytes, or the path of a local file."""
-        if not _FILE_NAME.match(name) or name == MANIFEST:
-            raise InputError(f"{name!r} cannot name a registry file: use a plain file name such as report.md")
-        self._publish(version, {name: source if isinstance(source, bytes) else Path(source).read_bytes()})
+        self.write_files(version, {name: source if isinstance(source, bytes) else Path(source).read_bytes()})
+
+    def write_files(self, version: int, files: dict[str, bytes]) -> None:
+        """Publish write-once files into the version, recorded in one manifest update (a report's thumbnails)."""
+        for name in files:
+            if not _FILE_NAME.match(name) or name == MANIFEST or name.startswith(MODEL):
+                raise InputError(f"{name!r} cannot name a registry file: use a plain file name such as report.md, "
+                                 "or one folder deep such as thumbnails/a.jpg (model/ is the saved model's)")
+        if files:
+            self._publish(version, files)
 
     def write_document(self, version: int, name: str, document: dict) -> None:
         self.write_file(version, f"{name}.json", storage.json_bytes(document))
