@@ -110,11 +110,11 @@ check: lint
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The whole suite on TEST_WORKERS processes: a module's tests stay on one worker (they share its stack, cluster or
-# trained lake) and the longest groups start first. Most of their time is spent waiting on Airflow, Spark and make,
-# so more workers than cores pays.
+# trained lake) and the longest modules start first (tests/conftest.py); those spend much of their time waiting on
+# Airflow's loop, JVM starts and make, so three workers on two cores still shorten the run.
 TEST_WORKERS ?= 3
 test: lint
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 
 clean:
 	-$(PY) -m imagepipe.embedded_s3 stop

@@ -50,27 +50,24 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the S3 endpoint's acc
 
 
 # Test tiers. make check runs the fast tier (-m "not slow"); make test runs everything, side by side (pytest-xdist,
-# --dist loadgroup). Every test of these folders starts whole stacks (Airflow, make demo, a Spark cluster): they are
-# slow, and marked with their folder's name, by where they are, so a new test there needs no marker of its own. The
-# folders are in the order their groups start in, longest first.
+# --dist loadscope: a module's tests on one worker). Every test of these folders starts whole stacks (Airflow, make
+# demo, a Spark cluster): they are slow, and marked with their folder's name, by where they are, so a new test there
+# needs no marker of its own. The folders are in the order their modules start in, longest first.
 TESTS = Path(__file__).resolve().parent
 SLOW_FOLDERS = ("scheduler", "e2e", "cluster")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups and -m deselects
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(config, items):
     for item in items:
         folder = item.path.relative_to(TESTS).parts[0]
         if folder in SLOW_FOLDERS:
             item.add_marker(folder)
             item.add_marker("slow")
-        # A module's tests share its fixtures (a trained lake, a stack, a cluster): one worker runs them all.
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.path.relative_to(TESTS).as_posix()))
     holding_slow_tests = {item.path for item in items if item.get_closest_marker("slow")}
 
     def start_rank(item) -> int:
-        """Groups start longest first: the slow folders', then modules holding slow tests, then the rest."""
+        """Modules start longest first: the slow folders', then modules holding slow tests, then the rest."""
         folder = item.path.relative_to(TESTS).parts[0]
         if folder in SLOW_FOLDERS:
             return SLOW_FOLDERS.index(folder)
@@ -80,12 +77,16 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """xdist's group scheduling, handing a worker its next group only as the last test of its current one starts
-    (xdist's own rule hands it over while two are left): a group queued behind a long test waits for all of it, so
-    long tests come first in their modules."""
-    from xdist.scheduler import LoadGroupScheduling
+    """xdist's scheduling by module (a module's tests share its fixtures: a stack, a cluster, a trained lake), with a
+    worker handed its next module only as the last test of its current one starts (xdist's own rule hands it over
+    while two are left): a module queued behind a long test waits for all of it, so long tests come first in their
+    modules."""
+    from xdist.scheduler import LoadScopeScheduling
 
-    class NextGroupAtLastTest(LoadGroupScheduling):
+    class ModulesLongestFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid.split("::", 1)[0]  # the module, also for tests in a class
+
         def _reschedule(self, node) -> None:
             if node.shutting_down:
                 return
@@ -94,10 +95,10 @@ def pytest_xdist_make_scheduler(config, log):
             elif self._pending_of(self.assigned_work[node]) <= 1:
                 self._assign_work_unit(node)
 
-    if config.getoption("dist") != "loadgroup":
+    if config.getoption("dist") != "loadscope":
         return None
-    config.option.loadscopereorder = False  # groups start in collection order, which is longest first (above)
-    return NextGroupAtLastTest(config, log)
+    config.option.loadscopereorder = False  # modules start in collection order, which is longest first (above)
+    return ModulesLongestFirst(config, log)
 
 
 def settle() -> None:
