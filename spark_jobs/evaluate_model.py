@@ -1,6 +1,7 @@
 """Evaluate the run's candidate against the current champion on the same held-out test images and write what the
-gate reads: metrics.json, report.md, report.html, confusion_matrix.png and, last, verdict.json in the candidate's
-registry version. A verdict is always written, pass or fail; a retry after it keeps it.
+gate reads: the gallery's thumbnails (thumbnails/<sha256>.jpg), metrics.json (with the gallery), report.md,
+report.html, its pictures and, last, verdict.json in the candidate's registry version. A verdict is always written,
+pass or fail; a retry after it keeps it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from imagepipe import cli, params, report, storage
 from imagepipe.errors import InputError
 from imagepipe.evaluation import classification_metrics, score
 from imagepipe.features import FEATURE_COLUMNS, extract_features, feature_space_spec, split_failures
+from imagepipe.gallery import gallery
 from imagepipe.gate import Thresholds, decide, explain
 from imagepipe.lake import Lake
 from imagepipe.registry import open_registry
@@ -51,12 +53,17 @@ def in_feature_space(spark, lake: Lake, test, fingerprint: str, window_end_id: s
     return stored.unionByName(extracted)
 
 
-def measure(spark, lake: Lake, registry, version: int, metadata: dict, window_end_id: str) -> dict:
-    """Metrics of the candidate and of the current champion on the same test images."""
+def measure(spark, lake: Lake, registry, version: int, metadata: dict,
+            window_end_id: str) -> tuple[dict, dict[str, bytes]]:
+    """(metrics of the candidate and of the current champion on the same test images, with the candidate's gallery;
+    the gallery's thumbnails by file name)."""
     test = test_split(spark, lake, metadata["fingerprint"], window_end_id).persist()
     if test.isEmpty():
         raise InputError(f"no test images under feature space {metadata['fingerprint']}; ingest more images")
-    candidate = classification_metrics(score(registry.load_model(version), test), metadata["labels"])
+    predictions = score(registry.load_model(version), test).persist()
+    candidate = classification_metrics(predictions, metadata["labels"])
+    examples, thumbnails = gallery(spark, lake, predictions, candidate["per_class"])
+    predictions.unpersist()
 
     champion_version = registry.champion_version()
     champion = None
@@ -70,7 +77,8 @@ def measure(spark, lake: Lake, registry, version: int, metadata: dict, window_en
         champion_model = registry.load_model(champion_version)
         champion = {**classification_metrics(score(champion_model, champion_test), champion_metadata["labels"]),
                     "version": champion_version}
-    return {"candidate": candidate, "champion": champion, "champion_version": champion_version}
+    metrics = {"candidate": candidate, "champion": champion, "champion_version": champion_version, "gallery": examples}
+    return metrics, thumbnails
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -85,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     metadata = registry.metadata(version)
     metrics = registry.document(version, "metrics")
     if metrics is None:
-        metrics = measure(get_spark("evaluate_model"), lake, registry, version, metadata, window_end_id)
+        metrics, thumbnails = measure(get_spark("evaluate_model"), lake, registry, version, metadata, window_end_id)
+        registry.write_files(version, thumbnails)  # first: metrics never name a thumbnail the version lacks
         registry.write_document(version, "metrics", metrics)
     else:
         # An interrupted attempt measured already; its metrics are part of the immutable version, so the report
@@ -95,9 +104,7 @@ def main(argv: list[str] | None = None) -> None:
 
     verdict = decide(candidate, champion, thresholds(args))
     verdict.update({"candidate_version": version, "champion_version": metrics["champion_version"], "run_id": args.run_id})
-    registry.write_file(version, "report.md", report.markdown(metadata, candidate, champion, verdict).encode())
-    registry.write_file(version, "report.html", report.html_page(metadata, candidate, champion, verdict).encode())
-    registry.write_file(version, "confusion_matrix.png", report.confusion_matrix_png(version, candidate["confusion_matrix"]))
+    registry.write_files(version, report.files(metadata, candidate, champion, verdict, metrics.get("gallery")))
     registry.write_document(version, "verdict", verdict)
     for line in explain(verdict):
         log.info(line)

@@ -24,6 +24,8 @@ def classification_metrics(predictions, labels: list[str]) -> dict:
     from pyspark.ml.evaluation import MulticlassClassificationEvaluator
     from pyspark.mllib.evaluation import MulticlassMetrics
 
+    # Several passes over the predictions: cached here unless the caller cached them for passes of its own.
+    cached_here = not predictions.is_cached
     predictions = predictions.persist()
     rows = predictions.count()
     names = [*labels, UNSEEN_LABEL]
@@ -57,5 +59,6 @@ def classification_metrics(predictions, labels: list[str]) -> dict:
     if rows and "probability" in predictions.columns:
         evaluator = MulticlassClassificationEvaluator(labelCol=LABEL_INDEX, metricName="logLoss")
         result["log_loss"] = evaluator.evaluate(predictions)
-    predictions.unpersist()
+    if cached_here:
+        predictions.unpersist()
     return result

@@ -1,15 +1,17 @@
-"""The evaluation report of a model version: the verdict with every check, the candidate-versus-champion table, and
-per-class rows, in Markdown and HTML from the same rows, and the confusion matrix as a PNG (matplotlib)."""
+"""The evaluation report of a model version: the verdict with every check, the candidate-versus-champion table,
+per-class rows, the pictures (imagepipe.charts) and the gallery of test images (imagepipe.gallery), in Markdown and
+HTML from the same rows. The UI's version page shows the same sections and gallery (imagepipe.ui.pages)."""
 
 from __future__ import annotations
 
 import html
-import io
 import json
 
+from imagepipe import charts
 from imagepipe.gate import explain
 
 SUMMARY_METRICS = ("accuracy", "macro_f1", "weighted_f1", "log_loss", "rows")
+OPEN_ROWS = 30  # a longer table (per class, with many classes) is folded into a block that scrolls
 
 
 def _format(value) -> str:
@@ -67,60 +69,101 @@ def _title(version: int, verdict: dict) -> str:
     return f"Model version {version}: gate {'PASSED' if verdict['passed'] else 'FAILED'}"
 
 
-def markdown(metadata: dict, candidate: dict, champion: dict | None, verdict: dict) -> str:
+def gallery_sections(gallery: dict | None) -> list[dict]:
+    """Each part of the gallery (misclassified, correctly classified) as its title, a note saying what it shows, the
+    side of its thumbnails' box, and its examples: the thumbnail's file name (None, and what is missing, when the lake
+    no longer held the image) and the lines under it. Empty for a version evaluated before reports had a gallery."""
+    if not gallery:
+        return []
+
+    def example(row: dict, lines: list[str]) -> dict:
+        probability = [] if row["probability"] is None else [f"p = {row['probability']:.2f}"]
+        missing = None if row["thumbnail"] else "no picture: the lake no longer holds the image"
+        return {"thumbnail": row["thumbnail"], "missing": missing, "lines": [*lines, *probability]}
+
+    shown, total = len(gallery["misclassified"]), gallery["misclassified_total"]
+    wrong = ("None: every test image was classified correctly." if total == 0 else
+             f"All {total}, the most confident mistakes first." if shown == total else
+             f"The {shown} most confident of {total} mistakes; the confusion matrix counts them all.")
+    probabilities = "" if gallery["probabilities"] else " This classifier gives no probabilities."
+    classes, tested = gallery["correct_classes"], gallery["classes_tested"]
+    side = gallery["thumbnail_side"]  # each picture's box: every caption starts at the same height
+    which = "" if classes == tested else f", for the {classes} classes with the lowest F1 (of {tested})"
+    return [
+        {"title": f"Misclassified test images ({total})", "note": wrong + probabilities, "side": side,
+         "examples": [example(row, [f"true: {row['label']}", f"predicted: {row['predicted']}"])
+                      for row in gallery["misclassified"]]},
+        {"title": "Correctly classified test images",
+         "note": f"Up to {gallery['correct_each']} per class, the most confident first{which}.{probabilities}",
+         "side": side,
+         "examples": [example(row, [row["label"]]) for row in gallery["correct"]]},
+    ]
+
+
+def markdown(metadata: dict, candidate: dict, champion: dict | None, verdict: dict, gallery: dict | None = None,
+             pictures: tuple[str, ...] = ()) -> str:
     lines = [f"# {_title(metadata['version'], verdict)}", ""]
     lines += [f"- {line}" for line in explain(verdict)] + [""]
     for title, header, rows in sections(metadata, candidate, champion, verdict):
         lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
-    lines += ["![confusion matrix](confusion_matrix.png)", ""]
+    lines += [f"## {charts.TITLES[name]}\n\n![{charts.TITLES[name]}]({name})\n" for name in pictures]
+    for part in gallery_sections(gallery):
+        lines += [f"## {part['title']}", "", part["note"], "", "| picture | example |", "|---|---|"]
+        lines += [f"| {'![](' + example['thumbnail'] + ')' if example['thumbnail'] else '–'} | "
+                  f"{'; '.join(example['lines'])} |" for example in part["examples"]] + [""]
     return "\n".join(lines)
 
 
-def html_page(metadata: dict, candidate: dict, champion: dict | None, verdict: dict) -> str:
+STYLE = ("body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 8px;"
+         "text-align:right;overflow-wrap:anywhere}td:first-child,th:first-child{text-align:left}"
+         ".scroll{max-height:30em;overflow-y:auto}.gallery{display:flex;flex-wrap:wrap;gap:10px}"
+         "figure{margin:0;width:120px;font-size:12px;overflow-wrap:anywhere}"
+         "figure img{display:block;object-fit:contain}")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    escape = html.escape
+    body = "\n".join([f"<table><tr>{''.join(f'<th>{escape(cell)}</th>' for cell in header)}</tr>",
+                      *("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows),
+                      "</table>"])
+    if len(rows) <= OPEN_ROWS:
+        return body
+    return f"<details><summary>{len(rows)} rows</summary><div class='scroll'>{body}</div></details>"
+
+
+def _figure(example: dict, side: int) -> str:
+    caption = "<br>".join(html.escape(line) for line in example["lines"])
+    alt = html.escape(", ".join(example["lines"]), quote=True)
+    source = html.escape(example["thumbnail"] or "", quote=True)
+    picture = (f"<img src='{source}' width='{side}' height='{side}' alt='{alt}'>" if example["thumbnail"]
+               else f"<span>{html.escape(example['missing'])}</span>")
+    return f"<figure>{picture}<figcaption>{caption}</figcaption></figure>"
+
+
+def html_page(metadata: dict, candidate: dict, champion: dict | None, verdict: dict, gallery: dict | None = None,
+              pictures: tuple[str, ...] = ()) -> str:
     escape = html.escape
     version = metadata["version"]
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(_title(version, verdict))}</title>",
-             "<style>body{font-family:sans-serif}table{border-collapse:collapse}td,th{border:1px solid #999;"
-             "padding:2px 8px;text-align:right}td:first-child,th:first-child{text-align:left}</style></head><body>",
-             f"<h1>{escape(_title(version, verdict))}</h1><ul>"]
+             f"<style>{STYLE}</style></head><body>", f"<h1>{escape(_title(version, verdict))}</h1><ul>"]
     parts += [f"<li>{escape(line)}</li>" for line in explain(verdict)] + ["</ul>"]
     for title, header, rows in sections(metadata, candidate, champion, verdict):
-        header_cells = "".join(f"<th>{escape(cell)}</th>" for cell in header)
-        parts.append(f"<h2>{escape(title)}</h2><table><tr>{header_cells}</tr>")
-        parts += ["<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows]
-        parts.append("</table>")
-    parts.append("<h2>Confusion matrix</h2><img src='confusion_matrix.png' alt='confusion matrix'></body></html>")
+        parts += [f"<h2>{escape(title)}</h2>", _table(header, rows)]
+    for name in pictures:
+        parts.append(f"<h2>{escape(charts.TITLES[name])}</h2><img src='{name}' alt='{escape(charts.TITLES[name])}'>")
+    for part in gallery_sections(gallery):
+        parts += [f"<h2>{escape(part['title'])}</h2><p>{escape(part['note'])}</p><div class='gallery'>",
+                  *(_figure(example, part["side"]) for example in part["examples"]), "</div>"]
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 
-def confusion_matrix_figure(version: int, confusion: dict):
-    """Rows are the true labels, columns the predicted ones, each cell annotated with its count."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on workers
-    from matplotlib.figure import Figure
-
-    labels, counts = confusion["labels"], confusion["counts"]
-    size = max(4.0, 0.6 * len(labels) + 2)
-    figure = Figure(figsize=(size, size))
-    axes = figure.subplots()
-    image = axes.imshow(counts or [[0]], cmap="Blues")
-    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    axes.set_yticks(range(len(labels)), labels)
-    axes.set_xlabel("predicted label")
-    axes.set_ylabel("true label")
-    axes.set_title(f"Confusion matrix, version {version} (test split)")
-    peak = max((max(row) for row in counts), default=0)
-    for row, values in enumerate(counts):
-        for column, count in enumerate(values):
-            axes.text(column, row, str(count), ha="center", va="center", color="white" if count > peak / 2 else "black")
-    figure.colorbar(image, ax=axes)
-    figure.tight_layout()
-    return figure
-
-
-def confusion_matrix_png(version: int, confusion: dict) -> bytes:
-    buffer = io.BytesIO()
-    confusion_matrix_figure(version, confusion).savefig(buffer, format="png", dpi=100)
-    return buffer.getvalue()
+def files(metadata: dict, candidate: dict, champion: dict | None, verdict: dict,
+          gallery: dict | None = None) -> dict[str, bytes]:
+    """Every file of the report by name: report.md, report.html and the pictures they show (the gallery's thumbnails
+    are imagepipe.gallery's)."""
+    pictures = charts.pictures(metadata["version"], candidate, champion)
+    names = tuple(pictures)
+    return {"report.md": markdown(metadata, candidate, champion, verdict, gallery, names).encode(),
+            "report.html": html_page(metadata, candidate, champion, verdict, gallery, names).encode(), **pictures}

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 
 import pytest
+from PIL import Image
 
 from conftest import settle
 from imagepipe import sample_data
 from imagepipe.errors import InputError
+from imagepipe.evaluation import score
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
 from imagepipe.registry import Registry
+from imagepipe.windows import Window
 from spark_jobs import evaluate_model, extract_features, ingest_images, promote_model, train_classifier
 
 # Each scenario ingests, featurises, trains and evaluates whole runs: make test only.
 pytestmark = pytest.mark.slow
 FAR_FUTURE = "2100-01-01T00:00:00+00:00"
 FEATURES = ["--backbone", "resnet18", "--weights", "random:0", "--image-size", "96", "--batch-size", "16"]
+HOSTILE = "<script>alert(1)</script>"  # a label a manifest can give (a folder name cannot hold its `/`)
 
 
 def _run_pipeline(bucket: str, lake_root: str, run_id: str, *evaluate_args: str) -> None:
@@ -85,8 +91,6 @@ def test_pipeline_trains_a_model_that_passes_its_gate_and_becomes_champion(spark
 
 
 def test_the_trained_model_labels_images_by_name(spark, trained_lake):
-    from imagepipe.evaluation import score
-
     lake = Lake(trained_lake)
     fingerprint = lake.read_run("manual__first", "features")["fingerprint"]
     model = Registry(lake.registry, "image_classifier").load_model(1)
@@ -105,6 +109,55 @@ def test_a_model_trained_on_shuffled_labels_fails_its_gate_and_is_not_promoted(s
     with pytest.raises(InputError, match="failed its gate"):
         promote_model.main(["--run-id", "manual__shuffled", "--lake-root", lake_root])
     assert registry.champion_version() is None
+
+
+def test_the_report_shows_the_test_images_the_model_got_wrong_from_thumbnails_in_the_version(
+        spark, s3_bucket, lake_root, tmp_path):
+    # Labels drawn at random, one of them script-like, from a label manifest: the model gets many test images wrong.
+    rng = random.Random(5)
+    images = list(sample_data.generate(per_class=30, seed=6, classes=("beach", "forest", "night_sky")))
+    sample_data.upload(s3_client(), s3_bucket, "set", iter(images))
+    settle()
+    manifest = tmp_path / "labels.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["key", "label"])
+        writer.writerows([f"set/{image.label}/{image.name}", rng.choice(["beach", "forest", HOSTILE])]
+                         for image in images)
+    common = ["--run-id", "manual__gallery", "--lake-root", lake_root]
+    ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE,
+                        "--label-manifest", str(manifest)])
+    extract_features.main([*common, *FEATURES])
+    train_classifier.main(common)
+    evaluate_model.main([*common, "--min-test-images", "1"])
+
+    lake = Lake(lake_root)
+    registry = Registry(lake.registry, "image_classifier")
+    window_end = Window.from_json(lake.read_run("manual__gallery", "window")).end_id
+    test = evaluate_model.test_split(spark, lake, registry.metadata(1)["fingerprint"], window_end)
+    scored = {row["sha256"]: row for row in score(registry.load_model(1), test).collect()}
+    wrong = {sha for sha, row in scored.items() if row["label"] != row["predicted_label"]}
+    shown = registry.document(1, "metrics")["gallery"]
+    assert wrong and {row["sha256"] for row in shown["misclassified"]} == wrong
+    page = registry.read_file(1, "report.html").decode()
+    for row in shown["misclassified"]:
+        truth = scored[row["sha256"]]
+        assert (row["label"], row["predicted"]) == (truth["label"], truth["predicted_label"])
+        caption = f"true: {truth['label']}<br>predicted: {truth['predicted_label']}<br>p = {row['probability']:.2f}"
+        assert caption.replace("<script>", "&lt;script&gt;").replace("</script>", "&lt;/script&gt;") in page
+    assert HOSTILE not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+    # Every example's thumbnail is in the version, listed in its manifest: a small JPEG of the lake's image.
+    files = registry.manifest(1)["files"]
+    sizes = {row["sha256"]: (row["width"], row["height"]) for row in
+             spark.read.parquet(lake.images).select("sha256", "width", "height").collect()}
+    for row in shown["misclassified"] + shown["correct"]:
+        assert row["thumbnail"] == f"thumbnails/{row['sha256']}.jpg" and row["thumbnail"] in files
+        with Image.open(io.BytesIO(registry.read_file(1, row["thumbnail"]))) as thumbnail:
+            width, height = sizes[row["sha256"]]
+            assert thumbnail.format == "JPEG" and max(thumbnail.size) == 96
+            assert thumbnail.width / thumbnail.height == pytest.approx(width / height, rel=0.05)
+    assert len(shown["correct"]) > 0 and all(row["label"] == row["predicted"] for row in shown["correct"])
 
 
 def test_training_refuses_a_single_class_naming_it(spark, s3_bucket, lake_root):

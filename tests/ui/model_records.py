@@ -1,6 +1,6 @@
 """A lake and a registry as pipeline runs leave them, written through the library's own code (Lake.write_run, the
-registry's versions, promotion and rollback, the report's HTML and confusion matrix, the gate's verdict), with a
-label named like a script and a quarantined key to match: what the UI's tests read.
+registry's versions, promotion and rollback, the report's files and its gallery's thumbnails, the gate's verdict),
+with a label named like a script and a quarantined key to match: what the UI's tests read.
 
     run 1 (scheduled__2026-11-20): version 1 passes, becomes champion
     run 2 (manual__2026-11-21...): version 2 fails its gate (accuracy under 0.8), not promoted; ingest rejected two
@@ -11,10 +11,12 @@ label named like a script and a quarantined key to match: what the UI's tests re
 
 from __future__ import annotations
 
+import hashlib
 import io
+import random
 from dataclasses import dataclass
 
-from imagepipe import report, storage
+from imagepipe import gallery, report, sample_data, storage
 from imagepipe.gate import Thresholds, decide
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.registry import Registry
@@ -29,6 +31,9 @@ RUNS = ("scheduled__2026-11-20T00:00:00+00:00", "manual__2026-11-21T08:00:00+00:
 WINDOWS = (("2026-11-19T00:00:00+00:00", "2026-11-20T00:00:00+00:00"),
            ("2026-11-20T00:00:00+00:00", "2026-11-21T00:00:00+00:00"),
            ("2026-11-21T00:00:00+00:00", "2026-11-22T10:15:30.123456+00:00"))
+# The sample scenes drawn for each label's thumbnails.
+SCENES = dict(zip(LABELS, ["beach", "forest", "night_sky"], strict=True))
+SHOWN_MISTAKES = 5  # of a version's misclassified test images, as if the gallery's cap were this
 ROLLBACK_REASON = "version 3 mislabels <b>forest</b> at night"
 QUARANTINED = [  # run 2's rejected objects: (key, reason)
     ("images/beach/broken.jpg", "undecodable: cannot identify image file"),
@@ -59,6 +64,51 @@ def _metrics(accuracy: float) -> dict:
             "per_class": per_class, "confusion_matrix": {"labels": LABELS, "counts": counts}, "log_loss": 0.4}
 
 
+def _example(rng: random.Random, label: str, predicted: str, probability: float) -> tuple[dict, bytes]:
+    """A gallery example of a drawn test image of class `label`, and its thumbnail."""
+    buffer = io.BytesIO()
+    sample_data.draw_image(SCENES[label], rng).save(buffer, format="JPEG")
+    sha256 = hashlib.sha256(buffer.getvalue()).hexdigest()
+    row = {"sha256": sha256, "label": label, "predicted": predicted, "probability": probability,
+           "window_id": "w", "thumbnail": gallery.thumbnail_name(sha256)}
+    return row, gallery.thumbnail(buffer.getvalue())
+
+
+def _gallery(version: int, candidate: dict) -> tuple[dict, dict[str, bytes]]:
+    """The gallery evaluate_model would choose: the mistakes (every one a beach taken for a forest) up to
+    SHOWN_MISTAKES, and two correct images of each class."""
+    rng = random.Random(version)
+    mistakes = candidate["confusion_matrix"]["counts"][0][1]
+    wrong = [_example(rng, "beach", "forest", 0.9 - index / 100) for index in range(min(mistakes, SHOWN_MISTAKES))]
+    right = [_example(rng, label, label, 0.95) for label in LABELS for _ in range(2)]
+    document = {"thumbnail_side": gallery.THUMBNAIL_SIDE, "probabilities": True,
+                "misclassified": [row for row, _ in wrong], "misclassified_total": mistakes,
+                "correct": [row for row, _ in right], "correct_each": 2, "correct_classes": 3, "classes_tested": 3}
+    return document, {row["thumbnail"]: thumbnail for row, thumbnail in wrong + right}
+
+
+def many_classes(classes: int) -> tuple[dict, dict]:
+    """A candidate's test metrics and gallery over `classes` classes, with names as long as folders give them, the
+    gallery at its caps (every one of 900 mistakes is a class taken for the next)."""
+    labels = [f"class_{index:03d}_with_a_rather_long_name_from_its_folder" for index in range(classes)]
+    per_class = {label: {"precision": 0.5 + index / (2 * classes), "recall": 0.9, "f1": 0.4 + index / (2 * classes),
+                         "support": 5} for index, label in enumerate(labels)}
+    counts = [[5 if row == column else 0 for column in range(classes)] for row in range(classes)]
+    candidate = {"rows": 5 * classes, "accuracy": 0.9, "macro_f1": 0.88, "weighted_f1": 0.89, "log_loss": 0.3,
+                 "per_class": per_class, "confusion_matrix": {"labels": labels, "counts": counts}}
+
+    def example(kind: str, index: int, predicted: str) -> dict:
+        sha256 = hashlib.sha256(f"{kind}{index}".encode()).hexdigest()
+        return {"sha256": sha256, "label": labels[index], "predicted": predicted, "probability": 0.8,
+                "window_id": "w", "thumbnail": gallery.thumbnail_name(sha256)}
+
+    shown = {"thumbnail_side": gallery.THUMBNAIL_SIDE, "probabilities": True, "misclassified_total": 900,
+             "misclassified": [example("m", index, labels[index + 1]) for index in range(gallery.MAX_MISCLASSIFIED)],
+             "correct": [example("c", index, labels[index]) for index in range(gallery.MAX_CORRECT)],
+             "correct_each": 1, "correct_classes": gallery.MAX_CORRECT, "classes_tested": classes}
+    return candidate, shown
+
+
 def _train_version(registry: Registry, run_id: str, accuracy: float) -> int:
     """What train_classifier and evaluate_model write into a new version (the Spark model aside)."""
     version = registry.allocate_version(run_id)
@@ -73,13 +123,13 @@ def _train_version(registry: Registry, run_id: str, accuracy: float) -> int:
     champion = None if champion_version is None else {
         **registry.document(champion_version, "metrics")["candidate"], "version": champion_version}
     candidate = _metrics(accuracy)
-    registry.write_document(version, "metrics",
-                            {"candidate": candidate, "champion": champion, "champion_version": champion_version})
+    examples, thumbnails = _gallery(version, candidate)
+    registry.write_files(version, thumbnails)
+    registry.write_document(version, "metrics", {"candidate": candidate, "champion": champion,
+                                                 "champion_version": champion_version, "gallery": examples})
     verdict = decide(candidate, champion, Thresholds())
     verdict.update({"candidate_version": version, "champion_version": champion_version, "run_id": run_id})
-    registry.write_file(version, "report.html", report.html_page(metadata, candidate, champion, verdict).encode())
-    registry.write_file(version, "confusion_matrix.png",
-                        report.confusion_matrix_png(version, candidate["confusion_matrix"]))
+    registry.write_files(version, report.files(metadata, candidate, champion, verdict, examples))
     registry.write_document(version, "verdict", verdict)
     return version
 

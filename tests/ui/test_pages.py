@@ -85,11 +85,34 @@ def test_version_page_shows_the_report_its_picture_the_gate_checks_and_every_fil
     manifest = records.registry.manifest(2)["files"]
     for name in ("metadata.json", "metrics.json", "verdict.json", "report.html", "confusion_matrix.png"):
         assert row_starting(page.text, name) == [name, str(manifest[name]["size"]), manifest[name]["sha256"]]
-    picture = re.search(r'<img class="picture" src="([^"]+)"', page.text).group(1)
-    assert picture == f"{version_url(2)}/files/confusion_matrix.png"
-    served = viewer.get(picture)
-    assert served.headers["content-type"] == "image/png"
-    assert served.content == records.registry.read_file(2, "confusion_matrix.png")
+    pictures = re.findall(r'<h2>([^<]+)</h2>\s*<img class="picture" src="([^"]+)"', page.text)
+    assert pictures == [(title, f"{version_url(2)}/files/{name}") for title, name in [
+        ("Candidate against champion", "comparison.png"), ("Precision and recall per class", "per_class.png"),
+        ("Confusion matrix", "confusion_matrix.png")]]
+    for _, picture in pictures:
+        served = viewer.get(picture)
+        assert served.headers["content-type"] == "image/png"
+        assert served.content == records.registry.read_file(2, picture.rpartition("/")[2])
+
+
+def test_version_page_shows_the_gallery_of_test_images_from_thumbnails_in_the_version(viewer, records):
+    page = viewer.get(version_url(2))
+
+    mistakes = section(page.text, "Misclassified test images (16)")
+    assert "The 5 most confident of 16 mistakes; the confusion matrix counts them all." in mistakes
+    shown = records.registry.document(2, "metrics")["gallery"]
+    figures = re.findall(r'<img class="thumbnail" src="([^"]+)".*?<figcaption>(.*?)</figcaption>', mistakes, re.S)
+    assert [(source, " ".join(caption.split())) for source, caption in figures] == [
+        (f"{version_url(2)}/files/thumbnails/{row['sha256']}.jpg",
+         f"true: beach<br>predicted: forest<br>p = {row['probability']:.2f}") for row in shown["misclassified"]]
+    correct = section(page.text, "Correctly classified test images")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>p = 0.95" in correct
+    assert correct.count('<img class="thumbnail"') == len(shown["correct"]) == 6
+    for source, _ in figures:
+        served = viewer.get(source)
+        assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+        assert served.content == records.registry.read_file(2, source.split("/files/")[1])
+        assert served.content.startswith(b"\xff\xd8")  # a JPEG
 
 
 def test_a_label_named_like_a_script_is_shown_as_text_on_every_page(viewer, records):
@@ -113,7 +136,7 @@ def test_the_stored_report_is_served_without_running_scripts(viewer, records):
 @pytest.mark.parametrize("path", [
     "manifest.json",  # in the version's folder, but no file the manifest lists
     "../../champion.json", "..%2F..%2Fchampion.json", "%2e%2e/%2e%2e/champion.json", "model%2F..%2Fmetadata.json",
-    "report.md",  # not written into this version
+    "thumbnails/0000.jpg", "thumbnails%2F..%2Freport.html",  # not written into this version
 ])
 def test_files_the_manifest_does_not_list_are_not_found(viewer, records, path):
     answer = viewer.get(f"{version_url(1)}/files/{path}")

@@ -1,6 +1,7 @@
 import io
+import re
 
-from PIL import Image
+from ui.model_records import many_classes
 
 from imagepipe import report
 from imagepipe.gate import Thresholds, decide
@@ -61,17 +62,76 @@ def test_html_report_has_the_same_tables_with_labels_escaped():
     assert page.count("<table>") == 4
 
 
-def test_confusion_matrix_names_true_and_predicted_labels_on_its_axes():
-    figure = report.confusion_matrix_figure(4, CANDIDATE["confusion_matrix"])
-    axes = figure.axes[0]
-
-    assert [tick.get_text() for tick in axes.get_xticklabels()] == ["beach", "forest"]
-    assert [tick.get_text() for tick in axes.get_yticklabels()] == ["beach", "forest"]
-    assert (axes.get_xlabel(), axes.get_ylabel()) == ("predicted label", "true label")
-    assert sorted(text.get_text() for text in axes.texts) == ["0", "10", "2", "8"]
+HOSTILE = "<script>alert(1)</script>"
 
 
-def test_confusion_matrix_png_is_a_real_image():
-    image = Image.open(io.BytesIO(report.confusion_matrix_png(4, CANDIDATE["confusion_matrix"])))
+def _example(sha256: str, label: str, predicted: str, probability: float | None) -> dict:
+    return {"sha256": sha256, "label": label, "predicted": predicted, "probability": probability, "window_id": "w",
+            "thumbnail": f"thumbnails/{sha256}.jpg"}
 
-    assert image.format == "PNG" and image.width >= 300 and image.height >= 300
+
+GALLERY = {"thumbnail_side": 96, "probabilities": True, "misclassified_total": 2, "correct_each": 3,
+           "correct_classes": 2, "classes_tested": 2,
+           "misclassified": [_example("a1", "beach", HOSTILE, 0.91), _example("a2", HOSTILE, "beach", 0.55)],
+           "correct": [_example("b1", "beach", "beach", 0.99)]}
+
+
+def test_html_report_shows_misclassified_images_with_true_and_predicted_label_and_probability():
+    verdict = decide(CANDIDATE, CHAMPION, Thresholds())
+    page = report.html_page(METADATA, CANDIDATE, CHAMPION, verdict, GALLERY)
+
+    assert "<h2>Misclassified test images (2)</h2><p>All 2, the most confident mistakes first.</p>" in page
+    figures = re.findall(r"<figure>(.*?)</figure>", page)
+    assert figures[0] == ("<img src='thumbnails/a1.jpg' width='96' height='96' "
+                          "alt='true: beach, predicted: &lt;script&gt;alert(1)&lt;/script&gt;, p = 0.91'>"
+                          "<figcaption>true: beach<br>predicted: &lt;script&gt;alert(1)&lt;/script&gt;<br>p = 0.91"
+                          "</figcaption>")
+    assert "<figcaption>beach<br>p = 0.99</figcaption>" in figures[2]
+    assert HOSTILE not in page
+
+
+def test_a_classifier_without_probabilities_shows_none():
+    linear = {**GALLERY, "probabilities": False,
+              "misclassified": [{**row, "probability": None} for row in GALLERY["misclassified"]]}
+    page = report.html_page(METADATA, CANDIDATE, None, decide(CANDIDATE, None, Thresholds()), linear)
+
+    assert "This classifier gives no probabilities." in page
+    assert "<figcaption>true: beach<br>predicted: &lt;script&gt;alert(1)&lt;/script&gt;</figcaption>" in page
+
+
+def test_an_image_the_lake_no_longer_held_at_evaluation_is_listed_without_a_picture():
+    gone = {**GALLERY, "correct": [{**GALLERY["correct"][0], "thumbnail": None}]}
+    page = report.html_page(METADATA, CANDIDATE, None, decide(CANDIDATE, None, Thresholds()), gone)
+
+    assert ("<figure><span>no picture: the lake no longer holds the image</span>"
+            "<figcaption>beach<br>p = 0.99</figcaption></figure>") in page
+
+
+def test_markdown_report_lists_the_pictures_and_the_gallery():
+    verdict = decide(CANDIDATE, CHAMPION, Thresholds())
+    text = report.markdown(METADATA, CANDIDATE, CHAMPION, verdict, GALLERY, ("per_class.png",))
+
+    assert "## Precision and recall per class\n\n![Precision and recall per class](per_class.png)" in text
+    assert "| ![](thumbnails/a2.jpg) | true: <script>alert(1)</script>; predicted: beach; p = 0.55 |" in text
+
+
+def test_a_report_of_several_hundred_classes_stays_bounded_and_readable():
+    from PIL import Image
+
+    candidate, gallery = many_classes(400)
+    verdict = decide(candidate, None, Thresholds())
+    files = report.files({**METADATA, "version": 7}, candidate, None, verdict, gallery)
+    page = files["report.html"].decode()
+
+    assert len(page) < 250_000
+    assert len(re.findall(r"<img ", page)) == 2 + 60 + 60  # the charts, and the gallery's capped thumbnails
+    assert "The 60 most confident of 900 mistakes" in page
+    assert "for the 60 classes with the lowest F1 (of 400)" in page
+    # The per-class table is folded into a block that scrolls; the short tables are not.
+    assert re.search(r"<h2>Per class \(test split\)</h2>\n<details><summary>400 rows</summary><div class='scroll'>",
+                     page)
+    assert page.count("<details>") == 1
+    for name in ("per_class.png", "confusion_matrix.png"):
+        with Image.open(io.BytesIO(files[name])) as picture:
+            assert max(picture.size) <= 1600, name
+        assert len(files[name]) < 400_000, name

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from imagepipe import report, settings, storage
+from imagepipe import charts, report, settings, storage
 from imagepipe.errors import InputError, MissingRecordError
 from imagepipe.lake import Lake
 from imagepipe.registry import Registry
@@ -78,8 +78,8 @@ def model_overview(registry: Registry) -> dict:
 
 
 def version_detail(registry: Registry, version: int) -> dict:
-    """The version's report tables (the evaluation's own sections), pictures, metadata, every file with its sha256,
-    and the history entries that made it champion."""
+    """The version's report tables (the evaluation's own sections), pictures, gallery of test images, metadata, every
+    file with its sha256, and the history entries that made it champion."""
     if version not in registry.versions():
         raise NotFound(f"{registry.model_name} has no version {version} in {registry.where}")
     manifest = registry.manifest(version)
@@ -88,7 +88,8 @@ def version_detail(registry: Registry, version: int) -> dict:
               "verdict": None, "metadata": None, "metadata_json": None, "run_id": manifest.get("run_id"),
               "created_at": manifest.get("created_at"),
               "files": [{"name": name, **entry} for name, entry in sorted(files.items())],
-              "pictures": [name for name in sorted(files) if name.endswith(".png")],
+              "pictures": [(title, name) for name, title in charts.TITLES.items() if name in files],
+              "gallery": [], "open_rows": report.OPEN_ROWS,
               "report": "report.html" in files,
               "champion_entries": [entry for entry in registry.history() if entry["version"] == version]}
     try:
@@ -102,6 +103,7 @@ def version_detail(registry: Registry, version: int) -> dict:
     if metadata is not None and metrics is not None and verdict is not None:
         detail["sections"] = report.sections(metadata, metrics["candidate"], metrics["champion"], verdict)
         detail["notes"] = verdict.get("notes", [])
+        detail["gallery"] = report.gallery_sections(metrics.get("gallery"))
     return detail
 
 
