@@ -1,7 +1,8 @@
 """imagepipe's pages in a real browser (Debian's chromium, driven through chromium-driver), inside the Airflow UI of a
-running Airflow: log in, open Models from the navigation bar, a version's report with its picture loaded, a run's
-Model run tab, and a rollback posted from the Models page that the rollback DAG carries out and the history then
-shows. Screenshots of each page are written to build/test-artifacts/ui/ (IMAGEPIPE_TEST_ARTIFACTS elsewhere)."""
+running Airflow: log in, open Models from the navigation bar, a version's report with its pictures and gallery of
+test images loaded, a run's Model run tab, and a rollback posted from the Models page that the rollback DAG carries
+out and the history then shows. Screenshots of each page are written to build/test-artifacts/ui/
+(IMAGEPIPE_TEST_ARTIFACTS elsewhere)."""
 
 from __future__ import annotations
 
@@ -74,9 +75,11 @@ def browser(stack):
 
 
 def wait(driver):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, WAIT)
+    # An element found on the page a click is leaving goes stale as the next page loads: look again.
+    return WebDriverWait(driver, WAIT, ignored_exceptions=[StaleElementReferenceException])
 
 
 def enter_view(driver, heading: str) -> None:
@@ -112,16 +115,22 @@ def test_models_page_opens_from_the_navigation_bar(browser, records):
     screenshot(browser, "models")
 
 
-def test_a_versions_report_shows_its_picture(browser, records):
+def test_a_versions_report_shows_its_pictures_and_gallery(browser, records):
     from selenium.webdriver.common.by import By
 
     enter_view(browser, "Models")
     browser.find_element(By.LINK_TEXT, "2").click()
     wait(browser).until(lambda d: "version 2" in d.find_element(By.TAG_NAME, "h1").text)
 
-    picture = browser.find_element(By.CSS_SELECTOR, "img.picture")
-    wait(browser).until(lambda d: d.execute_script("return arguments[0].complete", picture))
-    assert browser.execute_script("return arguments[0].naturalWidth", picture) > 100
+    pictures = browser.find_elements(By.CSS_SELECTOR, "img.picture")
+    thumbnails = browser.find_elements(By.CSS_SELECTOR, "img.thumbnail")
+    assert len(pictures) == 3 and len(thumbnails) == 11  # the charts; 5 mistakes and 2 correct images of 3 classes
+    for image in pictures + thumbnails:
+        wait(browser).until(lambda d, image=image: d.execute_script("return arguments[0].complete", image))
+    assert min(browser.execute_script("return arguments[0].naturalWidth", image) for image in pictures) > 100
+    assert {browser.execute_script("return Math.max(arguments[0].naturalWidth, arguments[0].naturalHeight)", image)
+            for image in thumbnails} == {96}
+    assert "true: beach predicted: forest p = 0.90" in text(browser)
     assert "FAIL min_accuracy accuracy 0.6000 0.8000" in text(browser)
     assert "<script>alert(1)</script>" in text(browser)  # the label, as text: no script ran
     screenshot(browser, "version")
