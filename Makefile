@@ -104,10 +104,11 @@ demo: $(INSTALLED)
 airflow: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 	$(S3_ENV); airflow standalone
 
-# The fast tier: every test not marked slow. tests/conftest.py marks the folders that start whole stacks (e2e,
-# scheduler, cluster); tests elsewhere that train models or start many Spark jobs carry the mark themselves.
+# The fast tier: every test not marked slow, on two workers (one per core; a module's tests on one, as below).
+# tests/conftest.py marks the folders that start whole stacks (e2e, scheduler, cluster); tests elsewhere that train
+# models or start many Spark jobs carry the mark themselves.
 check: lint
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not slow" -n 2 --dist loadscope $(PYTEST_ARGS)
 
 # The whole suite on TEST_WORKERS processes: a module's tests stay on one worker (they share its stack, cluster or
 # trained lake) and the longest modules start first (tests/conftest.py); those spend much of their time waiting on

@@ -125,6 +125,14 @@ class AirflowStack(Service):
                     start_new_session=True)  # its own process group, so stop() also ends what it spawned
         self._wait_healthy(timeout)
 
+    def restart(self, **extra_env: str) -> None:
+        """Stop every component and start them again with these settings added, as a user does after changing
+        the environment; the metadata database and the lake stay."""
+        self.stop()
+        self.env.update(extra_env)
+        self._token = None
+        self.start()
+
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
             self._signal_group(process, signal.SIGTERM)
@@ -219,8 +227,20 @@ class AirflowStack(Service):
                     f"DAG {dag_id} was not parsed within {timeout:.0f} s:\n{self.log_tail('dag-processor')}")
             time.sleep(1)
 
+    def wait_for_schedule(self, dag_id: str, cron: str, timeout: float = 180) -> None:
+        """Wait until the dag-processor has parsed the DAG with this schedule (after a restart with a new one)."""
+        deadline = time.monotonic() + timeout
+        while (summary := self.request("GET", f"/api/v2/dags/{dag_id}")["timetable_summary"]) != cron:
+            if time.monotonic() > deadline:
+                raise AirflowError(f"DAG {dag_id} has schedule {summary!r}, not {cron!r}, after {timeout:.0f} s:\n"
+                                   f"{self.log_tail('dag-processor')}")
+            time.sleep(1)
+
     def unpause(self, dag_id: str) -> None:
         self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+    def pause(self, dag_id: str) -> None:
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": True})
 
     def trigger(self, dag_id: str, conf: dict) -> str:
         answer = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})

@@ -1,6 +1,7 @@
-"""`airflow backfill create` on a production-shaped Airflow (api-server, scheduler, dag-processor, LocalExecutor,
-metadata in a real PostgreSQL server): each backfill run ingests exactly its own data interval, backfills keep the
-champion a manual run promoted, and reprocessing an interval doubles nothing."""
+"""The pipeline DAG on a production-shaped Airflow (api-server, scheduler, dag-processor, LocalExecutor, metadata in a
+real PostgreSQL server): a run triggered through the REST API with a conf promotes the first champion, then
+`airflow backfill create` runs each data interval on its own images once, keeps that champion, and reprocessing an
+interval doubles nothing. One stack serves both: the backfill starts from the champion the triggered run promoted."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -16,52 +18,71 @@ import pytest
 from imagepipe import sample_data
 from imagepipe.object_store import s3_client
 
-from .airflow_stack import DAG_ID, SMALL_RUN, champion, lake_images, run_document
+from .airflow_stack import DAG_ID, SMALL_RUN, AirflowStack, champion, lake_images, run_document
 
-pytestmark = pytest.mark.scheduler
+# The backfill's intervals are this long: enough to upload a day's images into, short enough not to wait for.
+INTERVAL = timedelta(seconds=15)
 
 
-def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessing_doubles_nothing(start_airflow):
-    # Backfill windows are the DAG's data intervals, and objects get their LastModified at upload: the schedule is a
-    # cron with seconds firing every 15 s in the next minute or two only, so each "day" is an interval the test can
-    # upload into, and no scheduled interval of the next hour holds the test's uploads.
-    first = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=12)
-    fires = [first + timedelta(seconds=15 * index) for index in range(4)]
+@dataclass
+class TriggeredRun:
+    stack: AirflowStack
+    run_id: str
+    uploaded: int
+
+
+@pytest.fixture(scope="module")
+def first_champion(postgres_stack) -> TriggeredRun:
+    """A run triggered through the REST API with a conf, the first on its stack, waited for until it succeeded."""
+    bucket = f"trigger-{uuid.uuid4().hex[:8]}"
+    uploaded = sample_data.upload(s3_client(), bucket, "images", sample_data.generate(per_class=8, seed=1))
+    postgres_stack.unpause(DAG_ID)
+
+    run_id = postgres_stack.trigger(DAG_ID, {**SMALL_RUN, "source_uri": f"s3://{bucket}/images/"})
+    postgres_stack.wait_for_success(DAG_ID, [run_id])
+    return TriggeredRun(postgres_stack, run_id, uploaded)
+
+
+# The backfill comes first: it is the module's long test, and make test hands a worker its next group of tests as
+# this module's last one starts (tests/conftest.py).
+def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessing_doubles_nothing(first_champion):
+    stack = first_champion.stack
+    assert champion(stack) == 1
+    # Nothing may run while the schedule changes: the runs unpausing started (the triggered one and the scheduled one
+    # on the empty default source) finish, then the DAG is paused until its backfill exists.
+    stack.wait_for_runs(DAG_ID, [run["dag_run_id"] for run in stack.runs(DAG_ID)])
+    stack.pause(DAG_ID)
+
+    # Backfill windows are the DAG's data intervals, and objects get their LastModified at upload: the schedule
+    # becomes a cron with seconds firing three times in the next minute only, so each "day" is an interval the test
+    # can upload into, and no scheduled interval of the next hour holds the test's uploads.
+    fires = [datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=3) + INTERVAL * index
+             for index in range(3)]
     schedule = " ".join(",".join(sorted({str(getattr(fire, unit)) for fire in fires}, key=int))
                         for unit in ("minute", "hour", "day", "month"))
     schedule += " * " + ",".join(sorted({str(fire.second) for fire in fires}, key=int))
-    bucket, own_bucket = f"backfill-{uuid.uuid4().hex[:8]}", f"champion-{uuid.uuid4().hex[:8]}"
+    bucket = f"backfill-{uuid.uuid4().hex[:8]}"
     s3_client().create_bucket(Bucket=bucket)
-    before_upload = datetime.now(timezone.utc)
-    champion_images = sample_data.upload(s3_client(), own_bucket, "images", sample_data.generate(per_class=8, seed=9))
-    # Explicit, not from the ingest watermark: the window holds these uploads whatever ran before.
-    champion_window = {"window_start": (before_upload - timedelta(seconds=1)).isoformat(),
-                       "window_end": (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()}
     # No limit on the drop against the champion: every backfill candidate passes its gate, so the champion staying
     # put is the backfill rule's doing, not the gate's.
     conf = json.dumps({**SMALL_RUN, "source_uri": f"s3://{bucket}/images/", "max_drop": None})
-    days = [list(sample_data.generate(per_class=8, seed=10 + day)) for day in range(3)]
-    # Uploads go on while Airflow starts.
+    days = [list(sample_data.generate(per_class=8, seed=10 + day)) for day in range(2)]
+    # Uploads go on while Airflow restarts with the new schedule, as a user's would after changing its setting.
     late = []
     uploads = threading.Thread(target=upload_in_intervals, args=(bucket, days, fires, late), daemon=True)
     uploads.start()
-    stack = start_airflow(IMAGEPIPE_SCHEDULE=schedule)
+    stack.restart(IMAGEPIPE_SCHEDULE=schedule)
+    stack.wait_for_schedule(DAG_ID, schedule)
     uploads.join()
     assert not late, f"uploads of days {late} overran their interval"
-    pause_until(fires[3])
-    # The champion comes first, from a run of the DAG in the CLI (`airflow dags test`) on images of its own: the DAG
-    # stays paused until the backfill exists, or unpausing would start the interval the scheduler chose when it first
-    # parsed the DAG, which may be one the backfill must take.
-    stack.airflow("dags", "test", DAG_ID, "--conf",
-                  json.dumps({**SMALL_RUN, **champion_window, "source_uri": f"s3://{own_bucket}/images/"}), timeout=900)
-    assert champion(stack) == 1
+    pause_until(fires[-1])
 
     stack.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", fires[0].isoformat(),
-                  "--to-date", fires[2].isoformat(), "--dag-run-conf", conf)
+                  "--to-date", fires[-2].isoformat(), "--dag-run-conf", conf)
     stack.unpause(DAG_ID)
     backfill_runs = wait_for_backfill(stack)
 
-    assert len(backfill_runs) == 3
+    assert len(backfill_runs) == len(days)
     assert stack.env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql")
     assert stack.metadata_rows("SELECT run_id FROM dag_run WHERE backfill_id IS NOT NULL ORDER BY run_id") == [
         (run,) for run in backfill_runs]
@@ -70,19 +91,26 @@ def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessi
         assert (report["window"]["start"], report["window"]["end"]) == (start.isoformat(), end.isoformat())
         assert report["ingested"] == len(images)
     lake = lake_images(stack)
-    assert len(lake) == champion_images + sum(map(len, days)) == len({row["sha256"] for row in lake})
+    assert len(lake) == first_champion.uploaded + sum(map(len, days)) == len({row["sha256"] for row in lake})
     for run in backfill_runs:  # each passed its gate, and promotion declined because the run is a backfill
         assert run_document(stack, run, "promotion") == {
             "version": run_document(stack, run, "candidate")["version"], "changed": False, "skipped": "backfill run"}
     assert champion(stack) == 1
 
-    stack.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", fires[1].isoformat(),
-                  "--to-date", fires[1].isoformat(), "--reprocess-behavior", "completed",
+    stack.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", fires[-2].isoformat(),
+                  "--to-date", fires[-2].isoformat(), "--reprocess-behavior", "completed",
                   "--dag-run-conf", conf)
     assert wait_for_backfill(stack) == backfill_runs  # the same run, cleared and run again
 
-    assert run_document(stack, backfill_runs[1], "ingest")["ingested"] == len(days[1])
+    assert run_document(stack, backfill_runs[-1], "ingest")["ingested"] == len(days[-1])
     assert sorted(lake_images(stack), key=lambda row: row["key"]) == sorted(lake, key=lambda row: row["key"])
+    assert champion(stack) == 1
+
+
+def test_a_run_triggered_through_the_rest_api_with_conf_promotes_the_first_champion(first_champion):
+    stack, run_id = first_champion.stack, first_champion.run_id
+
+    assert run_document(stack, run_id, "ingest")["ingested"] == first_champion.uploaded
     assert champion(stack) == 1
 
 
@@ -91,12 +119,12 @@ def upload_in_intervals(bucket: str, days: list[list[sample_data.SampleImage]], 
     """Upload day i's images inside [fires[i], fires[i+1]), under names unique across days; days that overran go
     to `late`."""
     client = s3_client()
-    for day, (images, start) in enumerate(zip(days, fires[:len(days)], strict=True)):
+    for day, (images, (start, end)) in enumerate(zip(days, itertools.pairwise(fires), strict=True)):
         pause_until(start + timedelta(seconds=1))
         for image in images:
             client.put_object(Bucket=bucket, Key=f"images/{image.label}/day{day}_{image.name}",
                               Body=image.content)
-        if datetime.now(timezone.utc) >= fires[day + 1]:
+        if datetime.now(timezone.utc) >= end:
             late.append(day)
 
 
