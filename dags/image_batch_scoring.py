@@ -25,7 +25,7 @@ from pathlib import Path
 from airflow.sdk import DAG
 
 from imagepipe import assets, orchestration, params, settings
-from imagepipe.spark_submit import SparkJobOperator
+from imagepipe.job_operators import SparkJobOperator
 
 LAKE_ROOT = settings.lake_root()
 REGISTRY_URI = settings.registry_uri(LAKE_ROOT)

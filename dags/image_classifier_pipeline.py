@@ -4,14 +4,14 @@
 Ingests the images of one window from S3-compatible storage, extracts CNN features, trains a Spark MLlib
 classifier, evaluates it against the current champion on the same held-out images, and promotes it when it passes.
 
-| task | Spark job | writes |
+| task | job | writes |
 |---|---|---|
 | ingest | `spark_jobs/ingest_images.py` | curated images, quarantine, ingest report |
 | extract_features | `spark_jobs/extract_features.py` | feature vectors of the run's feature space |
 | train | `spark_jobs/train_classifier.py` | a new model version in the registry |
 | evaluate | `spark_jobs/evaluate_model.py` | metrics and verdict of that version |
 | gate | (reads the verdict) | skips promotion, run still green, when a check failed (unless `force_promote`) |
-| promote | `spark_jobs/promote_model.py` | champion pointer (compare-and-swap) and history; backfills keep the champion |
+| promote | `spark_jobs/promote_model.py` (no Spark work: run with the worker's Python) | champion pointer (compare-and-swap) and history; backfills keep the champion |
 | publish_champion | (reads the champion pointer) | the champion asset's event, only when this run changed the champion |
 
 **Window.** Scheduled and backfill runs take the objects whose LastModified lies in their data interval. Manual
@@ -40,7 +40,7 @@ from pathlib import Path
 from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
 from imagepipe import assets, orchestration, params, settings
-from imagepipe.spark_submit import SparkJobOperator
+from imagepipe.job_operators import LocalJobOperator, SparkJobOperator
 
 LAKE_ROOT = settings.lake_root()
 MODEL_NAME = settings.DEFAULT_MODEL_NAME
@@ -123,12 +123,15 @@ with DAG(
             LAKE_ROOT, run_id, MODEL_NAME, REGISTRY_URI, params["force_promote"], params["force_reason"]
         )
 
-    promote = spark_job(
-        "promote",
-        params.PROMOTE,
-        [*MODEL_RUN, "--run-type", "{{ run_type(dag_run) }}",
-         # The gate has refused a force without a reason; an empty reason means no force.
-         "--force-reason={{ params.force_reason if params.force_promote and params.force_reason else '' }}"],
+    promote = LocalJobOperator(
+        task_id="promote",
+        application=str(JOBS / f"{params.PROMOTE.name}.py"),
+        application_args=[
+            *MODEL_RUN, "--run-type", "{{ run_type(dag_run) }}",
+            # The gate has refused a force without a reason; an empty reason means no force.
+            "--force-reason={{ params.force_reason if params.force_promote and params.force_reason else '' }}",
+            *params.PROMOTE.arguments()],
+        doc_md=orchestration.job_doc(JOBS / f"{params.PROMOTE.name}.py"),
     )
 
     @task(task_id="publish_champion", outlets=[CHAMPION])

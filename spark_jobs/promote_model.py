@@ -1,6 +1,8 @@
 """Promote the run's candidate to champion if its verdict passed and the champion is still the one it was judged
-against (compare-and-swap). The model is loaded with Spark first, from files checked against their sha256, so a
-version that cannot be served is never promoted. A retry after a successful promotion changes nothing.
+against (compare-and-swap). Every file of the version is checked against its sha256 first: evaluate_model served the
+verdict's predictions from those very files, so an intact version is one that loads. A retry after a successful
+promotion changes nothing. The job does no Spark work and starts no Spark session: the pipeline runs it with the
+worker's Python (spark-submit runs it the same way).
 
 Backfill runs (--run-type backfill) keep the champion unless --promote-on-backfill is given: they still train,
 evaluate and write their verdict. --force-reason promotes a candidate that failed its gate, recorded in the history
@@ -17,7 +19,6 @@ from imagepipe.errors import InputError
 from imagepipe.gate import explain
 from imagepipe.lake import Lake
 from imagepipe.registry import open_registry
-from imagepipe.spark import get_spark
 
 log = logging.getLogger("promote_model")
 
@@ -65,8 +66,7 @@ def main(argv: list[str] | None = None) -> None:
                          "(--force-reason promotes it anyway)")
     if kind == "forced":
         log.warning("version %d failed its gate; promoting it anyway (forced): %s", version, reason)
-    get_spark("promote_model")
-    registry.load_model(version)
+    registry.verify(version)
     changed = registry.promote(version, verdict["champion_version"], args.run_id, reason, kind=kind)
     lake.write_run(args.run_id, "promotion", {"version": version, "previous": verdict["champion_version"], "changed": changed})
     log.info("champion of %s is version %d%s", args.model_name, version, "" if changed else " (already)")

@@ -31,7 +31,7 @@ def test_tasks_run_in_pipeline_order(dag):
 
 def test_spark_tasks_submit_their_own_job_through_the_spark_default_connection(dag):
     jobs = {"ingest": "ingest_images", "extract_features": "extract_features", "train": "train_classifier",
-            "evaluate": "evaluate_model", "promote": "promote_model"}
+            "evaluate": "evaluate_model"}
     for task_id, job in jobs.items():
         task = dag.get_task(task_id)
         assert task.task_type == "SparkJobOperator"  # spark-submit, stopping the whole job on kill
@@ -39,7 +39,13 @@ def test_spark_tasks_submit_their_own_job_through_the_spark_default_connection(d
         assert task._conn_id == "spark_default"
 
 
-SPARK_TASKS = ("ingest", "extract_features", "train", "evaluate", "promote")
+def test_promote_runs_its_job_without_spark(dag):
+    task = dag.get_task("promote")
+    assert task.task_type == "LocalJobOperator"  # a pointer write: no JVM, no Spark session, no executors
+    assert Path(task.application).name == "promote_model.py" and Path(task.application).exists()
+
+
+SPARK_TASKS = ("ingest", "extract_features", "train", "evaluate")
 
 
 def test_every_job_gets_the_runs_resources_and_the_clusters_conf(monkeypatch, tmp_path):

@@ -62,3 +62,14 @@ def test_the_job_forces_a_failed_verdict_only_with_a_reason(root, lake_root, tin
     assert (entry["to"], entry["kind"], entry["run_id"]) == (1, "forced", "manual__forced")
     assert entry["reason"] == "the test split is known to be mislabelled"
 
+
+
+def test_a_version_whose_model_file_changed_since_evaluation_is_not_promoted(tmp_path, lake_root, tiny_model):
+    root = str(tmp_path / "registry")
+    candidate_run(root, lake_root, "manual__tampered", passing_verdict(None), tiny_model)
+    [data_file] = (tmp_path / "registry" / MODEL / "versions" / "1" / "model").glob("stages/*/data/*.parquet")
+    data_file.write_bytes(data_file.read_bytes() + b"tampered")
+
+    with pytest.raises(InputError, match="version 1 is corrupted: model/stages/.* does not match its recorded sha256"):
+        promote("manual__tampered", root, lake_root)
+    assert Registry(root, MODEL).champion_version() is None

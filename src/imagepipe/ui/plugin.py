@@ -10,7 +10,7 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
-from imagepipe.spark_submit import SparkJobOperator
+from imagepipe.job_operators import LocalJobOperator, SparkJobOperator
 from imagepipe.ui import PIPELINE_DAG, URL_PREFIX
 
 # Paths relative to the Airflow UI's base URL (no leading slash), so they hold behind a proxy's path prefix too.
@@ -41,7 +41,7 @@ class ModelReportLink(BaseOperatorLink):
     from the run's candidate record; a task of another DAG, or a run that trained nothing, has no link."""
 
     name = "Model report"
-    operators = [SparkJobOperator]
+    operators = [SparkJobOperator, LocalJobOperator]
 
     def get_link(self, operator, *, ti_key) -> str:
         if ti_key.dag_id != PIPELINE_DAG or operator.task_id not in MODEL_TASKS:

@@ -1,5 +1,6 @@
-"""Killing a Spark task (Airflow calls on_kill when the task times out or is killed) stops the whole local Spark
-application: spark-submit's JVM, the job's Python driver and its Python workers, not the JVM alone."""
+"""The job tasks. Killing a Spark task (Airflow calls on_kill when the task times out or is killed) stops the whole
+local Spark application: spark-submit's JVM, the job's Python driver and its Python workers, not the JVM alone. A
+refusal fails a task at once, a crash is retried, for a Spark job and a local one alike."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
-from imagepipe.spark_submit import SparkJobOperator
+from imagepipe.job_operators import LocalJobOperator, SparkJobOperator
 
 SLOW_JOB = """
     import os, sys, time
@@ -78,7 +80,16 @@ REPORTING_JOB = """
 """
 
 
-def _execute(tmp_path, monkeypatch, source: str, *args: str):
+def spark_job_task(job: Path, args: list[str]):
+    return SparkJobOperator(task_id="job", application=str(job), application_args=args, name="job",
+                            conn_id="spark_default")
+
+
+def local_job_task(job: Path, args: list[str]):
+    return LocalJobOperator(task_id="job", application=str(job), application_args=args)
+
+
+def _execute(tmp_path, monkeypatch, source: str, *args: str, task=spark_job_task):
     job = tmp_path / "job.py"
     job.write_text(textwrap.dedent(source))
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
@@ -86,28 +97,56 @@ def _execute(tmp_path, monkeypatch, source: str, *args: str):
     monkeypatch.setenv("IMAGEPIPE_CODE_VERSION", "v-test")
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(
         {"conn_type": "spark", "host": "local[1]", "extra": {"deploy-mode": "client"}}))
-    SparkJobOperator(task_id="job", application=str(job), application_args=list(args), name="job",
-                     conn_id="spark_default").execute({})
+    task(job, list(args)).execute({})
 
 
-def test_a_refusal_fails_the_task_at_once_with_the_jobs_line(tmp_path, monkeypatch):
-    import pytest
+@pytest.mark.parametrize("task", [spark_job_task, local_job_task])
+def test_a_refusal_fails_the_task_at_once_with_the_jobs_line(tmp_path, monkeypatch, task):
     from airflow.sdk.exceptions import AirflowFailException
 
     # AirflowFailException: Airflow fails the task without using its retries.
     with pytest.raises(AirflowFailException) as refused:
-        _execute(tmp_path, monkeypatch, REFUSING_JOB)
+        _execute(tmp_path, monkeypatch, REFUSING_JOB, task=task)
     assert str(refused.value) == "refusing_job: error: no S3 credentials found: set AWS_PROFILE"
 
 
-def test_a_crash_stays_a_fault_that_airflow_retries(tmp_path, monkeypatch):
-    import pytest
+@pytest.mark.parametrize("task", [spark_job_task, local_job_task])
+def test_a_crash_stays_a_fault_that_airflow_retries(tmp_path, monkeypatch, task):
     from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
     with pytest.raises(AirflowException) as failed:
-        _execute(tmp_path, monkeypatch, CRASHING_JOB)
+        _execute(tmp_path, monkeypatch, CRASHING_JOB, task=task)
     assert not isinstance(failed.value, AirflowFailException)
     assert "lost the executor" in str(failed.value)
+
+
+def test_on_kill_stops_a_local_job(tmp_path):
+    job, started = tmp_path / "slow_job.py", tmp_path / "job.pid"
+    job.write_text("import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
+    operator = local_job_task(job, [str(started)])
+    errors = []
+
+    def execute():
+        try:
+            operator.execute({})
+        except Exception as error:  # noqa: BLE001 - the test asserts on it
+            errors.append(error)
+
+    run = threading.Thread(target=execute, daemon=True)
+    run.start()
+    deadline = time.monotonic() + 60
+    while not started.exists() or not started.read_text():
+        assert run.is_alive() and time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.2)
+    job_process = psutil.Process(int(started.read_text()))
+
+    operator.on_kill()
+
+    _, alive = psutil.wait_procs([job_process], timeout=30)
+    assert alive == []
+    run.join(timeout=30)
+    assert not run.is_alive()
+    assert "exited with status -15" in str(errors[0])  # the killed job fails its task instead of passing for done
 
 
 def test_the_task_ships_the_library_and_its_code_version_when_it_executes(tmp_path, monkeypatch):
