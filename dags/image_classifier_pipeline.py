@@ -12,7 +12,7 @@ classifier, evaluates it against the current champion on the same held-out image
 | evaluate | `spark_jobs/evaluate_model.py` | metrics and verdict of that version |
 | gate | (reads the verdict) | skips promotion, run still green, when a check failed (unless `force_promote`) |
 | promote | `spark_jobs/promote_model.py` (no Spark work: run with the worker's Python) | champion pointer (compare-and-swap) and history; backfills keep the champion |
-| publish_champion | (reads the champion pointer) | the champion asset's event, only when this run changed the champion |
+| publish_champion | (reads the champion pointer) | the champion asset's event, only if this run changed the champion |
 
 **Window.** Scheduled and backfill runs take the objects whose LastModified lies in their data interval. Manual
 runs take `window_start`/`window_end` from the trigger form; left empty, everything not ingested yet up to the
@@ -29,7 +29,7 @@ get the imagepipe library as a --py-files archive built when the task starts. Th
 from the `imagepipe_s3` connection's `endpoint_url` extra when it exists, else AWS_ENDPOINT_URL. On a cluster with
 GPUs, `IMAGEPIPE_GPUS_PER_EXECUTOR` (and `IMAGEPIPE_GPUS_PER_TASK`, `IMAGEPIPE_GPU_DISCOVERY_SCRIPT`) give GPUs to
 extract_features alone.
-"""
+"""  # noqa: E501 (the promote row of the Markdown table above: a table row cannot wrap, and each of its notes is needed)
 
 from __future__ import annotations
 
@@ -95,8 +95,8 @@ with DAG(
     ingest = spark_job(
         "ingest",
         params.INGEST,
-        [*RUN, "--window-start", "{{ window_start(dag_run, params) }}", "--window-end", "{{ window_end(dag_run, params) }}",
-         "--endpoint-url", "{{ s3_endpoint_url() }}"],
+        [*RUN, "--window-start", "{{ window_start(dag_run, params) }}",
+         "--window-end", "{{ window_end(dag_run, params) }}", "--endpoint-url", "{{ s3_endpoint_url() }}"],
         outlets=[CURATED_IMAGES],
         # Ingest dedupes against the lake and extract fills the feature space's gaps: two runs doing either at once
         # (backfill runs are not held by the DAG's max_active_runs) could both take the same image.

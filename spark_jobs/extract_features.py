@@ -11,8 +11,6 @@ import logging
 import time
 
 from imagepipe import cli, params, storage
-from imagepipe.featurizer import FeatureSpec
-from imagepipe.featurizer.weights import resolve_weights
 from imagepipe.features import (
     FEATURE_SPACE_DOCUMENT,
     extract_features,
@@ -20,6 +18,8 @@ from imagepipe.features import (
     split_reusable,
     windows_to_featurize,
 )
+from imagepipe.featurizer import FeatureSpec
+from imagepipe.featurizer.weights import resolve_weights
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.preprocessing import parse_steps
 from imagepipe.spark import get_spark, read_table

@@ -68,7 +68,8 @@ def run_window(lake: Lake, run_id: str, start: str, end) -> Window:
         return Window.from_json(recorded)
     watermark = storage.read_json(lake.watermark)
     window = resolve_window(
-        start, end.isoformat(), parse_timestamp(watermark["end"]) if watermark else None, listed_at=datetime.now(timezone.utc)
+        start, end.isoformat(), parse_timestamp(watermark["end"]) if watermark else None,
+        listed_at=datetime.now(timezone.utc),
     )
     lake.write_run(run_id, "window", {**window.to_json(), "run_id": run_id, "request": request})
     return window
@@ -85,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.label_manifest:
         text = storage.read_text(args.label_manifest, args.endpoint_url)
         if text is None:
-            raise InputError(f"label manifest {args.label_manifest} does not exist; give an existing CSV or JSON Lines file")
+            raise InputError(f"label manifest {args.label_manifest} does not exist; "
+                             "give an existing CSV or JSON Lines file")
         labeler = manifest_labeler(parse_manifest(text, args.label_manifest), prefix)
     selection = select_objects(list_objects(s3_client(args.endpoint_url), bucket, prefix), prefix, window, labeler)
     log.info("window %s: %d objects listed, %d to fetch", window.id, selection.listed, len(selection.candidates))
@@ -125,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     fetched.unpersist()
     lake.write_run(args.run_id, "ingest", report)
     log.info("ingest report %s: %s", lake.run_document(args.run_id, "ingest"), report)
-    check_rejected_fraction(sum(rejected.values()), len(selection.candidates), args.max_rejected_fraction, lake.quarantine)
+    check_rejected_fraction(
+        sum(rejected.values()), len(selection.candidates), args.max_rejected_fraction, lake.quarantine
+    )
     watermark = storage.read_json(lake.watermark)
     if watermark is None or parse_timestamp(watermark["end"]) < window.end:
         storage.write_json(lake.watermark, {"end": window.end.isoformat(), "run_id": args.run_id})

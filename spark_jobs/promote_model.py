@@ -35,7 +35,8 @@ def parse_args(argv: list[str] | None):
     cli.add_model_name(parser)
     parser.add_argument(
         "--run-type", default="manual", type=cli.checked(_run_type, "an Airflow run type's name"),
-        help="Airflow run type (manual, scheduled, backfill, ...); backfill runs keep the champion (default: %(default)s)",
+        help="Airflow run type (manual, scheduled, backfill, ...); backfill runs keep the champion "
+             "(default: %(default)s)",
     )
     params.PROMOTE.add_to(parser)
     parser.add_argument(
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("version %d failed its gate; promoting it anyway (forced): %s", version, reason)
     registry.verify(version)
     changed = registry.promote(version, verdict["champion_version"], args.run_id, reason, kind=kind)
-    lake.write_run(args.run_id, "promotion", {"version": version, "previous": verdict["champion_version"], "changed": changed})
+    lake.write_run(
+        args.run_id, "promotion", {"version": version, "previous": verdict["champion_version"], "changed": changed}
+    )
     log.info("champion of %s is version %d%s", args.model_name, version, "" if changed else " (already)")
 
 

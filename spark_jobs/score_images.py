@@ -52,14 +52,17 @@ def main(argv: list[str] | None = None) -> None:
     registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
     version = registry.champion_version()
     if version is None:
-        raise InputError(f"{args.model_name} has no champion in {registry.where}: promote a model before scoring with it")
+        raise InputError(f"{args.model_name} has no champion in {registry.where}: "
+                         "promote a model before scoring with it")
     fingerprint = registry.metadata(version)["fingerprint"]
     spec = feature_space_spec(lake, fingerprint)
     window = Window(args.window_start or EPOCH, args.window_end or datetime.now(timezone.utc))
     bucket, prefix = parse_s3_uri(args.source_uri)
     prefix = folder_prefix(prefix)
     # Scoring needs no label: every object of the window is taken.
-    selection = select_objects(list_objects(s3_client(args.endpoint_url), bucket, prefix), prefix, window, lambda key: "")
+    selection = select_objects(
+        list_objects(s3_client(args.endpoint_url), bucket, prefix), prefix, window, lambda key: ""
+    )
     log.info("%s: %d objects listed, %d in window [%s, %s) to score with %s version %d in feature space %s",
              args.source_uri, selection.listed, len(selection.candidates), window.start.isoformat(),
              window.end.isoformat(), args.model_name, version, fingerprint)
@@ -70,7 +73,9 @@ def main(argv: list[str] | None = None) -> None:
         spark = get_spark("score_images", {"spark.sql.execution.arrow.maxRecordsPerBatch": str(args.batch_size)})
         model = registry.load_model(version)  # before the expensive part: a corrupted champion stops the run here
         candidates = candidate_frame(spark, [(info, None) for info, _ in selection.candidates])
-        fetched = fetch_and_validate(candidates, bucket, args.endpoint_url, ValidationBounds(), args.fetch_threads).persist()
+        fetched = fetch_and_validate(
+            candidates, bucket, args.endpoint_url, ValidationBounds(), args.fetch_threads
+        ).persist()
         extracted = featurize(fetched, spec, fingerprint).persist()
         predictions = prediction_rows(fetched, extracted, model, fingerprint, args.model_name, version, args.run_id)
         predictions.write.mode("overwrite").partitionBy("run_id").parquet(storage.spark_path(output))

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.training_days is not None:
         since_id = Window(window.end - timedelta(days=args.training_days), window.end).id.split("_")[0]
     features = split_features(spark, lake, fingerprint, window.end_id, since_id).persist()
-    counts = {(row["split"], row["label"]): row["count"] for row in features.groupBy("split", "label").count().collect()}
+    counts = {
+        (row["split"], row["label"]): row["count"] for row in features.groupBy("split", "label").count().collect()
+    }
     train_counts = {label: n for (split, label), n in counts.items() if split == "train"}
     check_class_counts(train_counts, args.min_examples_per_class)
     dimension = features.select(F.size("features").alias("n")).first()["n"]

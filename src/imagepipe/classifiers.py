@@ -131,7 +131,8 @@ def hyperparameter_grid(classifier: str, hyperparameters: dict) -> list[dict]:
     defaults = CLASSIFIERS[classifier].defaults
     unknown = sorted(set(hyperparameters) - set(defaults))
     if unknown:
-        raise InputError(f"hyperparameter {', '.join(unknown)} does not apply to {classifier}; it takes {', '.join(sorted(defaults))}")
+        raise InputError(f"hyperparameter {', '.join(unknown)} does not apply to {classifier}; "
+                         f"it takes {', '.join(sorted(defaults))}")
     axes = {}
     for name, default in defaults.items():
         value = hyperparameters.get(name, default)
@@ -144,7 +145,8 @@ def hyperparameter_grid(classifier: str, hyperparameters: dict) -> list[dict]:
         else:
             values = value if isinstance(value, list) else [value]
         axes[name] = [_as_mllib_value(HYPERPARAMETERS[name].schema, v) for v in values]
-    return [dict(zip(axes, point)) for point in itertools.product(*axes.values())]
+    # Each grid point has one value per axis, in the axes' order.
+    return [dict(zip(axes, point, strict=True)) for point in itertools.product(*axes.values())]
 
 
 def _as_mllib_value(schema: dict, value):
@@ -172,7 +174,9 @@ def parse_feature_transforms(items: list[str]) -> list[tuple[str, int | None]]:
     return transforms
 
 
-def model_spec(classifier: str, hyperparameters: dict, transforms: list[str], class_weights: str, folds: int) -> ModelSpec:
+def model_spec(
+    classifier: str, hyperparameters: dict, transforms: list[str], class_weights: str, folds: int
+) -> ModelSpec:
     """The validated specification, or an InputError naming what is wrong."""
     grid = hyperparameter_grid(classifier, hyperparameters)
     if class_weights not in CLASS_WEIGHTS:
@@ -185,7 +189,8 @@ def model_spec(classifier: str, hyperparameters: dict, transforms: list[str], cl
 def check_transforms_fit(spec: ModelSpec, feature_dimension: int) -> None:
     for name, k in spec.transforms:
         if name == "pca" and k > feature_dimension:
-            raise InputError(f"pca:{k} asks for more components than the {feature_dimension} features; use k <= {feature_dimension}")
+            raise InputError(f"pca:{k} asks for more components than the {feature_dimension} features; "
+                             f"use k <= {feature_dimension}")
 
 
 def output_dimension(spec: ModelSpec, feature_dimension: int) -> int:
@@ -231,7 +236,8 @@ def build_pipeline(spec: ModelSpec, indexer_model, feature_dimension: int):
 
     def mllib_params(estimator, point: dict) -> dict:
         if spec.classifier == "mlp":
-            point = {**point, "hidden_layers": [output_dimension(spec, feature_dimension), *point["hidden_layers"], len(labels)]}
+            widths = [output_dimension(spec, feature_dimension), *point["hidden_layers"], len(labels)]
+            point = {**point, "hidden_layers": widths}
         return {estimator.getParam(HYPERPARAMETERS[name].mllib_name): value for name, value in point.items()}
 
     if spec.classifier == "logistic_regression":

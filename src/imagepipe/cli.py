@@ -52,7 +52,8 @@ def job_parser(prog: str, doc: str, run_help: str) -> JobArgumentParser:
 def add_registry(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--registry-uri", default=None,
-        help="registry root, s3://bucket/prefix or a path (default: $IMAGEPIPE_REGISTRY_URI, else <lake root>/registry)",
+        help="registry root, s3://bucket/prefix or a path "
+             "(default: $IMAGEPIPE_REGISTRY_URI, else <lake root>/registry)",
     )
 
 

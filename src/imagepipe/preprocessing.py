@@ -11,8 +11,8 @@ A list is written as JSON (an Airflow Param) or as a comma string (the job's --p
     pad_to_square    pad with black to a square (last, if given): the backbone then resizes the whole image to
                      its input size instead of resizing the shorter side and cropping the centre
 
-After exif_transpose and before the other steps, every image becomes 8-bit RGB by one rule (`to_rgb`). Pillow is imported
-inside functions: a DAG file imports this module for its Param schema.
+After exif_transpose and before the other steps, every image becomes 8-bit RGB by one rule (`to_rgb`). Pillow is
+imported inside functions: a DAG file imports this module for its Param schema.
 """
 
 from __future__ import annotations
@@ -56,15 +56,18 @@ STEP_PATTERN = (
 def parse_steps(steps: str | Sequence[str]) -> tuple[str, ...]:
     """The canonical steps of a comma string or a list (numbers written one way, so equal lists fingerprint
     equally), or an InputError naming the bad step and what is allowed. An empty string or list means no steps."""
-    items = [item.strip() for item in steps.split(",")] if isinstance(steps, str) else [str(item).strip() for item in steps]
+    raw_items = steps.split(",") if isinstance(steps, str) else [str(item) for item in steps]
+    items = [item.strip() for item in raw_items]
     if items == [""]:
         items = []
     canonical = tuple(_canonical_step(item) for item in items)
     for position, step in enumerate(canonical):
         if step == "exif_transpose" and position != 0:
-            raise InputError("preprocessing step 'exif_transpose' must come first, once: it reads the orientation the file was saved with")
+            raise InputError("preprocessing step 'exif_transpose' must come first, once: "
+                             "it reads the orientation the file was saved with")
         if step == "pad_to_square" and position != len(canonical) - 1:
-            raise InputError("preprocessing step 'pad_to_square' must come last, once: it frames the image for the backbone")
+            raise InputError("preprocessing step 'pad_to_square' must come last, once: "
+                             "it frames the image for the backbone")
     return canonical
 
 
@@ -88,7 +91,8 @@ def _canonical_step(step: str) -> str:
     except ValueError:
         radius = float("nan")
     if not 0 < radius <= MAX_GAUSSIAN_RADIUS:  # also false for nan and inf
-        raise InputError(f"preprocessing step {step!r}: RADIUS must be a number above 0 and at most {MAX_GAUSSIAN_RADIUS:g}")
+        raise InputError(f"preprocessing step {step!r}: "
+                         f"RADIUS must be a number above 0 and at most {MAX_GAUSSIAN_RADIUS:g}")
     return f"gaussian:{radius:g}"
 
 
