@@ -17,7 +17,7 @@ from imagepipe.gate import Thresholds, decide, explain
 from imagepipe.lake import Lake
 from imagepipe.registry import open_registry
 from imagepipe.spark import get_spark
-from imagepipe.training import split_features
+from imagepipe.training import model_labels, split_features
 from imagepipe.windows import Window
 
 log = logging.getLogger("evaluate_model")
@@ -53,6 +53,12 @@ def in_feature_space(spark, lake: Lake, test, fingerprint: str, window_end_id: s
     return stored.unionByName(extracted)
 
 
+def recorded_labels(metadata: dict, model) -> list[str]:
+    """The version's labels in index order as its metadata records them; for a version recorded without them, as
+    its model's label indexer holds them."""
+    return metadata.get("labels") or model_labels(model)
+
+
 def measure(spark, lake: Lake, registry, version: int, metadata: dict,
             window_end_id: str) -> tuple[dict, dict[str, bytes]]:
     """(metrics of the candidate and of the current champion on the same test images, with the candidate's gallery;
@@ -60,8 +66,9 @@ def measure(spark, lake: Lake, registry, version: int, metadata: dict,
     test = test_split(spark, lake, metadata["fingerprint"], window_end_id).persist()
     if test.isEmpty():
         raise InputError(f"no test images under feature space {metadata['fingerprint']}; ingest more images")
-    predictions = score(registry.load_model(version), test).persist()
-    candidate = classification_metrics(predictions, metadata["labels"])
+    model = registry.load_model(version)
+    predictions = score(model, test).persist()
+    candidate = classification_metrics(predictions, recorded_labels(metadata, model))
     examples, thumbnails = gallery(spark, lake, predictions, candidate["per_class"])
     predictions.unpersist()
 
@@ -75,7 +82,8 @@ def measure(spark, lake: Lake, registry, version: int, metadata: dict,
                      champion_version, champion_metadata["fingerprint"])
             champion_test = in_feature_space(spark, lake, test, champion_metadata["fingerprint"], window_end_id)
         champion_model = registry.load_model(champion_version)
-        champion = {**classification_metrics(score(champion_model, champion_test), champion_metadata["labels"]),
+        champion_labels = recorded_labels(champion_metadata, champion_model)
+        champion = {**classification_metrics(score(champion_model, champion_test), champion_labels),
                     "version": champion_version}
     metrics = {"candidate": candidate, "champion": champion, "champion_version": champion_version, "gallery": examples}
     return metrics, thumbnails
@@ -103,7 +111,8 @@ def main(argv: list[str] | None = None) -> None:
     candidate, champion = metrics["candidate"], metrics["champion"]
 
     verdict = decide(candidate, champion, thresholds(args))
-    verdict.update({"candidate_version": version, "champion_version": metrics["champion_version"], "run_id": args.run_id})
+    verdict.update({"candidate_version": version, "champion_version": metrics["champion_version"],
+                    "run_id": args.run_id})
     registry.write_files(version, report.files(metadata, candidate, champion, verdict, metrics.get("gallery")))
     registry.write_document(version, "verdict", verdict)
     for line in explain(verdict):

@@ -14,8 +14,8 @@ def score(model, features):
 
 
 def classification_metrics(predictions, labels: list[str]) -> dict:
-    """Accuracy, macro and weighted F1, per-class precision/recall/F1/support, the confusion matrix, and log loss
-    when the model gives probabilities.
+    """Accuracy, macro and weighted F1, per-class precision/recall/F1/support, the confusion matrix, log loss
+    when the model gives probabilities, and the model's labels (what the gate's label_set check compares).
 
     `labels` are the model's labels in index order; a test label the model never saw gets the extra index its
     indexer keeps for it, shown as UNSEEN_LABEL, and counts as an error. Macro F1 is the mean F1 over the classes
@@ -55,6 +55,7 @@ def classification_metrics(predictions, labels: list[str]) -> dict:
         "per_class": per_class,
         "confusion_matrix": {"labels": [names[index] for index in indices], "counts": matrix},
         "log_loss": None,
+        "labels": list(labels),
     }
     if rows and "probability" in predictions.columns:
         evaluator = MulticlassClassificationEvaluator(labelCol=LABEL_INDEX, metricName="logLoss")

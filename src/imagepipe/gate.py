@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 TOLERANCE = 1e-9
 COMPARABLE_METRICS = ("accuracy", "macro_f1", "weighted_f1")
 NO_CHAMPION_NOTE = "no champion yet: only the value thresholds apply"
+NO_LABELS = "-"  # an empty side of a label change
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,7 @@ class Thresholds:
     max_drop: float | None = 0.01  # absolute: candidate >= champion - max_drop
     max_relative_drop: float | None = None  # relative: candidate >= champion * (1 - max_relative_drop)
     min_gain: float | None = None  # candidate >= champion + min_gain
+    allow_label_change: bool = False  # a candidate may add or remove classes the champion has
 
     def __post_init__(self):
         if self.compare_metric not in COMPARABLE_METRICS:
@@ -42,7 +44,8 @@ def _number(metrics: dict, metric: str) -> float | None:
 def _check(name: str, metric: str, observed: float | None, threshold: float, rule: str, digits: int = 4) -> dict:
     """At-least check; a missing or NaN observation fails, saying so."""
     if observed is None:
-        passed, detail = False, f"{metric} is missing from the evaluation; it must be >= {threshold:.{digits}f} ({rule})"
+        passed = False
+        detail = f"{metric} is missing from the evaluation; it must be >= {threshold:.{digits}f} ({rule})"
     elif math.isnan(observed):
         passed, detail = False, f"{metric} is NaN; it must be >= {threshold:.{digits}f} ({rule})"
     else:
@@ -52,11 +55,30 @@ def _check(name: str, metric: str, observed: float | None, threshold: float, rul
             "detail": detail}
 
 
+def _label_check(candidate_labels: list[str], champion_labels: list[str], version, allowed: bool) -> dict:
+    """The candidate must answer with the champion's classes: promoting a class added or removed changes what the
+    model answers, which no accuracy shows. Observed: how many labels were added or removed."""
+    added = sorted(set(candidate_labels) - set(champion_labels))
+    removed = sorted(set(champion_labels) - set(candidate_labels))
+    change = f"added: {', '.join(added) or NO_LABELS}; removed: {', '.join(removed) or NO_LABELS}"
+    if not added and not removed:
+        rule = f"the same {len(candidate_labels)} labels as champion v{version}"
+    elif allowed:
+        rule = f"labels differ from champion v{version}'s; the change is allowed by allow_label_change"
+    else:
+        rule = f"labels must be champion v{version}'s; allow_label_change lets a run change them"
+    return {"name": "label_set", "metric": "labels added or removed", "threshold": None if allowed else 0,
+            "observed": len(added) + len(removed), "passed": allowed or not (added or removed),
+            "detail": f"{change} ({rule})"}
+
+
 def decide(candidate: dict, champion: dict | None, thresholds: Thresholds) -> dict:
     """The verdict on a candidate: passed only if every check passed.
 
     `candidate` and `champion` are the metrics dicts of the evaluation (accuracy, macro_f1, weighted_f1, rows,
-    per_class: {label: {recall, ...}}). Without a champion only the value thresholds apply and `notes` says so.
+    per_class: {label: {recall, ...}}, labels: the model's classes). Without a champion only the value thresholds
+    apply and `notes` says so; so does it when either side's metrics do not record the model's labels (evaluated
+    before they did), leaving the labels unchecked.
     """
     t = thresholds
     checks = [_check("min_test_images", "rows", _number(candidate, "rows"), t.min_test_images,
@@ -81,6 +103,12 @@ def decide(candidate: dict, champion: dict | None, thresholds: Thresholds) -> di
         observed = _number(candidate, metric)
         reference = _number(champion, metric)
         version = champion.get("version")
+        unrecorded = [side for side, metrics in (("candidate", candidate), (f"champion v{version}", champion))
+                      if metrics.get("labels") is None]
+        if unrecorded:
+            notes.append(f"label_set not checked: the evaluation of {' and '.join(unrecorded)} records no labels")
+        else:
+            checks.append(_label_check(candidate["labels"], champion["labels"], version, t.allow_label_change))
         if reference is None or math.isnan(reference):
             # A champion whose metric cannot be read cannot be compared against: fail rather than wave through.
             checks.append(_check("champion_comparable", f"champion {metric}", reference, 0.0,
@@ -101,6 +129,7 @@ def decide(candidate: dict, champion: dict | None, thresholds: Thresholds) -> di
 
 def explain(verdict: dict) -> list[str]:
     """One line per check (and note), for logs and summaries."""
-    lines = [f"{'PASS' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}" for check in verdict["checks"]]
+    lines = [f"{'PASS' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}"
+             for check in verdict["checks"]]
     return lines + [f"NOTE {note}" for note in verdict.get("notes", [])]
 

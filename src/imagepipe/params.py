@@ -250,6 +250,9 @@ GATE = (
              "a fraction of it (0.02 = 2%). Empty: no limit."),
     RunParam("min_gain", Thresholds.min_gain, OPTIONAL_FRACTION, "Gate: min gain over champion",
              "How far (absolute) above the champion's value the candidate must be. Empty: not required."),
+    RunParam("allow_label_change", Thresholds.allow_label_change, {"type": "boolean"}, "Gate: allow a label change",
+             "Let a candidate whose labels differ from the champion's (a class added or removed) pass; the verdict "
+             "records the change as allowed. Off: such a candidate fails its gate's label_set check."),
 )
 # promote_model
 PROMOTE_ON_BACKFILL = RunParam(

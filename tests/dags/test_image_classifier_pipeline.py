@@ -176,7 +176,7 @@ def _rendered_args(dag, task_id: str, params: dict) -> list[str]:
 @pytest.mark.parametrize(
     "params",
     [{}, {"classifier": "mlp", "hyperparameters": {"hidden_layers": [[16], [32, 8]]}, "feature_transforms": ["pca:8"],
-          "training_days": 7, "min_macro_f1": 0.5, "max_drop": None, "min_gain": 0.01}],
+          "training_days": 7, "min_macro_f1": 0.5, "max_drop": None, "min_gain": 0.01, "allow_label_change": True}],
     ids=["defaults", "every-option"],
 )
 def test_train_and_evaluate_jobs_accept_what_the_form_sends(dag, params):
@@ -192,6 +192,7 @@ def test_train_and_evaluate_jobs_accept_what_the_form_sends(dag, params):
     assert evaluate_model.thresholds(evaluate).min_macro_f1 == params.get("min_macro_f1")
     assert evaluate.max_drop == params.get("max_drop", 0.01)
     assert evaluate.min_gain == params.get("min_gain")
+    assert evaluate_model.thresholds(evaluate).allow_label_change is params.get("allow_label_change", False)
 
 
 def test_tasks_that_write_shared_lake_tables_run_one_at_a_time_across_all_runs(dag):

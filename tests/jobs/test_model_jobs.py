@@ -17,21 +17,12 @@ from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
 from imagepipe.registry import Registry
 from imagepipe.windows import Window
+from pipeline_runs import FAR_FUTURE, FEATURES, run_pipeline
 from spark_jobs import evaluate_model, extract_features, ingest_images, promote_model, train_classifier
 
 # Each scenario ingests, featurises, trains and evaluates whole runs: make test only.
 pytestmark = pytest.mark.slow
-FAR_FUTURE = "2100-01-01T00:00:00+00:00"
-FEATURES = ["--backbone", "resnet18", "--weights", "random:0", "--image-size", "96", "--batch-size", "16"]
 HOSTILE = "<script>alert(1)</script>"  # a label a manifest can give (a folder name cannot hold its `/`)
-
-
-def _run_pipeline(bucket: str, lake_root: str, run_id: str, *evaluate_args: str) -> None:
-    common = ["--run-id", run_id, "--lake-root", lake_root]
-    ingest_images.main([*common, "--source-uri", f"s3://{bucket}/set/", "--window-end", FAR_FUTURE])
-    extract_features.main([*common, *FEATURES])
-    train_classifier.main(common)
-    evaluate_model.main([*common, *evaluate_args])
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +33,7 @@ def trained_lake(spark, s3_endpoint, tmp_path_factory) -> str:
     sample_data.upload(s3_client(), bucket, "set", sample_data.generate(per_class=30, seed=3))
     settle()
     lake_root = str(tmp_path_factory.mktemp("trained") / "lake")
-    _run_pipeline(bucket, lake_root, "manual__first")
+    run_pipeline(bucket, lake_root, "manual__first")
     return lake_root
 
 
@@ -100,7 +91,7 @@ def test_the_trained_model_labels_images_by_name(spark, trained_lake):
 
 
 def test_a_model_trained_on_shuffled_labels_fails_its_gate_and_is_not_promoted(spark, shuffled_bucket, lake_root):
-    _run_pipeline(shuffled_bucket, lake_root, "manual__shuffled", "--min-accuracy", "0.6")
+    run_pipeline(shuffled_bucket, lake_root, "manual__shuffled", "--min-accuracy", "0.6")
     registry = Registry(Lake(lake_root).registry, "image_classifier")
     verdict = registry.document(1, "verdict")
     assert verdict["passed"] is False
@@ -194,7 +185,7 @@ def test_training_refuses_a_feature_table_mixing_feature_spaces(spark, trained_l
 def test_a_champion_from_another_feature_space_is_judged_on_the_same_test_images(spark, s3_bucket, lake_root):
     sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=25, seed=8))
     settle()
-    _run_pipeline(s3_bucket, lake_root, "manual__a", "--min-test-images", "5")
+    run_pipeline(s3_bucket, lake_root, "manual__a", "--min-test-images", "5")
     promote_model.main(["--run-id", "manual__a", "--lake-root", lake_root])
     # New images arrive, and the next run switches the input size: a new feature space the champion never saw.
     sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=10, seed=9))

@@ -61,7 +61,8 @@ def _metrics(accuracy: float) -> dict:
     per_class = {label: {"precision": accuracy, "recall": accuracy, "f1": accuracy, "support": sum(counts[i])}
                  for i, label in enumerate(LABELS)}
     return {"rows": 40, "accuracy": accuracy, "macro_f1": accuracy - 0.02, "weighted_f1": accuracy - 0.01,
-            "per_class": per_class, "confusion_matrix": {"labels": LABELS, "counts": counts}, "log_loss": 0.4}
+            "per_class": per_class, "confusion_matrix": {"labels": LABELS, "counts": counts}, "log_loss": 0.4,
+            "labels": LABELS}
 
 
 def _example(rng: random.Random, label: str, predicted: str, probability: float) -> tuple[dict, bytes]:

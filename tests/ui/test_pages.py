@@ -82,6 +82,7 @@ def test_version_page_shows_the_report_its_picture_the_gate_checks_and_every_fil
     assert row_starting(page.text, "accuracy") == ["accuracy", "0.6000", "0.9000", "-0.3000"]
     assert row_starting(page.text, "FAIL", "min_accuracy") == ["FAIL", "min_accuracy", "accuracy", "0.6000", "0.8000"]
     assert row_starting(page.text, "FAIL", "max_drop")[3:] == ["0.6000", "0.8900"]
+    assert row_starting(page.text, "PASS", "label_set") == ["PASS", "label_set", "labels added or removed", "0", "0"]
     manifest = records.registry.manifest(2)["files"]
     for name in ("metadata.json", "metrics.json", "verdict.json", "report.html", "confusion_matrix.png"):
         assert row_starting(page.text, name) == [name, str(manifest[name]["size"]), manifest[name]["sha256"]]
@@ -167,7 +168,9 @@ def test_run_tab_shows_what_the_run_did(viewer, records):
     gate = [row for row in cells(page.text) if row and row[0] in ("PASSED", "FAILED") and len(row) == 6]
     assert [(row[0], row[1], row[3], row[4]) for row in gate] == [
         ("PASSED", "min_test_images", "40", "10"), ("FAILED", "min_accuracy", "0.6", "0.8"),
-        ("FAILED", "max_drop", "0.6", "0.89")]
+        ("PASSED", "label_set", "0", "0"), ("FAILED", "max_drop", "0.6", "0.89")]
+    label_set = row_starting(page.text, "PASSED", "label_set")
+    assert label_set[5] == "added: -; removed: - (the same 3 labels as champion v1)"
     assert "version 2 not promoted: its gate failed" in page.text
 
 

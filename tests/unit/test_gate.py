@@ -4,10 +4,13 @@ import pytest
 
 from imagepipe.gate import NO_CHAMPION_NOTE, Thresholds, decide, explain
 
+LABELS = ["beach", "forest", "night_sky"]
 
-def metrics(accuracy=0.9, macro_f1=0.9, weighted_f1=0.9, rows=50, per_class=None, version=None) -> dict:
+
+def metrics(accuracy=0.9, macro_f1=0.9, weighted_f1=0.9, rows=50, per_class=None, version=None,
+            labels=LABELS) -> dict:
     result = {"accuracy": accuracy, "macro_f1": macro_f1, "weighted_f1": weighted_f1, "rows": rows,
-              "per_class": per_class or {}}
+              "per_class": per_class or {}, "labels": labels}
     return result if version is None else {**result, "version": version}
 
 
@@ -148,6 +151,68 @@ def test_explain_gives_one_line_per_check_then_the_notes():
     assert explain(verdict) == [
         "PASS min_test_images: rows 50 >= 10 (enough held-out images to judge)",
         "PASS min_accuracy: accuracy 0.8000 >= 0.7000 (minimum)",
+        "PASS label_set: added: -; removed: - (the same 3 labels as champion v7)",
         "FAIL max_drop: accuracy 0.8000 < 0.9000 (champion v7 0.9500 minus 0.05)",
     ]
     assert explain(decide(metrics(), None, Thresholds()))[-1] == f"NOTE {NO_CHAMPION_NOTE}"
+
+
+def label_check(verdict) -> dict:
+    [check] = [check for check in verdict["checks"] if check["name"] == "label_set"]
+    return check
+
+
+def test_a_candidate_with_a_class_the_champion_lacks_fails_naming_the_class():
+    candidate = metrics(accuracy=0.99, labels=[*LABELS, "bird"])
+    verdict = decide(candidate, metrics(accuracy=0.8, version=3), Thresholds())
+
+    assert verdict["passed"] is False
+    assert [name for name, passed in outcomes(verdict) if not passed] == ["label_set"]
+    assert label_check(verdict) == {
+        "name": "label_set", "metric": "labels added or removed", "threshold": 0, "observed": 1, "passed": False,
+        "detail": "added: bird; removed: - (labels must be champion v3's; allow_label_change lets a run change them)",
+    }
+    assert "FAIL label_set: added: bird; removed: - (labels must be champion v3's; allow_label_change lets a run " \
+           "change them)" in explain(verdict)
+
+
+def test_added_and_removed_labels_are_named_sorted_and_counted():
+    candidate = metrics(labels=["snowfield", "forest", "ant", "bird"])
+    check = label_check(decide(candidate, metrics(version=2), Thresholds()))
+
+    assert check["observed"] == 5 and check["passed"] is False
+    assert check["detail"].startswith("added: ant, bird, snowfield; removed: beach, night_sky (")
+
+
+def test_the_same_labels_in_another_order_pass():
+    check = label_check(decide(metrics(labels=list(reversed(LABELS))), metrics(version=2), Thresholds()))
+
+    assert (check["observed"], check["passed"]) == (0, True)
+
+
+def test_an_allowed_label_change_passes_and_the_verdict_says_it_was_allowed():
+    thresholds = Thresholds(allow_label_change=True)
+    verdict = decide(metrics(labels=["beach", "forest", "bird"]), metrics(version=5), thresholds)
+
+    assert verdict["passed"] is True
+    check = label_check(verdict)
+    assert (check["observed"], check["threshold"], check["passed"]) == (2, None, True)
+    assert check["detail"] == ("added: bird; removed: night_sky (labels differ from champion v5's; the change is "
+                               "allowed by allow_label_change)")
+    assert verdict["thresholds"]["allow_label_change"] is True
+
+
+def test_without_a_champion_there_are_no_labels_to_compare():
+    verdict = decide(metrics(labels=["beach", "bird"]), None, Thresholds())
+
+    assert "label_set" not in dict(outcomes(verdict)) and verdict["passed"] is True
+
+
+@pytest.mark.parametrize("unrecorded", ["candidate", "champion v4"])
+def test_metrics_that_record_no_labels_leave_the_labels_unchecked_and_the_verdict_says_so(unrecorded):
+    candidate, champion = metrics(), metrics(version=4)
+    del (candidate if unrecorded == "candidate" else champion)["labels"]
+    verdict = decide(candidate, champion, Thresholds())
+
+    assert verdict["passed"] is True and "label_set" not in dict(outcomes(verdict))
+    assert verdict["notes"] == [f"label_set not checked: the evaluation of {unrecorded} records no labels"]
