@@ -26,19 +26,17 @@ from imagepipe.preprocessing import EncodedImage, gpu_can_apply, is_upright, pre
 warnings.filterwarnings("ignore", message="The given buffer is not writable", category=UserWarning)
 
 
-def build_model(spec: FeatureSpec):
-    """The frozen backbone with its head replaced by an identity, in eval mode, on the CPU."""
+def load_backbone(spec: FeatureSpec):
+    """The spec's backbone with its weights and its head replaced by an identity, trainable, on the CPU. A state-dict
+    file may hold the head (torchvision's checkpoints) or not (a fine-tuned backbone): its head keys are dropped,
+    every other key must match."""
     import torch
     import torchvision.models
 
     backbone = BACKBONES[spec.backbone]
     if spec.random_seed is not None:
         torch.manual_seed(spec.random_seed)
-        model = getattr(torchvision.models, backbone.builder)(weights=None)
-    else:
-        model = getattr(torchvision.models, backbone.builder)(weights=None)
-        state_dict = torch.load(weights_file(spec), map_location="cpu", weights_only=True)
-        model.load_state_dict(state_dict)
+    model = getattr(torchvision.models, backbone.builder)(weights=None)
     *parents, head = backbone.head.split(".")
     owner = functools.reduce(
         lambda module, name: module[int(name)] if name.isdigit() else getattr(module, name), parents, model
@@ -47,6 +45,16 @@ def build_model(spec: FeatureSpec):
         owner[int(head)] = torch.nn.Identity()
     else:
         setattr(owner, head, torch.nn.Identity())
+    if spec.random_seed is None:
+        state_dict = torch.load(weights_file(spec), map_location="cpu", weights_only=True)
+        model.load_state_dict({key: value for key, value in state_dict.items()
+                               if not key.startswith(f"{backbone.head}.")})
+    return model
+
+
+def build_model(spec: FeatureSpec):
+    """The frozen backbone with its head replaced by an identity, in eval mode, on the CPU."""
+    model = load_backbone(spec)
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
