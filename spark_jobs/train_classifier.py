@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from datetime import timedelta
 
 from imagepipe import cli, params, settings, storage
 from imagepipe.classifiers import check_transforms_fit, model_spec
@@ -25,6 +24,7 @@ from imagepipe.training import (
     fit_classifier,
     model_labels,
     split_features,
+    training_since_id,
     with_class_weights,
 )
 from imagepipe.windows import Window
@@ -58,9 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     spark = get_spark("train_classifier")
-    since_id = None
-    if args.training_days is not None:
-        since_id = Window(window.end - timedelta(days=args.training_days), window.end).id.split("_")[0]
+    since_id = training_since_id(window, args.training_days)
     features = split_features(spark, lake, fingerprint, window.end_id, since_id).persist()
     counts = {
         (row["split"], row["label"]): row["count"] for row in features.groupBy("split", "label").count().collect()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from imagepipe import settings
 from imagepipe.classifiers import CLASS_WEIGHTS, CLASSIFIERS, HYPERPARAMETERS, TRANSFORM_PATTERN, ModelSpec
 from imagepipe.featurizer import BACKBONES, FeatureSpec
+from imagepipe.finetune.config import AUGMENTATION_PATTERN, MAX_FREEZE, OPTIMIZERS, FinetuneConfig
 from imagepipe.gate import COMPARABLE_METRICS, Thresholds
 from imagepipe.images import ValidationBounds
 from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
@@ -201,6 +202,30 @@ PREPROCESSING = RunParam(
     "gaussian:RADIUS (0..10]), autocontrast, equalize, pad_to_square (last; keeps the whole image instead of a "
     "centre crop). Empty: none, not even EXIF orientation.")
 BATCH_SIZE = RunParam("batch_size", 64, POSITIVE, "Batch size", "images per Arrow batch handed to the backbone")
+# finetune_backbone
+FINETUNE_EPOCHS = RunParam("finetune_epochs", FinetuneConfig.epochs, {"type": "integer", "minimum": 1, "maximum": 1000},
+                           "Fine-tune: epochs", "Most passes over the training images (see patience).")
+FINETUNE_LEARNING_RATE = RunParam(
+    "finetune_learning_rate", FinetuneConfig.learning_rate, {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+    "Fine-tune: learning rate", "Starting learning rate, decayed to zero along a cosine over the epochs.")
+FINETUNE_BATCH_SIZE = RunParam("finetune_batch_size", FinetuneConfig.batch_size,
+                               {"type": "integer", "minimum": 2, "maximum": 4096}, "Fine-tune: batch size",
+                               "Training images per step in each process (batch norm needs two or more).")
+FINETUNE_OPTIMIZER = RunParam("finetune_optimizer", FinetuneConfig.optimizer, {"enum": list(OPTIMIZERS)},
+                              "Fine-tune: optimizer", "adamw, or sgd with Nesterov momentum 0.9.")
+FINETUNE_FREEZE = RunParam(
+    "finetune_freeze", FinetuneConfig.freeze, {"type": "integer", "minimum": 0, "maximum": MAX_FREEZE},
+    "Fine-tune: frozen blocks", "How many of the backbone's first blocks keep their weights: 0 none, 1 the stem, 2 "
+    "the stem and the first stage, ...; all of them (5 for a ResNet) trains the head alone.")
+FINETUNE_AUGMENTATION = RunParam(
+    "finetune_augmentation", list(FinetuneConfig.augmentation),
+    {"type": "array", "items": {"type": "string", "pattern": AUGMENTATION_PATTERN}}, "Fine-tune: augmentation",
+    "Random changes to training images after their preprocessing: random_resized_crop:MIN_SCALE (0..1], "
+    "horizontal_flip, color_jitter:STRENGTH (0..1]. Without a random crop, images are cropped as extraction does.")
+FINETUNE_PATIENCE = RunParam("finetune_patience", FinetuneConfig.patience, POSITIVE, "Fine-tune: patience",
+                             "Stop after this many epochs without a better validation accuracy; the best is kept.")
+FINETUNE_PROCESSES = RunParam("finetune_processes", 1, {"type": "integer", "minimum": 1, "maximum": 256},
+                              "Fine-tune: processes", "TorchDistributor's processes: one per GPU, else on the CPUs.")
 # train_classifier
 CLASSIFIER = RunParam(
     "classifier", ModelSpec.classifier, {"enum": sorted(CLASSIFIERS)}, "Classifier",
@@ -275,6 +300,10 @@ SCORING_WINDOW = (
 INGEST = Job("ingest_images", (SOURCE_URI, LABEL_MANIFEST, MAX_REJECTED_FRACTION),
              (MIN_SIDE, MAX_SIDE, MAX_PIXELS, FETCH_THREADS))
 EXTRACT = Job("extract_features", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSING), (BATCH_SIZE,))
+FINETUNE = Job("finetune_backbone", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSING, FINETUNE_EPOCHS,
+                                      FINETUNE_LEARNING_RATE, FINETUNE_BATCH_SIZE, FINETUNE_OPTIMIZER, FINETUNE_FREEZE,
+                                      FINETUNE_AUGMENTATION, FINETUNE_PATIENCE, FINETUNE_PROCESSES, TRAINING_DAYS,
+                                      MIN_EXAMPLES_PER_CLASS))
 TRAIN = Job("train_classifier", (CLASSIFIER, HYPERPARAMETERS_PARAM, FEATURE_TRANSFORMS, CLASS_WEIGHTS_PARAM,
                                  SELECTION_FOLDS, TRAINING_DAYS, MIN_EXAMPLES_PER_CLASS))
 EVALUATE = Job("evaluate_model", GATE)

@@ -32,6 +32,18 @@ def features_up_to(features, window_end_id: str, since_id: str | None = None):
     return selected if since_id is None else selected.filter(window_end > since_id)
 
 
+def training_since_id(window, training_days: int | None) -> str | None:
+    """The window end id that training images' windows must end after, to train on the last training_days days
+    before the run's window end; None to train on every image up to it."""
+    from datetime import timedelta
+
+    from imagepipe.windows import Window
+
+    if training_days is None:
+        return None
+    return Window(window.end - timedelta(days=training_days), window.end).id.split("_")[0]
+
+
 def check_one_feature_space(features, fingerprint: str) -> None:
     """Refuse a feature table holding rows of another feature space: vectors of two spaces are not comparable."""
     others = [row["fingerprint"] for row in features.select("fingerprint").distinct().collect()

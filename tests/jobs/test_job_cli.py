@@ -13,7 +13,8 @@ import pytest
 from imagepipe.errors import REFUSED, InputError
 
 PROJECT = Path(__file__).resolve().parents[2]
-JOBS = ["ingest_images", "extract_features", "train_classifier", "evaluate_model", "promote_model", "score_images"]
+JOBS = ["ingest_images", "finetune_backbone", "extract_features", "train_classifier", "evaluate_model", "promote_model",
+        "score_images"]
 RUN = ["--run-id", "r"]
 INGEST = [*RUN, "--window-end", "2026-01-01T00:00:00Z"]
 

@@ -1,0 +1,72 @@
+"""finetune_backbone on a real lake in local Spark, with TorchDistributor running two gloo processes: it writes the
+fine-tuned weights and their checkpoint, extract_features takes them as its weights, a re-run with the same inputs
+reuses them, and a bad param is refused in one line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import settle
+from imagepipe import sample_data, storage
+from imagepipe.errors import REFUSED
+from imagepipe.finetune.artifact import CHECKPOINT, load_checkpoint
+from imagepipe.lake import Lake
+from imagepipe.object_store import s3_client
+from pipeline_runs import FAR_FUTURE
+from spark_jobs import extract_features, finetune_backbone, ingest_images
+
+PROJECT = Path(__file__).resolve().parents[2]
+SMALL = ["--backbone", "resnet18", "--weights", "random:0", "--image-size", "32"]
+FINETUNE = [*SMALL, "--finetune-epochs", "1", "--finetune-batch-size", "8", "--finetune-processes", "2",
+            "--min-examples-per-class", "2"]
+
+
+@pytest.mark.slow
+def test_the_job_fine_tunes_in_two_processes_and_a_rerun_reuses_its_weights(spark, s3_bucket, lake_root):
+    sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=12, seed=7,
+                                                                            classes=("beach", "night_sky")))
+    settle()
+    common = ["--run-id", "manual__finetune", "--lake-root", lake_root]
+    ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
+    lake = Lake(lake_root)
+
+    finetune_backbone.main([*common, *FINETUNE])
+
+    record = lake.read_run("manual__finetune", "finetune")
+    assert record["reused"] is False and record["epochs_run"] == 1
+    folder = storage.open_store(storage.join(lake_root, "finetuned", record["inputs_key"]))
+    assert record["weights"] == storage.join(folder.where, "backbone.pt")
+    document = folder.read_json("backbone.json")
+    assert document["processes"] == 2 and document["base_weights"] == "random:0"
+    assert document["images"]["train"] + document["images"]["validation"] <= 24
+    assert load_checkpoint(folder)["epoch"] == 1
+    saved = torch.load(record["weights"], weights_only=True)
+    assert "layer4.1.bn2.weight" in saved and not [key for key in saved if key.startswith("fc.")]
+
+    checkpoint = folder.get(CHECKPOINT)
+    finetune_backbone.main([*common, *FINETUNE])
+    again = lake.read_run("manual__finetune", "finetune")
+    assert again["reused"] is True and again["weights"] == record["weights"]
+    assert folder.get(CHECKPOINT) == checkpoint
+
+    extract_features.main([*common, *SMALL[:2], "--weights", record["weights"], "--image-size", "32"])
+    features = lake.read_run("manual__finetune", "features")
+    space = storage.read_json(storage.join(lake.features(features["fingerprint"]), "_feature_space.json"))
+    assert features["rows"] == 24 and space["weights"] == record["weights"]
+
+
+@pytest.mark.parametrize(("argument", "message"), [
+    (["--finetune-epochs", "0"], "argument --finetune-epochs: 0 is less than the minimum of 1"),
+    (["--finetune-freeze", "6"], "freeze 6 is more than the 5 blocks of resnet18"),
+    (["--finetune-augmentation", "random_resized_crop:2"], "'random_resized_crop:2' does not match"),
+])
+def test_a_bad_param_is_refused_in_one_line(argument, message):
+    result = subprocess.run([sys.executable, "-m", "spark_jobs.finetune_backbone", "--run-id", "r", *SMALL, *argument],
+                            cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == REFUSED
+    assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
