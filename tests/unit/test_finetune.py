@@ -17,7 +17,7 @@ from imagepipe import sample_data, storage
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.engine import build_model
-from imagepipe.featurizer.weights import resolve_weights
+from imagepipe.featurizer.weights import resolve_weights, weights_file
 from imagepipe.finetune.artifact import CHECKPOINT, finetuned_root, load_checkpoint, read_artifact
 from imagepipe.finetune.config import FREEZABLE_BLOCKS, FinetuneConfig
 from imagepipe.finetune.data import stage_split
@@ -70,15 +70,20 @@ def test_training_lowers_the_loss_and_beats_chance_on_an_easy_set(tmp_path, one_
     assert all(record["images_per_second"] > 0 for record in history)
 
 
-def test_the_result_is_a_headless_state_dict_that_extraction_takes_as_its_weights(tmp_path, one_process):
-    root = finetuned_root(str(tmp_path), "artifact")
+@pytest.mark.parametrize("lake", ["path", "s3"])
+def test_the_result_is_a_headless_state_dict_that_extraction_takes_as_its_weights(
+        lake, tmp_path, one_process, monkeypatch, request):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # where weights from S3 are fetched to
+    lake_root = str(tmp_path) if lake == "path" else f"s3://{request.getfixturevalue('s3_bucket')}/lake"
+    root = finetuned_root(lake_root, "artifact")
     job = staged_job(root, FinetuneConfig(epochs=1, batch_size=8, freeze=2), 8, 4)
 
     document = train_backbone(job)
 
-    saved = torch.load(document["weights"], weights_only=True)
+    fetched = weights_file(job.target)  # as extraction fetches them
+    saved = torch.load(fetched, weights_only=True)
     assert not [key for key in saved if key.startswith("fc.")]
-    assert hashlib.sha256(storage.local_path(document["weights"]).read_bytes()).hexdigest() == document["sha256"]
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == document["sha256"]
     assert document["base_weights"] == "random:0" and document["labels"] == list(LABELS)
     assert document["hyperparameters"]["freeze"] == 2 and document["data_windows"] == ["test"]
     assert read_artifact(storage.open_store(root)) == document
