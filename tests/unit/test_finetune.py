@@ -135,6 +135,8 @@ def test_freezable_blocks_name_parameters_of_each_backbone():
     for backbone, blocks in FREEZABLE_BLOCKS.items():
         config = FinetuneConfig(freeze=len(blocks))
         model, frozen = build_classifier(FeatureSpec(backbone, "random:0"), 3, config)
+        names = [name for name, _ in model.backbone.named_parameters()]
+        assert all(any(name.startswith(prefix) for name in names) for block in blocks for prefix in block), backbone
         trainable = {name for name, parameter in model.backbone.named_parameters() if parameter.requires_grad}
         assert frozen, backbone
         # Freezing every block leaves only the head to train (a linear probe).
