@@ -70,9 +70,10 @@ def _loaders(job: FinetuneJob, device, rank: int, world: int):
                               job.target.preprocessing())
     sampler = torch.utils.data.DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True,
                                                   seed=job.config.seed)
-    # A batch of one cannot train batch norm: the last, short batch is dropped when the share holds a full one.
+    # On the CPU the process decodes its own images (the cores are busy training); a GPU is fed by loader workers.
     workers = 0 if device.type == "cpu" else min(8, (os.cpu_count() or 1) // max(1, torch.cuda.device_count()))
     common = {"batch_size": job.config.batch_size, "num_workers": workers, "pin_memory": device.type == "cuda"}
+    # A batch of one cannot train batch norm: the last, short batch is dropped when the share holds a full one.
     train_loader = torch.utils.data.DataLoader(train, sampler=sampler,
                                                drop_last=len(sampler) > job.config.batch_size, **common)
     # Each validation image is scored once, by one process (DistributedSampler would pad the shares with repeats).
