@@ -100,18 +100,24 @@ def gallery_sections(gallery: dict | None) -> list[dict]:
     ]
 
 
+def _row(cells: list[str]) -> str:
+    """A Markdown table row. Labels are object-key folders and may hold `|` or a line break, which would end the
+    cell or the row: the one is escaped, the other becomes a space."""
+    return "| " + " | ".join(" ".join(cell.replace("|", "\\|").splitlines()) for cell in cells) + " |"
+
+
 def markdown(metadata: dict, candidate: dict, champion: dict | None, verdict: dict, gallery: dict | None = None,
              pictures: tuple[str, ...] = ()) -> str:
     lines = [f"# {_title(metadata['version'], verdict)}", ""]
     lines += [f"- {line}" for line in explain(verdict)] + [""]
     for title, header, rows in sections(metadata, candidate, champion, verdict):
-        lines += [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows] + [""]
+        lines += [f"## {title}", "", _row(header), "|" + "---|" * len(header)]
+        lines += [_row(row) for row in rows] + [""]
     lines += [f"## {charts.TITLES[name]}\n\n![{charts.TITLES[name]}]({name})\n" for name in pictures]
     for part in gallery_sections(gallery):
         lines += [f"## {part['title']}", "", part["note"], "", "| picture | example |", "|---|---|"]
-        lines += [f"| {'![](' + example['thumbnail'] + ')' if example['thumbnail'] else '–'} | "
-                  f"{'; '.join(example['lines'])} |" for example in part["examples"]] + [""]
+        lines += [_row([f"![]({example['thumbnail']})" if example["thumbnail"] else "–", "; ".join(example["lines"])])
+                  for example in part["examples"]] + [""]
     return "\n".join(lines)
 
 

@@ -135,3 +135,16 @@ def test_a_report_of_several_hundred_classes_stays_bounded_and_readable():
         with Image.open(io.BytesIO(files[name])) as picture:
             assert max(picture.size) <= 1600, name
         assert len(files[name]) < 400_000, name
+
+
+def test_a_label_holding_a_pipe_or_a_line_break_stays_inside_its_markdown_cell():
+    tricky = {**CANDIDATE, "per_class": {"cats|dogs": CANDIDATE["per_class"]["beach"],
+                                         "two\nlines": CANDIDATE["per_class"]["forest"]}}
+    text = report.markdown(METADATA, tricky, None, decide(tricky, None, Thresholds()))
+
+    assert "| cats\\|dogs | 10 | 1.0000 | 0.8000 | 0.8889 |" in text
+    assert "| two lines | 10 | 0.8333 | 1.0000 | 0.9091 |" in text
+    # Every row of the per-class table has as many cells as its header (unescaped pipes only).
+    table = text.split("| class |", 1)[1].split("\n\n", 1)[0].splitlines()
+    widths = {len(re.split(r"(?<!\\)\|", line)) for line in table[1:]}
+    assert len(widths) == 1, table
