@@ -22,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from imagepipe import settings
+from imagepipe import settings, storage
 
 DEFAULT_PORT = 9100
 
@@ -93,10 +93,11 @@ def start(port: int) -> None:
         sys.exit(f"embedded_s3: error: port {port} is taken; stop what uses it or pass --port")
     state_dir().mkdir(parents=True, exist_ok=True)
     process = serve(port, state_dir() / "moto.log")
-    _pid_file().write_text(str(process.pid))
     env_lines = [f"export {name}={value}" for name, value in environment(port).items()]
-    _env_file().write_text("\n".join(env_lines) + "\n")
-    _env_file().chmod(0o600)
+    # Whole or absent, and private from its first byte (atomic_write's temporary file is created 0600): it holds the
+    # credentials. The pid file comes last: with it the endpoint counts as running, its env file already there.
+    storage.atomic_write(_env_file(), ("\n".join(env_lines) + "\n").encode())
+    storage.atomic_write(_pid_file(), str(process.pid).encode())
     print(
         f"embedded S3 listening on http://127.0.0.1:{port} (pid {process.pid}). It keeps objects IN MEMORY ONLY: "
         f"stopping it loses every bucket. Shell env: eval \"$(python -m imagepipe.embedded_s3 env)\"",
