@@ -43,8 +43,9 @@ class FinetuneJob:
 
 def train_backbone(job: FinetuneJob) -> dict | None:
     """Fine-tune in this process as one of WORLD_SIZE; the first process returns the artifact's document."""
-    local_rank = int(os.environ["LOCAL_RANK"])
-    on_gpu = torch.cuda.is_available() and local_rank < torch.cuda.device_count()
+    local_rank, local_processes = int(os.environ["LOCAL_RANK"]), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    # One GPU per process, or none at all: every process of the group must take the same backend.
+    on_gpu = torch.cuda.is_available() and torch.cuda.device_count() >= local_processes
     if on_gpu:
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
@@ -52,7 +53,7 @@ def train_backbone(job: FinetuneJob) -> dict | None:
     else:
         device = torch.device("cpu")
         # The processes of one machine share its cores.
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_processes))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     dist.init_process_group("nccl" if on_gpu else "gloo", timeout=timedelta(minutes=30))
     try:
@@ -71,7 +72,8 @@ def _loaders(job: FinetuneJob, device, rank: int, world: int):
     sampler = torch.utils.data.DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True,
                                                   seed=job.config.seed)
     # On the CPU the process decodes its own images (the cores are busy training); a GPU is fed by loader workers.
-    workers = 0 if device.type == "cpu" else min(8, (os.cpu_count() or 1) // max(1, torch.cuda.device_count()))
+    local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    workers = 0 if device.type == "cpu" else min(8, (os.cpu_count() or 1) // local_processes)
     common = {"batch_size": job.config.batch_size, "num_workers": workers, "pin_memory": device.type == "cuda"}
     # A batch of one cannot train batch norm: the last, short batch is dropped when the share holds a full one.
     train_loader = torch.utils.data.DataLoader(train, sampler=sampler,
