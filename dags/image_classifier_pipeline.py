@@ -1,13 +1,14 @@
 """
 ### Image classifier pipeline
 
-Ingests the images of one window from S3-compatible storage, extracts CNN features, trains a Spark MLlib
-classifier, evaluates it against the current champion on the same held-out images, and promotes it when it passes.
+Ingests the images of one window from S3-compatible storage, optionally fine-tunes the CNN backbone on them,
+extracts CNN features, trains a Spark MLlib classifier, evaluates it against the current champion on the same held-out images, and promotes it when it passes.
 
 | task | job | writes |
 |---|---|---|
 | ingest | `spark_jobs/ingest_images.py` | curated images, quarantine, ingest report |
-| extract_features | `spark_jobs/extract_features.py` | feature vectors of the run's feature space |
+| finetune_backbone | `spark_jobs/finetune_backbone.py` | fine-tuned backbone weights and the run's finetune record; skipped unless `finetune` is on |
+| extract_features | `spark_jobs/extract_features.py` | feature vectors of the run's feature space (the fine-tuned weights' when `finetune` is on) |
 | train | `spark_jobs/train_classifier.py` | a new model version in the registry |
 | evaluate | `spark_jobs/evaluate_model.py` | metrics and verdict of that version |
 | gate | (reads the verdict) | skips promotion, run still green, when a check failed (unless `force_promote`) |
@@ -19,6 +20,13 @@ runs take `window_start`/`window_end` from the trigger form; left empty, everyth
 moment of the trigger. A window with no new images skips the rest of the run (green, with the reason in the
 extract_features log) unless `require_new_images` is off.
 
+**Fine-tuning.** With the run's `finetune` param on, finetune_backbone trains the backbone from the `weights` param
+on the lake's train split (chosen on validation, never on test) with the `finetune_*` params, and extract_features
+takes its weights from the run's finetune record (refusing when there is none): a feature space of its own, which
+train, evaluate, the gate and promotion use unchanged. A fine-tune of the same inputs is reused. Off (the default),
+finetune_backbone is skipped, saying why, and extract_features runs on the `weights` param as they are; it never
+runs after a failed fine-tune.
+
 **Assets.** ingest updates `imagepipe_curated_images`, extract_features `imagepipe_features`, and publish_champion
 `imagepipe_champion_image_classifier` (extra: version, from, kind), which `image_batch_scoring` is scheduled on.
 A skipped task updates nothing.
@@ -29,7 +37,7 @@ get the imagepipe library as a --py-files archive built when the task starts. Th
 from the `imagepipe_s3` connection's `endpoint_url` extra when it exists, else AWS_ENDPOINT_URL. On a cluster with
 GPUs, `IMAGEPIPE_GPUS_PER_EXECUTOR` (and `IMAGEPIPE_GPUS_PER_TASK`, `IMAGEPIPE_GPU_DISCOVERY_SCRIPT`) give GPUs to
 extract_features alone.
-"""  # noqa: E501 (the promote row of the Markdown table above: a table row cannot wrap, and each of its notes is needed)
+"""  # noqa: E501 (rows of the Markdown table above: a table row cannot wrap, and each of its notes is needed)
 
 from __future__ import annotations
 
@@ -37,7 +45,7 @@ import functools
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, TriggerRule, task
 
 from imagepipe import assets, orchestration, params, settings
 from imagepipe.job_operators import LocalJobOperator, SparkJobOperator
@@ -74,8 +82,8 @@ with DAG(
         "s3_endpoint_url": orchestration.s3_endpoint_url,
     },
     # Each job's params (imagepipe.params), then the fields the DAG itself reads, in the form's order.
-    params=params.dag_params(params.INGEST, *params.WINDOW, params.REQUIRE_NEW_IMAGES, params.EXTRACT, params.TRAIN,
-                             params.EVALUATE, *params.SPARK_RESOURCES, params.PROMOTE, *params.FORCE),
+    params=params.dag_params(params.INGEST, *params.WINDOW, params.REQUIRE_NEW_IMAGES, params.EXTRACT, params.FINETUNE,
+                             params.TRAIN, params.EVALUATE, *params.SPARK_RESOURCES, params.PROMOTE, *params.FORCE),
 ) as dag:
 
     def spark_job(task_id: str, job: params.Job, args: list[str], conf: dict[str, str] | None = None,
@@ -102,14 +110,23 @@ with DAG(
         # (backfill runs are not held by the DAG's max_active_runs) could both take the same image.
         max_active_tis_per_dag=1,
     )
+    finetune = spark_job(
+        "finetune_backbone",
+        params.FINETUNE,
+        RUN,
+        pre_execute=functools.partial(orchestration.skip_unless_finetune, LAKE_ROOT),
+        # Two runs (backfills) fine-tuning the same inputs would write the same weights folder and checkpoint.
+        max_active_tis_per_dag=1,
+    )
     extract = spark_job(
         "extract_features",
-        params.EXTRACT,
+        params.EXTRACT,  # its finetune argument makes it take the weights finetune_backbone wrote, or refuse
         RUN,
         conf=settings.extract_features_spark_conf(),  # GPUs, where the cluster has them, for this job only
         pre_execute=functools.partial(orchestration.skip_without_new_images, LAKE_ROOT),
         outlets=[FEATURES],
         max_active_tis_per_dag=1,
+        trigger_rule=TriggerRule.NONE_FAILED,  # after finetune_backbone ran or was skipped, never after it failed
     )
     train = spark_job("train", params.TRAIN, MODEL_RUN)
     evaluate = spark_job("evaluate", params.EVALUATE, MODEL_RUN)
@@ -141,4 +158,4 @@ with DAG(
         promotion changed the champion; skipped, sending no asset event, when the champion stayed (a backfill)."""
         outlet_events[CHAMPION].extra = orchestration.champion_change(LAKE_ROOT, run_id, MODEL_NAME, REGISTRY_URI)
 
-    ingest >> extract >> train >> evaluate >> gate() >> promote >> publish_champion()
+    ingest >> finetune >> extract >> train >> evaluate >> gate() >> promote >> publish_champion()

@@ -3,14 +3,19 @@
 Features are stored per feature space (fingerprint of backbone, weights, image preprocessing steps, the backbone's
 own transforms and input size). The run's window is always recomputed and any image partition the space lacks is
 filled in, each written by overwriting its own partition, so a re-run gives the same table.
+
+With --finetune on, the weights are those the run's finetune_backbone wrote (its finetune record), not --weights:
+fine-tuned features get a feature space of their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
 from imagepipe import cli, params, storage
+from imagepipe.errors import InputError
 from imagepipe.features import (
     FEATURE_SPACE_DOCUMENT,
     extract_features,
@@ -38,6 +43,18 @@ def parse_args(argv: list[str] | None):
     return args
 
 
+def finetuned(spec: FeatureSpec, lake: Lake, run_id: str) -> FeatureSpec:
+    """The spec with the weights the run's finetune_backbone wrote in place of the weights param: with finetune on,
+    features come from the fine-tuned backbone or not at all, never silently from the base weights."""
+    record = storage.read_json(lake.run_document(run_id, "finetune"))
+    if record is None:
+        raise InputError(f"finetune is on but run {run_id} has no finetune record in {lake.root}: run "
+                         "finetune_backbone for this run first, or extract with finetune off")
+    log.info("finetune is on: extracting with the run's fine-tuned weights %s (fine-tuned from %s)",
+             record["weights"], spec.weights)
+    return dataclasses.replace(spec, weights=record["weights"])
+
+
 def partition_values(spark, uri: str) -> set[str]:
     table = read_table(spark, uri)
     if table is None:
@@ -50,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     lake = Lake(args.lake_root)
     run_window = lake.read_run(args.run_id, "window")["id"]
+    if args.finetune:
+        args.spec = finetuned(args.spec, lake, args.run_id)
     fingerprint = args.spec.fingerprint(resolve_weights(args.spec))
     # One Arrow batch is one forward pass: 64 images at 224x224 is ~40 MB of input tensors, small enough for a CPU
     # worker's memory, large enough to keep the backbone's matrix work efficient.
@@ -78,8 +97,9 @@ def main(argv: list[str] | None = None) -> None:
         extracted.unpersist()
     storage.write_json(
         storage.join(features_uri, FEATURE_SPACE_DOCUMENT),
-        {"fingerprint": fingerprint, "backbone": args.backbone, "weights": args.weights, "image_size": args.image_size,
-         "preprocessing": list(args.spec.steps), "backbone_transforms": repr(args.spec.preprocessing())},
+        {"fingerprint": fingerprint, "backbone": args.backbone, "weights": args.spec.weights,
+         "image_size": args.image_size, "preprocessing": list(args.spec.steps),
+         "backbone_transforms": repr(args.spec.preprocessing())},
     )
     lake.write_run(args.run_id, "features", {"fingerprint": fingerprint, "preprocessing": list(args.spec.steps),
                                              "windows": todo, "rows": rows, "reused": reused_rows,

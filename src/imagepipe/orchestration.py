@@ -113,6 +113,19 @@ def skip_without_new_images(lake_root: str, context) -> None:
         )
 
 
+def skip_unless_finetune(lake_root: str, context) -> None:
+    """pre_execute hook of the fine-tune step: it runs only when the run's finetune param is on, and, like the
+    feature step, only for a window that brought new images. Skipping it lets feature extraction run on the weights
+    param as it is."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    if not context["params"].get("finetune", False):
+        raise AirflowSkipException(
+            "the run's finetune param is off: the backbone is not fine-tuned and extract_features uses the weights "
+            f"param ({context['params'].get('weights')}) as they are; trigger with finetune=true to fine-tune first")
+    skip_without_new_images(lake_root, context)
+
+
 def verdict_passed(
     lake_root: str,
     run_id: str,

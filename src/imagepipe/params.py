@@ -1,22 +1,11 @@
-"""Every run parameter, declared once: name, default, JSON Schema of its value, title and description.
-
-From a declaration come the trigger form's `Param` (`dag_params`), the job's command-line option (`add_to`) and
-the DAG's templated arguments for the job (`Job.arguments`). The job checks each option's value with jsonschema
-against the very schema the form has, as Airflow's `Param.resolve` does, so both refuse a value with the same
-message (e.g. "-1 is less than the minimum of 0"). Rules across fields (a hyperparameter the chosen classifier does
-not take, pca:K above the backbone's width, min_side above max_side) stay with the job.
-
-On the command line a string is written as it is, a list of steps or transforms as a comma list
-(`--preprocessing exif_transpose,median:3`), anything else as JSON; 'none' or '' is null where null is allowed.
+"""Every run parameter, declared once (imagepipe.run_param): name, default, JSON Schema of its value, title and
+description. The trigger forms (`dag_params`), the jobs' options and the DAG's arguments for them derive from these.
+Rules across fields (a hyperparameter the chosen classifier does not take, pca:K above the backbone's width,
+min_side above max_side) stay with the job.
 Light: standard library and the library's light tables; DAG files import it at parse.
 """
 
 from __future__ import annotations
-
-import argparse
-import copy
-import json
-from dataclasses import dataclass
 
 from imagepipe import settings
 from imagepipe.classifiers import CLASS_WEIGHTS, CLASSIFIERS, HYPERPARAMETERS, TRANSFORM_PATTERN, ModelSpec
@@ -25,125 +14,7 @@ from imagepipe.finetune.config import AUGMENTATION_PATTERN, MAX_FREEZE, OPTIMIZE
 from imagepipe.gate import COMPARABLE_METRICS, Thresholds
 from imagepipe.images import ValidationBounds
 from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
-
-REQUIRED = object()  # the default of a parameter the user must give
-
-
-@dataclass(frozen=True)
-class RunParam:
-    name: str
-    default: object  # a value, REQUIRED, or a callable reading it from the environment when a form or parser is built
-    schema: dict
-    title: str
-    description: str
-
-    @property
-    def option(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def types(self) -> set[str]:
-        kind = self.schema.get("type", "string")  # an enum of names
-        return set(kind) if isinstance(kind, list) else {kind}
-
-    @property
-    def is_text(self) -> bool:
-        return self.types <= {"string", "null"}
-
-    @property
-    def is_comma_list(self) -> bool:
-        return self.types == {"array"} and self.schema["items"].get("type") == "string"
-
-    def default_value(self):
-        if self.default is REQUIRED:
-            return REQUIRED
-        return self.default() if callable(self.default) else copy.deepcopy(self.default)
-
-    def param(self):
-        """The trigger form's field."""
-        from airflow.sdk import Param
-
-        default = self.default_value()
-        return Param(**({} if default is REQUIRED else {"default": default}), title=self.title,
-                     description=self.description, **self.schema)
-
-    def argument(self) -> str:
-        """The option with the template that writes the run's value, for a task's application_args: one word, so a
-        value that starts with '-' is not taken for an option."""
-        value = f"params.{self.name}"
-        if self.is_comma_list:
-            text = f"{{{{ {value} | join(',') }}}}"
-        elif self.is_text:
-            text = f"{{{{ {value} if {value} is not none else '' }}}}" if "null" in self.types else f"{{{{ {value} }}}}"
-        else:
-            text = f"{{{{ {value} | tojson }}}}"
-        return f"{self.option}={text}"
-
-    def from_text(self, text: str):
-        """The value a command-line text stands for, not yet checked against the schema."""
-        if "null" in self.types and text.strip().lower() in ("", "none"):
-            return None
-        if self.is_comma_list and not text.lstrip().startswith("["):
-            items = [item.strip() for item in text.split(",")]
-            return [] if items == [""] else items
-        if self.is_text:
-            return text
-        if "boolean" in self.types and text.strip().lower() in ("true", "false"):
-            return text.strip().lower() == "true"  # any case: Python writes True
-        try:
-            value = json.loads(text, parse_constant=_no_constant)
-        except ValueError:
-            return text  # not JSON: the schema names the type it should have been
-        return int(value) if isinstance(value, float) and value.is_integer() and self.types == {"integer"} else value
-
-    def add_to(self, parser: argparse.ArgumentParser) -> None:
-        default = self.default_value()
-        options = {"required": True} if default is REQUIRED else {"default": default}
-        if self.types == {"boolean"}:
-            options["nargs"], options["const"] = "?", True  # the bare flag means true
-        shown = "" if default is REQUIRED else f" (default: {json.dumps(default)})"
-        parser.add_argument(self.option, type=self._parse, dest=self.name, metavar=self.name.upper(),
-                            help=f"{self.title}: {self.description}{shown}".replace("%", "%%"), **options)
-
-    def _parse(self, text: str):
-        value = self.from_text(text)
-        message = schema_error(value, self.schema)
-        if message:
-            raise argparse.ArgumentTypeError(message)
-        return value
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def schema_error(value, schema: dict) -> str | None:
-    """jsonschema's message for a value its schema refuses (the one Param.resolve raises), with where in the value
-    when it is inside a list or an object; None when the value is valid."""
-    from jsonschema import FormatChecker, ValidationError, validate
-
-    try:
-        validate(value, schema, format_checker=FormatChecker())
-    except ValidationError as error:
-        return error.message + (f" (at {error.json_path})" if error.absolute_path else "")
-    return None
-
-
-@dataclass(frozen=True)
-class Job:
-    """A Spark job's parameters: `params` come from the run's trigger form, `options` are its own command-line tuning
-    knobs with their defaults (the DAG does not pass them)."""
-
-    name: str
-    params: tuple[RunParam, ...]
-    options: tuple[RunParam, ...] = ()
-
-    def arguments(self) -> list[str]:
-        return [param.argument() for param in self.params]
-
-    def add_to(self, parser: argparse.ArgumentParser) -> None:
-        for param in (*self.params, *self.options):
-            param.add_to(parser)
+from imagepipe.run_param import REQUIRED, Job, RunParam
 
 
 def dag_params(*parts: RunParam | Job) -> dict:
@@ -202,6 +73,11 @@ PREPROCESSING = RunParam(
     "gaussian:RADIUS (0..10]), autocontrast, equalize, pad_to_square (last; keeps the whole image instead of a "
     "centre crop). Empty: none, not even EXIF orientation.")
 BATCH_SIZE = RunParam("batch_size", 64, POSITIVE, "Batch size", "images per Arrow batch handed to the backbone")
+FINETUNE_FIRST = RunParam(
+    "finetune", False, {"type": "boolean"}, "Fine-tune the backbone first",
+    "Run finetune_backbone (the Fine-tune params below) on the lake's labelled images, starting from the backbone "
+    "weights above, then extract features with the weights it wrote (the run's finetune record): a feature space of "
+    "its own. Off: features come from the backbone weights as they are.")
 # finetune_backbone
 FINETUNE_EPOCHS = RunParam("finetune_epochs", FinetuneConfig.epochs, {"type": "integer", "minimum": 1, "maximum": 1000},
                            "Fine-tune: epochs", "Most passes over the training images (see patience).")
@@ -299,7 +175,7 @@ SCORING_WINDOW = (
 
 INGEST = Job("ingest_images", (SOURCE_URI, LABEL_MANIFEST, MAX_REJECTED_FRACTION),
              (MIN_SIDE, MAX_SIDE, MAX_PIXELS, FETCH_THREADS))
-EXTRACT = Job("extract_features", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSING), (BATCH_SIZE,))
+EXTRACT = Job("extract_features", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSING, FINETUNE_FIRST), (BATCH_SIZE,))
 FINETUNE = Job("finetune_backbone", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSING, FINETUNE_EPOCHS,
                                       FINETUNE_LEARNING_RATE, FINETUNE_BATCH_SIZE, FINETUNE_OPTIMIZER, FINETUNE_FREEZE,
                                       FINETUNE_AUGMENTATION, FINETUNE_PATIENCE, FINETUNE_PROCESSES, TRAINING_DAYS,

@@ -23,15 +23,25 @@ def dag():
 
 
 def test_tasks_run_in_pipeline_order(dag):
-    order = ["ingest", "extract_features", "train", "evaluate", "gate", "promote", "publish_champion"]
+    order = ["ingest", "finetune_backbone", "extract_features", "train", "evaluate", "gate", "promote",
+             "publish_champion"]
     assert sorted(dag.task_ids) == sorted(order)
     for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
 
 
+def test_features_are_extracted_after_a_fine_tune_that_ran_or_was_skipped_never_after_one_that_failed(dag):
+    from airflow.sdk import TriggerRule
+
+    rules = {task.task_id: task.trigger_rule for task in dag.tasks}
+    # none_failed: every upstream succeeded or was skipped (a failed or upstream_failed fine-tune stops it).
+    assert rules.pop("extract_features") == TriggerRule.NONE_FAILED
+    assert set(rules.values()) == {TriggerRule.ALL_SUCCESS}
+
+
 def test_spark_tasks_submit_their_own_job_through_the_spark_default_connection(dag):
-    jobs = {"ingest": "ingest_images", "extract_features": "extract_features", "train": "train_classifier",
-            "evaluate": "evaluate_model"}
+    jobs = {"ingest": "ingest_images", "finetune_backbone": "finetune_backbone", "extract_features": "extract_features",
+            "train": "train_classifier", "evaluate": "evaluate_model"}
     for task_id, job in jobs.items():
         task = dag.get_task(task_id)
         assert task.task_type == "SparkJobOperator"  # spark-submit, stopping the whole job on kill
@@ -45,7 +55,7 @@ def test_promote_runs_its_job_without_spark(dag):
     assert Path(task.application).name == "promote_model.py" and Path(task.application).exists()
 
 
-SPARK_TASKS = ("ingest", "extract_features", "train", "evaluate")
+SPARK_TASKS = ("ingest", "finetune_backbone", "extract_features", "train", "evaluate")
 
 
 def test_every_job_gets_the_runs_resources_and_the_clusters_conf(monkeypatch, tmp_path):
@@ -199,4 +209,38 @@ def test_tasks_that_write_shared_lake_tables_run_one_at_a_time_across_all_runs(d
     # Backfill runs are not held by the DAG's max_active_runs; the task-level limit holds every run type.
     assert dag.get_task("ingest").max_active_tis_per_dag == 1
     assert dag.get_task("extract_features").max_active_tis_per_dag == 1
+    assert dag.get_task("finetune_backbone").max_active_tis_per_dag == 1  # the same inputs write the same folder
     assert dag.get_task("train").max_active_tis_per_dag is None
+
+
+def test_finetune_is_off_by_default_and_its_params_refuse_invalid_trigger_input(dag):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    assert copy.deepcopy(dag.params.get_param("finetune")).resolve() is False
+    refused = {"finetune": "yes", "finetune_epochs": 0, "finetune_learning_rate": 0, "finetune_batch_size": 1,
+               "finetune_optimizer": "adam", "finetune_freeze": 99, "finetune_augmentation": ["rotate:10"],
+               "finetune_processes": 0, "finetune_patience": 0}
+    for name, value in refused.items():
+        with pytest.raises(ParamValidationError):
+            copy.deepcopy(dag.params.get_param(name)).resolve(value)
+
+
+@pytest.mark.parametrize("finetune", [False, True], ids=["off", "on"])
+def test_with_finetune_on_extraction_takes_the_runs_fine_tuned_weights_and_both_jobs_get_the_forms_values(
+        dag, finetune):
+    from spark_jobs import extract_features, finetune_backbone
+
+    sent = {"finetune": finetune, "backbone": "resnet18", "weights": "random:3", "image_size": 64,
+            "finetune_epochs": 2, "finetune_learning_rate": 0.01, "finetune_optimizer": "sgd", "finetune_freeze": 2,
+            "finetune_augmentation": ["horizontal_flip", "color_jitter:0.2"], "finetune_processes": 2,
+            "training_days": 14}
+    tuned = finetune_backbone.parse_args(_rendered_args(dag, "finetune_backbone", sent))
+    extract = extract_features.parse_args(_rendered_args(dag, "extract_features", sent))
+
+    assert (tuned.spec.backbone, tuned.spec.weights, tuned.spec.image_size) == ("resnet18", "random:3", 64)
+    assert (tuned.config.epochs, tuned.config.learning_rate, tuned.config.optimizer) == (2, 0.01, "sgd")
+    assert tuned.config.freeze == 2 and tuned.config.augmentation == ("horizontal_flip", "color_jitter:0.2")
+    assert (tuned.finetune_processes, tuned.training_days) == (2, 14)
+    # extract_features is told to take the run's finetune record's weights, not left to find one by itself.
+    assert extract.finetune is finetune
+    assert (extract.spec.backbone, extract.spec.weights, extract.spec.image_size) == ("resnet18", "random:3", 64)

@@ -16,6 +16,7 @@ import pytest
 from imagepipe import params
 from imagepipe.classifiers import CLASSIFIERS, TRANSFORM_PATTERN
 from imagepipe.errors import REFUSED
+from imagepipe.finetune.config import AUGMENTATION_PATTERN
 from imagepipe.preprocessing import STEP_PATTERN
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
@@ -29,6 +30,8 @@ PATTERN_MISSES = {
     STEP_PATTERN: ["sharpen", "median", "median:1", "median:4", "median:17", "gaussian:0", "gaussian:10.5",
                    "autocontrast:2", ""],
     TRANSFORM_PATTERN: ["whiten", "pca", "pca:0", "normalizer:2"],
+    AUGMENTATION_PATTERN: ["rotate:10", "horizontal_flip:1", "random_resized_crop", "random_resized_crop:0",
+                           "random_resized_crop:1.5", "color_jitter:-0.1", ""],
 }
 # A value of each JSON type, the first one a schema's types do not allow is the wrong-type case.
 OF_EACH_TYPE = ["text", 2.5, True, {"key": 1}]

@@ -176,6 +176,21 @@ def test_a_window_without_new_images_skips_the_rest_of_the_run_saying_why(tmp_pa
     skip_without_new_images(str(tmp_path), {"params": {}, "run_id": RUN_ID})
 
 
+def test_fine_tuning_runs_only_when_the_run_asks_for_it_and_its_window_brought_images(tmp_path):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from imagepipe.orchestration import skip_unless_finetune
+
+    lake = Lake(str(tmp_path))
+    _ingest_report(lake, RUN_ID, ingested=2)
+    with pytest.raises(AirflowSkipException, match=r"finetune param is off: .* uses the weights param \(DEFAULT\)"):
+        skip_unless_finetune(str(tmp_path), {"params": {"weights": "DEFAULT"}, "run_id": RUN_ID})
+    skip_unless_finetune(str(tmp_path), {"params": {"finetune": True}, "run_id": RUN_ID})
+    _ingest_report(lake, RUN_ID, ingested=0)
+    with pytest.raises(AirflowSkipException, match="brought no new images"):
+        skip_unless_finetune(str(tmp_path), {"params": {"finetune": True}, "run_id": RUN_ID})
+
+
 def test_the_s3_endpoint_comes_from_the_airflow_connection_when_there_is_one(monkeypatch):
     from imagepipe.orchestration import s3_endpoint_url
 
