@@ -1,0 +1,71 @@
+"""extract_features with --finetune, as the pipeline runs it after finetune_backbone: its weights are those the
+run's finetune record names, whatever --weights says, in a feature space of their own; without a record it refuses
+in one line rather than fall back to the base weights."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import settle
+from imagepipe import sample_data, storage
+from imagepipe.errors import REFUSED
+from imagepipe.featurizer import FeatureSpec
+from imagepipe.featurizer.weights import resolve_weights
+from imagepipe.lake import Lake
+from imagepipe.object_store import s3_client
+from pipeline_runs import FAR_FUTURE
+from spark_jobs import extract_features, ingest_images
+
+PROJECT = Path(__file__).resolve().parents[2]
+SMALL = ["--backbone", "resnet18", "--weights", "random:0", "--image-size", "32", "--batch-size", "8"]
+
+
+def save_backbone(path: Path) -> str:
+    """A resnet18 state dict without its head, as finetune_backbone writes one (other weights than random:0's)."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(11)
+    state = {key: value for key, value in torchvision.models.resnet18(weights=None).state_dict().items()
+             if not key.startswith("fc.")}
+    torch.save(state, path)
+    return str(path)
+
+
+@pytest.mark.slow
+def test_with_finetune_on_features_come_from_the_weights_the_runs_finetune_record_names(
+        spark, s3_bucket, lake_root, tmp_path):
+    sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=2, seed=5))
+    settle()
+    common = ["--run-id", "manual__tuned", "--lake-root", lake_root]
+    ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
+    lake = Lake(lake_root)
+    weights = save_backbone(tmp_path / "backbone.pt")
+    lake.write_run("manual__tuned", "finetune", {"weights": weights})
+
+    extract_features.main([*common, *SMALL, "--finetune", "true"])
+
+    features = lake.read_run("manual__tuned", "features")
+    tuned = FeatureSpec("resnet18", weights, 32, ("exif_transpose",))
+    base = FeatureSpec("resnet18", "random:0", 32, ("exif_transpose",))
+    assert features["fingerprint"] == tuned.fingerprint(resolve_weights(tuned)) != base.fingerprint(
+        resolve_weights(base))
+    assert features["rows"] == 8
+    space = storage.read_json(storage.join(lake.features(features["fingerprint"]), "_feature_space.json"))
+    assert space["weights"] == weights  # what scoring extracts new images with
+
+
+def test_with_finetune_on_and_no_finetune_record_it_refuses_in_one_line(lake_root):
+    Lake(lake_root).write_run("manual__untuned", "window", {"start": "2026-01-01T00:00:00+00:00",
+                                                             "end": "2026-01-02T00:00:00+00:00", "id": "w"})
+    result = subprocess.run(
+        [sys.executable, "-m", "spark_jobs.extract_features", "--run-id", "manual__untuned", "--lake-root", lake_root,
+         *SMALL, "--finetune"], cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == REFUSED
+    assert result.stderr.splitlines() == [
+        f"extract_features: error: finetune is on but run manual__untuned has no finetune record in {lake_root}: run "
+        "finetune_backbone for this run first, or extract with finetune off"], result.stderr
