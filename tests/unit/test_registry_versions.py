@@ -10,7 +10,7 @@ import pytest
 from imagepipe.errors import InputError
 from imagepipe.registry import Registry
 from unit.registry_helpers import *  # noqa: F403 (the fixtures backend, root, tiny_model)
-from unit.registry_helpers import MODEL, failing_verdict, registry_with_versions, saved_version
+from unit.registry_helpers import MODEL, failing_verdict, passing_verdict, registry_with_versions, saved_version
 
 
 def test_allocate_version_numbers_runs_one_two_three_and_reuses_a_retried_runs_number(root):
@@ -87,6 +87,17 @@ def test_a_document_changed_behind_the_registrys_back_is_refused(root, backend):
 
     with pytest.raises(InputError, match="version 1 is corrupted: verdict.json does not match its recorded sha256"):
         registry.document(1, "verdict")
+
+
+def test_several_documents_are_read_against_one_manifest_and_still_checked(root, backend):
+    registry = registry_with_versions(root, 1)
+
+    documents = registry.documents(1, ("metadata", "metrics", "verdict"))
+
+    assert documents == {"metadata": {"version": 1}, "metrics": None, "verdict": passing_verdict(None)}
+    backend.write("versions/1/verdict.json", json.dumps(failing_verdict(None)).encode())
+    with pytest.raises(InputError, match="version 1 is corrupted: verdict.json does not match its recorded sha256"):
+        registry.documents(1, ("metadata", "verdict"), registry.manifest(1))
 
 
 def indexed(model, frame) -> list[tuple]:

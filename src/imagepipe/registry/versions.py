@@ -178,6 +178,14 @@ class Versions:
         data = self.read_file(version, f"{name}.json")
         return None if data is None else json.loads(data)
 
+    def documents(self, version: int, names: tuple[str, ...], manifest: dict | None = None) -> dict[str, dict | None]:
+        """Several JSON documents of the version, each checked against one read of its manifest (the given one, when
+        the caller has it already): a page listing many versions pays one manifest read per version, not one per
+        document. None for a document the version does not record."""
+        files = (manifest or self.manifest(version))["files"]
+        return {name: json.loads(self._read_verified(version, f"{name}.json", files[f"{name}.json"]))
+                if f"{name}.json" in files else None for name in names}
+
     def metadata(self, version: int) -> dict:
         metadata = self.document(version, "metadata")
         if metadata is None:

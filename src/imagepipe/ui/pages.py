@@ -35,13 +35,15 @@ def open_model(root: str, model_name: str) -> Registry:
     return Registry(root, model_name)
 
 
+# What a version's row and page show, in this order.
+REPORTED_DOCUMENTS = ("metadata", "metrics", "verdict")
+
+
 def _version_row(registry: Registry, version: int, champion: int | None) -> dict:
     row = {"version": version, "champion": version == champion, "problem": None}
     try:
         manifest = registry.manifest(version)
-        metadata = registry.document(version, "metadata")
-        metrics = registry.document(version, "metrics")
-        verdict = registry.document(version, "verdict")
+        metadata, metrics, verdict = registry.documents(version, REPORTED_DOCUMENTS, manifest).values()
     except InputError as error:  # a corrupted or half-written version is listed, with what is wrong with it
         return {**row, "problem": str(error)}
     candidate = (metrics or {}).get("candidate") or {}
@@ -93,9 +95,7 @@ def version_detail(registry: Registry, version: int) -> dict:
               "report": "report.html" in files,
               "champion_entries": [entry for entry in registry.history() if entry["version"] == version]}
     try:
-        metadata = registry.document(version, "metadata")
-        metrics = registry.document(version, "metrics")
-        verdict = registry.document(version, "verdict")
+        metadata, metrics, verdict = registry.documents(version, REPORTED_DOCUMENTS, manifest).values()
     except InputError as error:
         return {**detail, "problem": str(error)}
     detail.update(metadata=metadata, verdict=verdict,
