@@ -69,3 +69,31 @@ def test_make_run_on_a_bucket_filled_by_hand(user_env, make):
     metadata = json.loads((_registry(user_env) / "versions" / "1" / "metadata.json").read_text())
     assert metadata["labels"] == ["beach", "forest", "night_sky"]
     assert {row["key"].split("/")[0] for row in _lake_images(user_env)} == {"holiday"}
+
+
+def test_make_run_with_finetune_on_promotes_a_model_on_the_fine_tuned_backbones_features(user_env, make):
+    make(user_env, "s3-start")
+    try:
+        env_lines = make(user_env, "-s", "s3-env").stdout.splitlines()
+        s3_env = dict(line.removeprefix("export ").split("=", 1) for line in env_lines)
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name=s3_env["AWS_DEFAULT_REGION"],
+                              aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
+                              aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"])
+        client.create_bucket(Bucket="my-photos")
+        for image in sample_data.generate(per_class=60, seed=21, classes=("forest", "beach", "night_sky")):
+            client.put_object(Bucket="my-photos", Key=f"holiday/{image.label}/{image.name}", Body=image.content)
+
+        conf = {"source_uri": "s3://my-photos/holiday/", "finetune": True, "finetune_epochs": 1, "image_size": 64,
+                "min_accuracy": 0.5}  # one epoch proves the path, not the accuracy fine-tuning reaches
+        result = make(user_env, "run", f"CONF={json.dumps(conf)}")
+    finally:
+        make(user_env, "s3-stop")
+    assert "champion:         version 1" in result.stdout
+    lake = Path(user_env["IMAGEPIPE_DATA_DIR"]) / "lake"
+    [record] = [json.loads(path.read_text()) for path in (lake / "runs").glob("*/finetune.json")]
+    assert Path(record["weights"]).is_relative_to(lake / "finetuned") and record["epochs_run"] == 1
+    metadata = json.loads((_registry(user_env) / "versions" / "1" / "metadata.json").read_text())
+    space = json.loads((lake / "features" / metadata["fingerprint"] / "_feature_space.json").read_text())
+    assert space["weights"] == record["weights"] and space["image_size"] == 64
