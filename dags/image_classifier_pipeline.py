@@ -36,7 +36,7 @@ from `IMAGEPIPE_SPARK_CONF`, and each run's executor cores, memory and shuffle p
 get the imagepipe library as a --py-files archive built when the task starts. The object store's endpoint comes
 from the `imagepipe_s3` connection's `endpoint_url` extra when it exists, else AWS_ENDPOINT_URL. On a cluster with
 GPUs, `IMAGEPIPE_GPUS_PER_EXECUTOR` (and `IMAGEPIPE_GPUS_PER_TASK`, `IMAGEPIPE_GPU_DISCOVERY_SCRIPT`) give GPUs to
-extract_features alone.
+finetune_backbone and extract_features alone.
 """  # noqa: E501 (rows of the Markdown table above: a table row cannot wrap, and each of its notes is needed)
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ with DAG(
         "finetune_backbone",
         params.FINETUNE,
         RUN,
+        conf=settings.gpu_spark_conf(),  # GPUs, where the cluster has them: one per TorchDistributor process
         pre_execute=functools.partial(orchestration.skip_unless_finetune, LAKE_ROOT),
         # Two runs (backfills) fine-tuning the same inputs would write the same weights folder and checkpoint.
         max_active_tis_per_dag=1,
@@ -122,7 +123,7 @@ with DAG(
         "extract_features",
         params.EXTRACT,  # its finetune argument makes it take the weights finetune_backbone wrote, or refuse
         RUN,
-        conf=settings.extract_features_spark_conf(),  # GPUs, where the cluster has them, for this job only
+        conf=settings.gpu_spark_conf(),  # GPUs, where the cluster has them
         pre_execute=functools.partial(orchestration.skip_without_new_images, LAKE_ROOT),
         outlets=[FEATURES],
         max_active_tis_per_dag=1,

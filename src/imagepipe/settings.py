@@ -73,9 +73,10 @@ def code_version() -> str:
         return "unknown"
 
 
-def extract_features_spark_conf() -> dict[str, str]:
-    """Spark resources for the feature-extraction job alone: when IMAGEPIPE_GPUS_PER_EXECUTOR is set, the GPUs each
-    executor and each task gets and the script that discovers them; on machines without GPUs, nothing."""
+def gpu_spark_conf() -> dict[str, str]:
+    """Spark resources of the jobs that run torch (extract_features, finetune_backbone), not the others: when
+    IMAGEPIPE_GPUS_PER_EXECUTOR is set, the GPUs each executor and each task gets and the script that discovers them;
+    on machines without GPUs, nothing."""
     gpus = os.environ.get("IMAGEPIPE_GPUS_PER_EXECUTOR")
     if not gpus:
         return {}

@@ -56,6 +56,7 @@ def test_promote_runs_its_job_without_spark(dag):
 
 
 SPARK_TASKS = ("ingest", "finetune_backbone", "extract_features", "train", "evaluate")
+TORCH_TASKS = ("finetune_backbone", "extract_features")
 
 
 def test_every_job_gets_the_runs_resources_and_the_clusters_conf(monkeypatch, tmp_path):
@@ -73,10 +74,11 @@ def test_every_job_gets_the_runs_resources_and_the_clusters_conf(monkeypatch, tm
         assert conf["spark.executor.cores"] == "3" and conf["spark.executor.memory"] == "1536m", task_id
         assert conf["spark.sql.shuffle.partitions"] == "12", task_id
         assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true", task_id
-        # GPUs for feature extraction alone.
-        assert ("spark.executor.resource.gpu.amount" in conf) == (task_id == "extract_features"), task_id
-    extract = dag.get_task("extract_features").conf
-    assert (extract["spark.executor.resource.gpu.amount"], extract["spark.task.resource.gpu.amount"]) == ("2", "1")
+        # GPUs for the jobs that run torch alone.
+        assert ("spark.executor.resource.gpu.amount" in conf) == (task_id in TORCH_TASKS), task_id
+    for task_id in TORCH_TASKS:
+        conf = dag.get_task(task_id).conf
+        assert (conf["spark.executor.resource.gpu.amount"], conf["spark.task.resource.gpu.amount"]) == ("2", "1")
 
 
 def test_a_malformed_cluster_conf_is_refused_in_one_line(monkeypatch):

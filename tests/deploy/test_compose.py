@@ -185,7 +185,7 @@ def test_gpu_worker_reserves_an_nvidia_gpu_and_offers_it_to_spark_through_the_di
     worker_opts = gpu["environment"]["SPARK_WORKER_OPTS"].split()
     options = dict(option.removeprefix("-D").split("=", 1) for option in worker_opts)
     monkeypatch.setenv("IMAGEPIPE_GPUS_PER_EXECUTOR", "1")
-    script = settings.extract_features_spark_conf()["spark.executor.resource.gpu.discoveryScript"]
+    script = settings.gpu_spark_conf()["spark.executor.resource.gpu.discoveryScript"]
     assert options["spark.worker.resource.gpu.discoveryScript"] == script
     assert re.search(rf"^COPY deploy/spark/getGpusResources.sh {re.escape(script)}$", DOCKERFILE, re.MULTILINE)
 
