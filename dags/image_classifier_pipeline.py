@@ -2,7 +2,8 @@
 ### Image classifier pipeline
 
 Ingests the images of one window from S3-compatible storage, optionally fine-tunes the CNN backbone on them,
-extracts CNN features, trains a Spark MLlib classifier, evaluates it against the current champion on the same held-out images, and promotes it when it passes.
+extracts CNN features, trains a Spark MLlib classifier, evaluates it against the current champion on the same
+held-out images, and promotes it when it passes.
 
 | task | job | writes |
 |---|---|---|
