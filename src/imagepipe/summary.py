@@ -55,9 +55,9 @@ def split_rows(metadata: dict) -> dict[str, int]:
 
 
 def run_outcome(lake: Lake, run_id: str, registry: Registry) -> dict:
-    """Everything the run decided, from its records: window, ingest counts and quarantined keys, feature rows, the
-    candidate (its split rows, test metrics, verdict), the promotion and the champion now. A step that has not run
-    (or was skipped) is None."""
+    """Everything the run decided, from its records: window, ingest counts and quarantined keys, the fine-tuned
+    weights, feature rows, the candidate (its split rows, test metrics, verdict), the promotion and the champion now.
+    A step that has not run (or was skipped) is None."""
     window = lake.read_run(run_id, "window")
     ingest = lake.read_run(run_id, "ingest")
     outcome = {
@@ -66,6 +66,7 @@ def run_outcome(lake: Lake, run_id: str, registry: Registry) -> dict:
         "ingest": {**ingest, "conflicts": ingest.get("conflicts", 0)},
         "quarantined": quarantined(lake, window["id"], run_id),
         "quarantine_uri": lake.quarantine,
+        "finetune": storage.read_json(lake.run_document(run_id, "finetune")),
         "features": storage.read_json(lake.run_document(run_id, "features")),
         "candidate": None,
         "promotion": storage.read_json(lake.run_document(run_id, "promotion")),
@@ -124,6 +125,11 @@ def summarize(outcome: dict) -> list[str]:
         lines += [f"                  {row['key']}: {row['reason']}" for row in keys[:PRINTED_KEYS]]
         if len(keys) > PRINTED_KEYS:
             lines.append(f"                  ... and {len(keys) - PRINTED_KEYS} more")
+    finetune = outcome["finetune"]
+    if finetune is not None:
+        lines.append(f"fine-tuned:       {finetune['weights']} (validation accuracy "
+                     f"{finetune['best_validation_accuracy']:.4f} after {finetune['epochs_run']} epochs"
+                     f"{', reused' if finetune['reused'] else ''})")
     features = outcome["features"]
     if features is None:
         lines.append("skipped:          no new images in the window, so no features, training or evaluation")

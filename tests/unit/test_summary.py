@@ -44,6 +44,15 @@ def test_the_summary_names_the_quarantined_keys_the_promotion_and_the_champion(c
     assert "promotion:        version 3 became champion (was version 1)" in printed(capsys, records, 3)
 
 
+def test_a_run_that_fine_tuned_its_backbone_names_the_weights_its_features_came_from(capsys, records):
+    assert not [line for line in printed(capsys, records, 3) if line.startswith("fine-tuned:")]
+    weights = f"{records.lake.root}/finetuned/resnet18-0123abcd/backbone.pt"
+    records.lake.write_run(records.run(3), "finetune", {"weights": weights, "best_validation_accuracy": 0.9125,
+                                                        "epochs_run": 4, "reused": False})
+
+    assert f"fine-tuned:       {weights} (validation accuracy 0.9125 after 4 epochs)" in printed(capsys, records, 3)
+
+
 def test_a_run_without_records_is_refused_in_one_line(records):
     with pytest.raises(SystemExit) as refused:
         summary.main(["--run-id", "manual__never", "--lake-root", records.lake.root])
