@@ -97,3 +97,4 @@ def test_make_run_with_finetune_on_promotes_a_model_on_the_fine_tuned_backbones_
     metadata = json.loads((_registry(user_env) / "versions" / "1" / "metadata.json").read_text())
     space = json.loads((lake / "features" / metadata["fingerprint"] / "_feature_space.json").read_text())
     assert space["weights"] == record["weights"] and space["image_size"] == 64
+    assert f"fine-tuned:       {record['weights']} (validation accuracy" in result.stdout
