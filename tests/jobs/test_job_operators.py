@@ -28,6 +28,26 @@ SLOW_JOB = """
 """
 
 
+def run_until_started(task, started: Path, timeout: float) -> tuple[threading.Thread, list[Exception]]:
+    """Run task in a thread, as Airflow runs a task while on_kill may come, until the job writes its pid to
+    `started`; the thread, and the error the task ends with (for the test to assert on)."""
+    errors = []
+
+    def run():
+        try:
+            task()
+        except Exception as error:  # noqa: BLE001 - the test asserts on it
+            errors.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not started.exists() or not started.read_text():
+        assert thread.is_alive() and time.monotonic() < deadline, "the job did not start"
+        time.sleep(0.2)
+    return thread, errors
+
+
 def test_on_kill_stops_spark_submit_and_every_process_of_the_job(tmp_path, monkeypatch):
     job, started = tmp_path / "slow_job.py", tmp_path / "driver.pid"
     job.write_text(textwrap.dedent(SLOW_JOB))
@@ -38,20 +58,7 @@ def test_on_kill_stops_spark_submit_and_every_process_of_the_job(tmp_path, monke
                                 conn_id="spark_default")
     # What execute does in client mode, without a task instance around it: the hook runs spark-submit and waits.
     operator._hook = operator._get_hook()
-    errors = []
-
-    def submit_job():
-        try:
-            operator._hook.submit(str(job))
-        except Exception as error:  # noqa: BLE001 - the test asserts on it
-            errors.append(error)
-
-    submit = threading.Thread(target=submit_job, daemon=True)
-    submit.start()
-    deadline = time.monotonic() + 180
-    while not started.exists() or not started.read_text():
-        assert submit.is_alive() and time.monotonic() < deadline, "the job did not start"
-        time.sleep(0.5)
+    submit, errors = run_until_started(lambda: operator._hook.submit(str(job)), started, timeout=180)
     spark_submit = psutil.Process(operator._hook._submit_sp.pid)
     application = [spark_submit, *spark_submit.children(recursive=True)]
     assert int(started.read_text()) in {process.pid for process in application}
@@ -124,20 +131,7 @@ def test_on_kill_stops_a_local_job(tmp_path):
     job, started = tmp_path / "slow_job.py", tmp_path / "job.pid"
     job.write_text("import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
     operator = local_job_task(job, [str(started)])
-    errors = []
-
-    def execute():
-        try:
-            operator.execute({})
-        except Exception as error:  # noqa: BLE001 - the test asserts on it
-            errors.append(error)
-
-    run = threading.Thread(target=execute, daemon=True)
-    run.start()
-    deadline = time.monotonic() + 60
-    while not started.exists() or not started.read_text():
-        assert run.is_alive() and time.monotonic() < deadline, "the job did not start"
-        time.sleep(0.2)
+    run, errors = run_until_started(lambda: operator.execute({}), started, timeout=60)
     job_process = psutil.Process(int(started.read_text()))
 
     operator.on_kill()
