@@ -46,7 +46,10 @@ def test_make_demo_promotes_a_champion_and_a_second_demo_keeps_one_consistent_st
     assert not (Path(user_env["IMAGEPIPE_DATA_DIR"]) / "s3" / "moto.pid").exists()
 
 
-def test_make_run_on_a_bucket_filled_by_hand(user_env, make):
+def make_run_on_holiday_photos(user_env, make, conf: dict):
+    """make run with conf on a bucket a user filled by hand in the embedded S3 (started and stopped here): 180
+    images of three classes under s3://my-photos/holiday/<label>/, 14 of which land in the hash-derived test split,
+    above the gate's default minimum of 10."""
     make(user_env, "s3-start")
     try:
         env_lines = make(user_env, "-s", "s3-env").stdout.splitlines()
@@ -57,13 +60,15 @@ def test_make_run_on_a_bucket_filled_by_hand(user_env, make):
                               aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
                               aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"])
         client.create_bucket(Bucket="my-photos")
-        # 180 images: 14 land in the hash-derived test split, above the gate's default minimum of 10.
         for image in sample_data.generate(per_class=60, seed=21, classes=("forest", "beach", "night_sky")):
             client.put_object(Bucket="my-photos", Key=f"holiday/{image.label}/{image.name}", Body=image.content)
-
-        result = make(user_env, "run", 'CONF={"source_uri": "s3://my-photos/holiday/"}')
+        return make(user_env, "run", f"CONF={json.dumps({'source_uri': 's3://my-photos/holiday/', **conf})}")
     finally:
         make(user_env, "s3-stop")
+
+
+def test_make_run_on_a_bucket_filled_by_hand(user_env, make):
+    result = make_run_on_holiday_photos(user_env, make, {})
     assert "images ingested:  180 new" in result.stdout
     assert "champion:         version 1" in result.stdout
     metadata = json.loads((_registry(user_env) / "versions" / "1" / "metadata.json").read_text())
@@ -72,24 +77,9 @@ def test_make_run_on_a_bucket_filled_by_hand(user_env, make):
 
 
 def test_make_run_with_finetune_on_promotes_a_model_on_the_fine_tuned_backbones_features(user_env, make):
-    make(user_env, "s3-start")
-    try:
-        env_lines = make(user_env, "-s", "s3-env").stdout.splitlines()
-        s3_env = dict(line.removeprefix("export ").split("=", 1) for line in env_lines)
-        import boto3
-
-        client = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"], region_name=s3_env["AWS_DEFAULT_REGION"],
-                              aws_access_key_id=s3_env["AWS_ACCESS_KEY_ID"],
-                              aws_secret_access_key=s3_env["AWS_SECRET_ACCESS_KEY"])
-        client.create_bucket(Bucket="my-photos")
-        for image in sample_data.generate(per_class=60, seed=21, classes=("forest", "beach", "night_sky")):
-            client.put_object(Bucket="my-photos", Key=f"holiday/{image.label}/{image.name}", Body=image.content)
-
-        conf = {"source_uri": "s3://my-photos/holiday/", "finetune": True, "finetune_epochs": 1, "image_size": 64,
-                "min_accuracy": 0.5}  # one epoch proves the path, not the accuracy fine-tuning reaches
-        result = make(user_env, "run", f"CONF={json.dumps(conf)}")
-    finally:
-        make(user_env, "s3-stop")
+    # One epoch proves the path, not the accuracy fine-tuning reaches.
+    result = make_run_on_holiday_photos(
+        user_env, make, {"finetune": True, "finetune_epochs": 1, "image_size": 64, "min_accuracy": 0.5})
     assert "champion:         version 1" in result.stdout
     lake = Path(user_env["IMAGEPIPE_DATA_DIR"]) / "lake"
     [record] = [json.loads(path.read_text()) for path in (lake / "runs").glob("*/finetune.json")]
