@@ -16,7 +16,7 @@ import re
 
 from imagepipe import cli, params
 from imagepipe.errors import InputError
-from imagepipe.gate import explain
+from imagepipe.gate import explain, promotion_reason
 from imagepipe.lake import Lake
 from imagepipe.registry import open_registry
 
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> None:
                  registry.champion_version())
         lake.write_run(args.run_id, "promotion", {"version": version, "changed": False, "skipped": "backfill run"})
         return
-    kind, reason = ("promotion", "verdict passed") if verdict["passed"] else ("forced", args.force_reason.strip())
+    kind, reason = ("promotion", promotion_reason(verdict)) if verdict["passed"] else ("forced",
+                                                                                      args.force_reason.strip())
     if not reason:
         raise InputError(f"version {version} failed its gate, not promoted: {'; '.join(explain(verdict))} "
                          "(--force-reason promotes it anyway)")

@@ -69,7 +69,16 @@ def _label_check(candidate_labels: list[str], champion_labels: list[str], versio
         rule = f"labels must be champion v{version}'s; allow_label_change lets a run change them"
     return {"name": "label_set", "metric": "labels added or removed", "threshold": None if allowed else 0,
             "observed": len(added) + len(removed), "passed": allowed or not (added or removed),
-            "detail": f"{change} ({rule})"}
+            "detail": f"{change} ({rule})", "change": change}
+
+
+def promotion_reason(verdict: dict) -> str:
+    """Why a passed candidate becomes champion, as the history records it: a label change the run allowed is named
+    there, since no metric shows that the model now answers with other classes."""
+    changed = [check for check in verdict.get("checks", []) if check["name"] == "label_set" and check["observed"]]
+    if not changed:
+        return "verdict passed"
+    return f"verdict passed with a label change allowed by allow_label_change ({changed[0]['change']})"
 
 
 def decide(candidate: dict, champion: dict | None, thresholds: Thresholds) -> dict:

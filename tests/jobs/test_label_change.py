@@ -1,6 +1,6 @@
 """The gate's label_set check on a real lake in local Spark: a candidate trained on a class its champion never had
-fails its gate naming the class, unless the run allows a label change, and then its verdict says it was allowed; a
-champion whose registry record holds no labels is compared by its model's own."""
+fails its gate naming the class, unless the run allows a label change, and then its verdict and the champion's
+history say it was allowed; a champion whose registry record holds no labels is compared by its model's own."""
 
 from __future__ import annotations
 
@@ -84,6 +84,8 @@ def test_with_allow_label_change_the_candidate_passes_and_its_verdict_says_the_c
 
     promote_model.main(["--run-id", "manual__allowed", "--lake-root", lake_root])
     assert registry.champion_version() == version
+    assert registry.champion()["reason"] == (
+        f"verdict passed with a label change allowed by allow_label_change (added: {ADDED}; removed: -)")
 
 
 def test_a_champion_recorded_without_labels_is_compared_by_its_models_labels(lake_root):

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from imagepipe.gate import NO_CHAMPION_NOTE, Thresholds, decide, explain
+from imagepipe.gate import NO_CHAMPION_NOTE, Thresholds, decide, explain, promotion_reason
 
 LABELS = ["beach", "forest", "night_sky"]
 
@@ -171,6 +171,7 @@ def test_a_candidate_with_a_class_the_champion_lacks_fails_naming_the_class():
     assert label_check(verdict) == {
         "name": "label_set", "metric": "labels added or removed", "threshold": 0, "observed": 1, "passed": False,
         "detail": "added: bird; removed: - (labels must be champion v3's; allow_label_change lets a run change them)",
+        "change": "added: bird; removed: -",
     }
     assert "FAIL label_set: added: bird; removed: - (labels must be champion v3's; allow_label_change lets a run " \
            "change them)" in explain(verdict)
@@ -200,6 +201,13 @@ def test_an_allowed_label_change_passes_and_the_verdict_says_it_was_allowed():
     assert check["detail"] == ("added: bird; removed: night_sky (labels differ from champion v5's; the change is "
                                "allowed by allow_label_change)")
     assert verdict["thresholds"]["allow_label_change"] is True
+    assert promotion_reason(verdict) == (
+        "verdict passed with a label change allowed by allow_label_change (added: bird; removed: night_sky)")
+
+
+def test_a_passed_verdict_with_the_champions_labels_is_promoted_for_having_passed():
+    assert promotion_reason(decide(metrics(), metrics(version=2), Thresholds())) == "verdict passed"
+    assert promotion_reason(decide(metrics(), None, Thresholds())) == "verdict passed"
 
 
 def test_without_a_champion_there_are_no_labels_to_compare():
