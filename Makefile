@@ -113,9 +113,10 @@ check: lint
 # The whole suite on TEST_WORKERS processes: a module's tests stay on one worker (they share its stack, cluster or
 # trained lake) and the longest modules start first (tests/conftest.py); those spend much of their time waiting on
 # Airflow's loop, JVM starts and make, so three workers on two cores still shorten the run.
+# The log ends with the thirty longest steps, to see where the time goes.
 TEST_WORKERS ?= 3
 test: lint
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --durations=30 $(PYTEST_ARGS)
 
 clean:
 	-$(PY) -m imagepipe.embedded_s3 stop

@@ -1,7 +1,8 @@
 """Fixed cost of each pipeline job, side by side: the jobs of a base commit against the jobs of this checkout, on the
 same tiny window (a dozen images), each started the way the pipeline's task starts it and timed from start to exit.
 With so few images nearly all of a job's time is fixed: JVM and session start, Python workers, imports, model builds,
-the reads, counts and writes that do not grow with the data.
+the reads, counts and writes that do not grow with the data. Each job's CPU seconds (its processes' user and system
+time) count too: on a machine shared with other jobs they are what the others wait for.
 
 The base commit's code runs from a `git worktree` of it, its library first on PYTHONPATH (ahead of the installed
 one). Each tree gets its own lake; both read the same images from one S3 endpoint (moto's server, started here). The
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import socket
 import subprocess
 import sys
@@ -49,6 +51,15 @@ def runs_without_spark(tree: Path, job: str) -> bool:
     return "LocalJobOperator(" in dag and job == "promote_model"
 
 
+def local_driver_conf(tree: Path) -> list[str]:
+    """The --conf options the tree's Spark task adds on a local master (none before the short-JVM options)."""
+    if "LOCAL_DRIVER_CONF" not in (tree / "src" / "imagepipe" / "spark.py").read_text():
+        return []
+    from imagepipe.spark import LOCAL_DRIVER_CONF
+
+    return [option for key, value in LOCAL_DRIVER_CONF.items() for option in ("--conf", f"{key}={value}")]
+
+
 def command(tree: Path, job: str, lake: str, source_uri: str) -> list[str]:
     args = ["--run-id", RUN_ID, "--lake-root", lake, *JOB_ARGS[job]]
     if job == "ingest_images":
@@ -56,16 +67,19 @@ def command(tree: Path, job: str, lake: str, source_uri: str) -> list[str]:
     script = str(tree / "spark_jobs" / f"{job}.py")
     if runs_without_spark(tree, job):
         return [sys.executable, script, *args]
-    return [str(VENV_BIN / "spark-submit"), "--master", "local[2]", "--name", job, script, *args]
+    return [str(VENV_BIN / "spark-submit"), "--master", "local[2]", *local_driver_conf(tree), "--name", job, script,
+            *args]
 
 
-def timed(argv: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
+def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds, and CPU seconds (user and system) of the job's processes that ended with it."""
+    started, cpu_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(argv, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - started
+    seconds, cpu_after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"{argv[-1]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return seconds
+    cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+    return seconds, cpu
 
 
 def main() -> None:
@@ -99,15 +113,17 @@ def main() -> None:
                    check=True, capture_output=True)
     trees = {"base": base_tree, "this": PROJECT}
     seconds: dict[str, dict[str, float]] = {name: {} for name in trees}
+    cpu_seconds: dict[str, dict[str, float]] = {name: {} for name in trees}
     try:
         for job in JOB_ARGS:
             for name, tree in trees.items():
                 tree_env = {**env, "PYTHONPATH": str(tree / "src"), "IMAGEPIPE_DATA_DIR": str(work / name),
                             "IMAGEPIPE_MODEL_CACHE": str(work / name / "model_cache")}
                 argv = command(tree, job, str(work / name / "lake"), source_uri)
-                seconds[name][job] = round(timed(argv, tree_env), 1)
+                wall, cpu = timed(argv, tree_env)
+                seconds[name][job], cpu_seconds[name][job] = round(wall, 1), round(cpu, 1)
                 started_by = "python" if argv[0] == sys.executable else "spark-submit"
-                print(f"{name:5} {job:17} {seconds[name][job]:6.1f} s  ({started_by})", flush=True)
+                print(f"{name:5} {job:17} {wall:6.1f} s  {cpu:6.1f} CPU s  ({started_by})", flush=True)
     finally:
         subprocess.run(["git", "-C", str(PROJECT), "worktree", "remove", "--force", str(base_tree)], check=False)
         server.stop()
@@ -115,9 +131,10 @@ def main() -> None:
                           text=True).stdout.strip()
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
               "cores": os.cpu_count(), "load_average_at_end": os.getloadavg(), "images": images, "base": args.base,
-              "this": head, "seconds": seconds,
-              "total": {name: round(sum(jobs.values()), 1) for name, jobs in seconds.items()}}
-    print(json.dumps(result["total"]))
+              "this": head, "seconds": seconds, "cpu_seconds": cpu_seconds,
+              "total": {name: round(sum(jobs.values()), 1) for name, jobs in seconds.items()},
+              "total_cpu": {name: round(sum(jobs.values()), 1) for name, jobs in cpu_seconds.items()}}
+    print(json.dumps({"wall": result["total"], "cpu": result["total_cpu"]}))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -17,6 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from imagepipe.errors import REFUSED
+from imagepipe.spark import LOCAL_DRIVER_CONF
 
 # The line a job prints when it refuses its input (cli.run and the jobs' argument parser): "<job>: error: <why>".
 REFUSAL_LINE = re.compile(r"^[\w.-]+: error: .+")
@@ -49,6 +50,12 @@ class SparkJobOperator(SparkSubmitOperator):
             if refused is None:
                 raise  # a fault (a crash, a lost executor, S3 errors after botocore's retries): retried
             raise AirflowFailException(refused) from None
+
+    def _get_hook(self):
+        hook = super()._get_hook()
+        if hook._connection["master"].startswith("local"):
+            hook._conf = {**LOCAL_DRIVER_CONF, **hook._conf}
+        return hook
 
     def on_kill(self) -> None:
         """Kill spark-submit and every process it started. In client mode the driver is spark-submit's JVM, and the

@@ -16,6 +16,10 @@ BASE_CONF = {
     # Partition values such as window ids are names, never numbers or dates to be guessed.
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
 }
+# A job on a local master is one short JVM on the machine that runs it: the JIT's optimising tier and parallel GC
+# threads cost it more CPU than they save in a job of minutes (about half the CPU time of a small job,
+# bench/RESULTS.md). Cluster masters keep the JVM's defaults, and a conf the user sets wins.
+LOCAL_DRIVER_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
 
 
 def get_spark(app_name: str, conf: dict[str, str] | None = None):
@@ -23,18 +27,20 @@ def get_spark(app_name: str, conf: dict[str, str] | None = None):
     (tests, `python -m spark_jobs.<job>`), the master comes from IMAGEPIPE_SPARK_MASTER (default local[*])."""
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.appName(app_name)
-    for key, value in {**BASE_CONF, **(conf or {})}.items():
-        builder = builder.config(key, value)
+    conf = {**BASE_CONF, **(conf or {})}
     # spark-submit starts the JVM with its settings before Python runs and tells Python where by this variable. A
     # SparkConf made before the session cannot see them, so the master must not be set here: it would replace
     # --master and run the job locally on the driver.
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:
-        master = os.environ.get("IMAGEPIPE_SPARK_MASTER", "local[*]")
+    master = None if "PYSPARK_GATEWAY_PORT" in os.environ else os.environ.get("IMAGEPIPE_SPARK_MASTER", "local[*]")
+    if master and master.startswith("local"):
+        conf = {**LOCAL_DRIVER_CONF, **conf}
+        # Local Python workers run this interpreter (the project's venv), not whatever `python3` is on PATH.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName(app_name)
+    if master:
         builder = builder.master(master)
-        if master.startswith("local"):
-            # Local Python workers run this interpreter (the project's venv), not whatever `python3` is on PATH.
-            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    for key, value in conf.items():
+        builder = builder.config(key, value)
     return builder.getOrCreate()
 
 

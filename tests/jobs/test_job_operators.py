@@ -80,10 +80,12 @@ REFUSING_JOB = """
 CRASHING_JOB = """
     raise RuntimeError("lost the executor")
 """
-# Writes where it imported the library from and the code version the task handed it.
+# Writes where it imported the library from, the code version the task handed it, and how its driver JVM (the
+# parent of the Python driver in client mode) was started.
 REPORTING_JOB = """
-    import os, sys, imagepipe
-    open(sys.argv[1], "w").write(imagepipe.__file__ + "\\n" + os.environ["IMAGEPIPE_CODE_VERSION"])
+    import os, sys, imagepipe, psutil
+    jvm = " ".join(psutil.Process(os.getppid()).cmdline())
+    open(sys.argv[1], "w").write(imagepipe.__file__ + "\\n" + os.environ["IMAGEPIPE_CODE_VERSION"] + "\\n" + jvm)
 """
 
 
@@ -145,7 +147,24 @@ def test_on_kill_stops_a_local_job(tmp_path):
 def test_the_task_ships_the_library_and_its_code_version_when_it_executes(tmp_path, monkeypatch):
     report = tmp_path / "report.txt"
     _execute(tmp_path, monkeypatch, REPORTING_JOB, str(report))
-    imported_from, code_version = report.read_text().splitlines()
+    imported_from, code_version, driver_jvm = report.read_text().splitlines()
     archive = next((tmp_path / "data" / "py_files").glob("imagepipe-*.zip"))
     assert imported_from.startswith(str(archive)), imported_from
     assert code_version == "v-test"
+    assert "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC" in driver_jvm  # a local job's short JVM: no optimising JIT
+
+
+LOCAL = {"conn_type": "spark", "host": "local[2]"}
+CLUSTER = {"conn_type": "spark", "host": "spark://cluster", "port": 7077}
+
+
+@pytest.mark.parametrize(("connection", "user_conf", "java_options"), [
+    (LOCAL, {}, "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"),
+    (LOCAL, {"spark.driver.extraJavaOptions": "-Xss4m"}, "-Xss4m"),
+    (CLUSTER, {}, None),
+])
+def test_only_jobs_on_a_local_master_get_the_short_jvm_options_and_a_users_own_stand(
+        monkeypatch, connection, user_conf, java_options):
+    monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(connection))
+    operator = SparkJobOperator(task_id="job", application="job.py", conf=user_conf, conn_id="spark_default")
+    assert operator._get_hook()._conf.get("spark.driver.extraJavaOptions") == java_options
