@@ -50,6 +50,9 @@ def finetuned(spec: FeatureSpec, lake: Lake, run_id: str) -> FeatureSpec:
     if record is None:
         raise InputError(f"finetune is on but run {run_id} has no finetune record in {lake.root}: run "
                          "finetune_backbone for this run first, or extract with finetune off")
+    if record.get("backbone", spec.backbone) != spec.backbone:  # records of older runs do not name it
+        raise InputError(f"run {run_id} fine-tuned a {record['backbone']}, not the {spec.backbone} extract_features "
+                         f"was given: extract with --backbone {record['backbone']}, as the run's finetune_backbone did")
     log.info("finetune is on: extracting with the run's fine-tuned weights %s (fine-tuned from %s)",
              record["weights"], spec.weights)
     return dataclasses.replace(spec, weights=record["weights"])

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import settle
 from imagepipe import sample_data, storage
-from imagepipe.errors import REFUSED
+from imagepipe.errors import REFUSED, InputError
 from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.weights import resolve_weights
 from imagepipe.lake import Lake
@@ -59,9 +59,22 @@ def test_with_finetune_on_features_come_from_the_weights_the_runs_finetune_recor
     assert space["weights"] == weights  # what scoring extracts new images with
 
 
+def write_window(lake_root: str, run_id: str) -> None:
+    Lake(lake_root).write_run(run_id, "window", {"start": "2026-01-01T00:00:00+00:00",
+                                                 "end": "2026-01-02T00:00:00+00:00", "id": "w"})
+
+
+def test_weights_fine_tuned_for_another_backbone_are_refused_in_one_line(lake_root, tmp_path):
+    write_window(lake_root, "manual__resnet50")
+    Lake(lake_root).write_run("manual__resnet50", "finetune", {"backbone": "resnet50", "weights": str(tmp_path)})
+    with pytest.raises(InputError, match=(
+            "^run manual__resnet50 fine-tuned a resnet50, not the resnet18 extract_features was given: extract with "
+            "--backbone resnet50, as the run's finetune_backbone did$")):
+        extract_features.main(["--run-id", "manual__resnet50", "--lake-root", lake_root, *SMALL, "--finetune"])
+
+
 def test_with_finetune_on_and_no_finetune_record_it_refuses_in_one_line(lake_root):
-    Lake(lake_root).write_run("manual__untuned", "window", {"start": "2026-01-01T00:00:00+00:00",
-                                                             "end": "2026-01-02T00:00:00+00:00", "id": "w"})
+    write_window(lake_root, "manual__untuned")
     result = subprocess.run(
         [sys.executable, "-m", "spark_jobs.extract_features", "--run-id", "manual__untuned", "--lake-root", lake_root,
          *SMALL, "--finetune"], cwd=PROJECT, capture_output=True, text=True, timeout=120)

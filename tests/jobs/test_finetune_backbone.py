@@ -38,7 +38,7 @@ def test_the_job_fine_tunes_in_two_processes_and_a_rerun_reuses_its_weights(spar
     finetune_backbone.main([*common, *FINETUNE])
 
     record = lake.read_run("manual__finetune", "finetune")
-    assert record["reused"] is False and record["epochs_run"] == 1
+    assert record["reused"] is False and record["epochs_run"] == 1 and record["backbone"] == "resnet18"
     folder = storage.open_store(storage.join(lake_root, "finetuned", record["inputs_key"]))
     assert record["weights"] == storage.join(folder.where, "backbone.pt")
     document = folder.read_json("backbone.json")
