@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     images.unpersist()
     lake.write_run(args.run_id, "finetune", {
         "backbone": args.backbone, "weights": document["weights"], "sha256": document["sha256"], "reused": reused,
-        "inputs_key": key,
-        "best_validation_accuracy": document["best_validation_accuracy"], "epochs_run": document["epochs_run"]})
+        "inputs_key": key, "best_validation_accuracy": document["best_validation_accuracy"],
+        "epochs_run": document["epochs_run"]})
     log.info("fine-tuned weights %s (validation accuracy %.4f after %d epochs) in %.1f s; extract features with "
              "--weights %s", key, document["best_validation_accuracy"], document["epochs_run"],
              time.monotonic() - started, document["weights"])

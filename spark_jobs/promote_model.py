@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> None:
                  registry.champion_version())
         lake.write_run(args.run_id, "promotion", {"version": version, "changed": False, "skipped": "backfill run"})
         return
-    kind, reason = ("promotion", promotion_reason(verdict)) if verdict["passed"] else ("forced",
-                                                                                      args.force_reason.strip())
+    if verdict["passed"]:
+        kind, reason = "promotion", promotion_reason(verdict)
+    else:
+        kind, reason = "forced", args.force_reason.strip()
     if not reason:
         raise InputError(f"version {version} failed its gate, not promoted: {'; '.join(explain(verdict))} "
                          "(--force-reason promotes it anyway)")

@@ -17,7 +17,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from imagepipe.errors import REFUSED
-from imagepipe.spark import LOCAL_DRIVER_CONF
+from imagepipe.spark import driver_conf
 
 # The line a job prints when it refuses its input (cli.run and the jobs' argument parser): "<job>: error: <why>".
 REFUSAL_LINE = re.compile(r"^[\w.-]+: error: .+")
@@ -53,8 +53,7 @@ class SparkJobOperator(SparkSubmitOperator):
 
     def _get_hook(self):
         hook = super()._get_hook()
-        if hook._connection["master"].startswith("local"):
-            hook._conf = {**LOCAL_DRIVER_CONF, **hook._conf}
+        hook._conf = driver_conf(hook._connection["master"], hook._conf)
         return hook
 
     def on_kill(self) -> None:

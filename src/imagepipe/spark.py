@@ -17,9 +17,14 @@ BASE_CONF = {
     "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
 }
 # A job on a local master is one short JVM on the machine that runs it: the JIT's optimising tier and parallel GC
-# threads cost it more CPU than they save in a job of minutes (about half the CPU time of a small job,
+# threads cost it more CPU than they save in a job of minutes (about 40 % of a small job's CPU time,
 # bench/RESULTS.md). Cluster masters keep the JVM's defaults, and a conf the user sets wins.
 LOCAL_DRIVER_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+
+
+def driver_conf(master: str | None, conf: dict[str, str]) -> dict[str, str]:
+    """The conf a job's driver starts with on this master: on a local one, the short-JVM options under `conf`."""
+    return {**LOCAL_DRIVER_CONF, **conf} if master and master.startswith("local") else conf
 
 
 def get_spark(app_name: str, conf: dict[str, str] | None = None):
@@ -32,8 +37,8 @@ def get_spark(app_name: str, conf: dict[str, str] | None = None):
     # SparkConf made before the session cannot see them, so the master must not be set here: it would replace
     # --master and run the job locally on the driver.
     master = None if "PYSPARK_GATEWAY_PORT" in os.environ else os.environ.get("IMAGEPIPE_SPARK_MASTER", "local[*]")
+    conf = driver_conf(master, conf)
     if master and master.startswith("local"):
-        conf = {**LOCAL_DRIVER_CONF, **conf}
         # Local Python workers run this interpreter (the project's venv), not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name)
