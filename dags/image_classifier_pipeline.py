@@ -82,9 +82,7 @@ with DAG(
         "window_end": orchestration.window_end,
         "s3_endpoint_url": orchestration.s3_endpoint_url,
     },
-    # Each job's params (imagepipe.params), then the fields the DAG itself reads, in the form's order.
-    params=params.dag_params(params.INGEST, *params.WINDOW, params.REQUIRE_NEW_IMAGES, params.EXTRACT, params.FINETUNE,
-                             params.TRAIN, params.EVALUATE, *params.SPARK_RESOURCES, params.PROMOTE, *params.FORCE),
+    params=params.dag_params(*params.PIPELINE_FORM),
 ) as dag:
 
     def spark_job(task_id: str, job: params.Job, args: list[str], conf: dict[str, str] | None = None,

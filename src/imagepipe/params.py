@@ -17,14 +17,19 @@ from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
 from imagepipe.run_param import REQUIRED, Job, RunParam
 
 
-def dag_params(*parts: RunParam | Job) -> dict:
-    """A DAG's trigger form: the given declarations and the params of the given jobs, in order, each once."""
+def form_fields(*parts: RunParam | Job) -> dict[str, RunParam]:
+    """A form's declarations by name: the given ones and the params of the given jobs, in order, each once."""
     declared: dict[str, RunParam] = {}
     for part in parts:
         for param in part.params if isinstance(part, Job) else (part,):
             if declared.setdefault(param.name, param) is not param:
                 raise ValueError(f"two different params are named {param.name}; give one of them another name")
-    return {name: param.param() for name, param in declared.items()}
+    return declared
+
+
+def dag_params(*parts: RunParam | Job) -> dict:
+    """A DAG's trigger form: the given declarations and the params of the given jobs, in order, each once."""
+    return {name: param.param() for name, param in form_fields(*parts).items()}
 
 
 S3_PREFIX_PATTERN = r"^s3a?://[^/]+/.*$"
@@ -215,6 +220,10 @@ FORCE = (
     RunParam("force_reason", None, {"type": ["null", "string"]}, "Force reason",
              "Why the gate is overridden; recorded in the promotion history. Required with force promotion."),
 )
+# The pipeline's trigger form, in its order: each job's params, then the fields the DAG itself reads. A dataset's
+# run defaults (imagepipe.datasets) are values of these fields.
+PIPELINE_FORM = (INGEST, *WINDOW, REQUIRE_NEW_IMAGES, EXTRACT, FINETUNE, TRAIN, EVALUATE, *SPARK_RESOURCES, PROMOTE,
+                 *FORCE)
 # image_classifier_rollback
 ROLLBACK = (
     RunParam("target_version", None, {"type": ["null", "integer"], "minimum": 1}, "Target version",
