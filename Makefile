@@ -12,7 +12,9 @@ PYTHON311 ?= python3.11
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
-DAG_ID := image_classifier_pipeline
+# The dataset a run is for (dags/datasets.toml): its pipeline DAG is image_classifier_pipeline__<name>.
+DATASET ?= default
+DAG_ID := image_classifier_pipeline$(if $(filter-out default,$(DATASET)),__$(DATASET))
 CONF ?= {}
 
 # Everything the embedded stack writes stays in one ignored folder.
@@ -33,7 +35,7 @@ export IMAGEPIPE_WEIGHTS := $(WEIGHTS)
 # Loads the running embedded S3's endpoint and credentials into a recipe's shell (no-op when it is not running).
 S3_ENV = eval "$$($(PY) -m imagepipe.embedded_s3 env --if-running)"
 
-.PHONY: help check-tools install lock lint s3-start s3-stop s3-env seed run demo airflow check test clean
+.PHONY: help check-tools install lock lint s3-start s3-stop s3-env seed run dataset demo airflow check test clean
 
 help:
 	@sed -n '2,5p' Makefile | sed 's/^# //'
@@ -79,8 +81,8 @@ $(AIRFLOW_HOME)/airflow.db: | $(INSTALLED)
 	mkdir -p $(AIRFLOW_HOME)
 	airflow db migrate > $(AIRFLOW_HOME)/db-migrate.log
 
-# Runs the whole DAG once on this machine; CONF is the run's conf (the trigger form's params), e.g.
-#   make run CONF='{"source_uri": "s3://bucket/prefix/"}'
+# Runs a dataset's whole DAG once on this machine; CONF is the run's conf (the trigger form's params), e.g.
+#   make run DATASET=holiday CONF='{"image_size": 64}'
 RUN_LOG = $(AIRFLOW_HOME)/last-run.log
 # What ended a failed run: the one line of a refusal (a job's, or the trigger form's for the conf) when there is one,
 # else the log's error lines.
@@ -89,8 +91,15 @@ RUN_FAILURE = { grep -hE '^airflow\.sdk\.exceptions\.(AirflowFailException|Param
 	echo "the DAG run failed; full log: $(RUN_LOG)" >&2
 
 run: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
+	@$(PY) -m imagepipe.datasets list '$(DATASET)' > /dev/null
 	@$(S3_ENV); airflow dags test $(DAG_ID) --conf '$(CONF)' > $(RUN_LOG) 2>&1 || { $(RUN_FAILURE); exit 1; }
-	$(PY) -m imagepipe.summary
+	$(PY) -m imagepipe.summary --dataset $(DATASET)
+
+# Declares a dataset (checked, appended to dags/datasets.toml), e.g.
+#   make dataset NAME=holiday SOURCE=s3://my-photos/holiday/ [SCHEDULE="0 3 * * *"] [SCORING=s3://my-photos/inbox/]
+dataset: $(INSTALLED)
+	@$(PY) -m imagepipe.datasets add '$(NAME)' --source-uri '$(SOURCE)' $(if $(SCHEDULE),--schedule '$(SCHEDULE)') \
+	  $(if $(SCORING),--scoring-uri '$(SCORING)')
 
 demo: $(INSTALLED)
 	@started=no; \

@@ -1,9 +1,10 @@
 """
 ### Image batch scoring
 
-Labels a prefix of unlabelled images with the image classifier's champion and writes the predictions to the lake.
-Runs whenever the pipeline (or a rollback) changes the champion, through the `imagepipe_champion_image_classifier`
-asset, and whenever triggered by hand with the form below.
+Labels a prefix of unlabelled images with a dataset's champion and writes the predictions to the dataset's lake
+folder. Runs whenever the dataset's pipeline (or a rollback) changes its champion, through the
+`imagepipe_champion_<model>` asset, and whenever triggered by hand with the form below. A dataset declared without a
+`scoring_uri` is scored by hand only, on the prefix its run names.
 
 | task | Spark job | writes |
 |---|---|---|
@@ -13,8 +14,8 @@ Each object under `source_uri` (optionally only those modified in [`window_start
 etag, sha256, predicted_label, probability (null for models without probabilities), model name and version, feature
 fingerprint and run id; an object that is not a usable image gets its reason instead of a label. The images are
 featurised in the champion's own feature space (backbone, weights, size, preprocessing). A re-run of the same run
-replaces its own predictions; other runs' stay. Asset-triggered runs take the form's defaults
-(`IMAGEPIPE_SCORING_URI`).
+replaces its own predictions; other runs' stay. Asset-triggered runs take the form's defaults (the dataset's
+`scoring_uri`; `IMAGEPIPE_SCORING_URI` for the default dataset).
 """
 
 from __future__ import annotations
@@ -24,35 +25,46 @@ from pathlib import Path
 
 from airflow.sdk import DAG
 
-from imagepipe import assets, orchestration, params, settings
+from imagepipe import assets, datasets, orchestration, params, run_param, settings
 from imagepipe.job_operators import SparkJobOperator
 
-LAKE_ROOT = settings.lake_root()
-REGISTRY_URI = settings.registry_uri(LAKE_ROOT)
-MODEL_NAME = settings.DEFAULT_MODEL_NAME
+REGISTRY_URI = settings.registry_uri()
 JOB = settings.spark_jobs_dir() / "score_images.py"
 
-with DAG(
-    dag_id=Path(__file__).stem,
-    doc_md=__doc__,
-    schedule=[assets.champion(REGISTRY_URI, MODEL_NAME)],  # a new champion; manual triggers work as well
-    start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    tags=["imagepipe", "spark", "ml", "scoring"],
-    default_args=orchestration.task_defaults(execution_timeout=timedelta(hours=2)),
-    user_defined_macros={"s3_endpoint_url": orchestration.s3_endpoint_url},
-    params=params.dag_params(params.SCORE),
-) as dag:
-    SparkJobOperator(
-        task_id="score",
-        application=str(JOB),
-        name="imagepipe-score_images",
-        conn_id="spark_default",
-        application_args=[
-            "--run-id", "{{ run_id }}", "--lake-root", LAKE_ROOT, "--registry-uri", REGISTRY_URI,
-            "--endpoint-url", "{{ s3_endpoint_url() }}", *params.SCORE.arguments(),
-        ],
-        doc_md=orchestration.job_doc(JOB),
-        outlets=[assets.predictions(LAKE_ROOT, MODEL_NAME)],
-    )
+
+def batch_scoring(dataset: datasets.Dataset) -> DAG:
+    """The dataset's batch scoring: on its champion's changes when it names a scoring prefix, else by hand only."""
+    lake_root = dataset.lake_root()
+    champion = assets.champion(REGISTRY_URI, dataset.model_name)
+    defaults = {} if dataset.is_default else {"model_name": dataset.model_name,
+                                              "source_uri": dataset.scoring_uri or run_param.REQUIRED}
+    with DAG(
+        dag_id=dataset.suffixed(Path(__file__).stem),
+        description=f"dataset {dataset.name}: labels {dataset.scoring_uri or 'the prefix its run names'}",
+        doc_md=__doc__,
+        schedule=[champion] if dataset.scoring_uri else None,  # manual triggers work as well
+        start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        tags=["imagepipe", "spark", "ml", "scoring", f"dataset:{dataset.name}"],
+        default_args=orchestration.task_defaults(execution_timeout=timedelta(hours=2)),
+        user_defined_macros={"s3_endpoint_url": orchestration.s3_endpoint_url},
+        params=params.dag_params(params.SCORE, defaults=defaults),
+    ) as dag:
+        SparkJobOperator(
+            task_id="score",
+            application=str(JOB),
+            name="imagepipe-score_images",
+            conn_id="spark_default",
+            application_args=[
+                "--run-id", "{{ run_id }}", "--lake-root", lake_root, "--registry-uri", REGISTRY_URI,
+                "--endpoint-url", "{{ s3_endpoint_url() }}", *params.SCORE.arguments(),
+            ],
+            doc_md=orchestration.job_doc(JOB),
+            outlets=[assets.predictions(lake_root, dataset.model_name)],
+        )
+    return dag
+
+
+for each in datasets.for_dag_file(Path(__file__).stem):
+    batch_scoring(each)

@@ -46,20 +46,12 @@ import functools
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, TriggerRule, task
+from airflow.sdk import DAG, TriggerRule, task
 
-from imagepipe import assets, orchestration, params, settings
+from imagepipe import assets, datasets, orchestration, params, settings
 from imagepipe.job_operators import LocalJobOperator, SparkJobOperator
 
-LAKE_ROOT = settings.lake_root()
-MODEL_NAME = settings.DEFAULT_MODEL_NAME
-REGISTRY_URI = settings.registry_uri(LAKE_ROOT)
 JOBS = settings.spark_jobs_dir()
-RUN = ["--run-id", "{{ run_id }}", "--lake-root", LAKE_ROOT]
-MODEL_RUN = [*RUN, "--model-name", MODEL_NAME, "--registry-uri", REGISTRY_URI]
-CURATED_IMAGES = assets.curated_images(LAKE_ROOT)
-FEATURES = assets.features(LAKE_ROOT)
-CHAMPION = assets.champion(REGISTRY_URI, MODEL_NAME)
 # Per-run resources of every job; the cluster's own properties (IMAGEPIPE_SPARK_CONF) come first, GPUs last.
 RESOURCES = {
     "spark.executor.cores": "{{ params.executor_cores }}",
@@ -67,95 +59,113 @@ RESOURCES = {
     "spark.sql.shuffle.partitions": "{{ params.shuffle_partitions }}",
 }
 
-with DAG(
-    dag_id=Path(__file__).stem,
-    doc_md=__doc__,
-    schedule=CronDataIntervalTimetable(settings.schedule(), timezone="UTC"),
-    start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
-    catchup=False,
-    max_active_runs=1,
-    tags=["imagepipe", "spark", "ml"],
-    default_args=orchestration.task_defaults(execution_timeout=timedelta(hours=2)),
-    user_defined_macros={
-        "window_start": orchestration.window_start,
-        "run_type": orchestration.run_type,
-        "window_end": orchestration.window_end,
-        "s3_endpoint_url": orchestration.s3_endpoint_url,
-    },
-    params=params.dag_params(*params.PIPELINE_FORM),
-) as dag:
 
-    def spark_job(task_id: str, job: params.Job, args: list[str], conf: dict[str, str] | None = None,
-                  **options) -> SparkJobOperator:
-        """The job's task: its run plumbing (`args`), then the run's value of each of its params."""
-        return SparkJobOperator(
-            task_id=task_id,
-            application=str(JOBS / f"{job.name}.py"),
-            name=f"imagepipe-{job.name}",
-            conn_id="spark_default",
-            application_args=[*args, *job.arguments()],
-            doc_md=orchestration.job_doc(JOBS / f"{job.name}.py"),
-            conf={**settings.cluster_spark_conf(), **RESOURCES, **(conf or {})},
-            **options,
+def pipeline(dataset: datasets.Dataset) -> DAG:
+    """The dataset's pipeline DAG: its lake folder, registry model, assets, schedule and form defaults."""
+    lake_root = dataset.lake_root()
+    model_name = dataset.model_name
+    registry_uri = settings.registry_uri()
+    run = ["--run-id", "{{ run_id }}", "--lake-root", lake_root]
+    model_run = [*run, "--model-name", model_name, "--registry-uri", registry_uri]
+    curated_images = assets.curated_images(lake_root, dataset.name)
+    features = assets.features(lake_root, dataset.name)
+    champion = assets.champion(registry_uri, model_name)
+
+    with DAG(
+        dag_id=dataset.suffixed(Path(__file__).stem),
+        description=f"dataset {dataset.name}: {dataset.source_uri}",
+        doc_md=__doc__,
+        schedule=orchestration.timetable(dataset.schedule),
+        start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
+        catchup=False,
+        max_active_runs=1,
+        tags=["imagepipe", "spark", "ml", f"dataset:{dataset.name}"],
+        default_args=orchestration.task_defaults(execution_timeout=timedelta(hours=2)),
+        user_defined_macros={
+            "window_start": orchestration.window_start,
+            "run_type": orchestration.run_type,
+            "window_end": orchestration.window_end,
+            "s3_endpoint_url": orchestration.s3_endpoint_url,
+        },
+        params=params.dag_params(*params.PIPELINE_FORM, defaults=dataset.form_defaults()),
+    ) as dag:
+
+        def spark_job(task_id: str, job: params.Job, args: list[str], conf: dict[str, str] | None = None,
+                      **options) -> SparkJobOperator:
+            """The job's task: its run plumbing (`args`), then the run's value of each of its params."""
+            return SparkJobOperator(
+                task_id=task_id,
+                application=str(JOBS / f"{job.name}.py"),
+                name=f"imagepipe-{job.name}",
+                conn_id="spark_default",
+                application_args=[*args, *job.arguments()],
+                doc_md=orchestration.job_doc(JOBS / f"{job.name}.py"),
+                conf={**settings.cluster_spark_conf(), **RESOURCES, **(conf or {})},
+                **options,
+            )
+
+        ingest = spark_job(
+            "ingest",
+            params.INGEST,
+            [*run, "--window-start", "{{ window_start(dag_run, params) }}",
+             "--window-end", "{{ window_end(dag_run, params) }}", "--endpoint-url", "{{ s3_endpoint_url() }}"],
+            outlets=[curated_images],
+            # Ingest dedupes against the lake and extract fills the feature space's gaps: two runs doing either at
+            # once (backfill runs are not held by the DAG's max_active_runs) could both take the same image.
+            max_active_tis_per_dag=1,
+        )
+        finetune = spark_job(
+            "finetune_backbone",
+            params.FINETUNE,
+            run,
+            conf=settings.gpu_spark_conf(),  # GPUs, where the cluster has them: one per TorchDistributor process
+            pre_execute=functools.partial(orchestration.skip_unless_finetune, lake_root),
+            # Two runs (backfills) fine-tuning the same inputs would write the same weights folder and checkpoint.
+            max_active_tis_per_dag=1,
+        )
+        extract = spark_job(
+            "extract_features",
+            params.EXTRACT,  # its finetune argument makes it take the weights finetune_backbone wrote, or refuse
+            run,
+            conf=settings.gpu_spark_conf(),  # GPUs, where the cluster has them
+            pre_execute=functools.partial(orchestration.skip_without_new_images, lake_root),
+            outlets=[features],
+            max_active_tis_per_dag=1,
+            trigger_rule=TriggerRule.NONE_FAILED,  # after finetune_backbone ran or was skipped, never after it failed
+        )
+        train = spark_job("train", params.TRAIN, model_run)
+        evaluate = spark_job("evaluate", params.EVALUATE, model_run)
+
+        @task.short_circuit(task_id="gate")
+        @orchestration.refusals_fail_at_once
+        def gate(run_id=None, params=None) -> bool:
+            """Let promotion run only when every check of the candidate's verdict passed, or when the run forces it
+            with a reason; the log names each check."""
+            return orchestration.verdict_passed(
+                lake_root, run_id, model_name, registry_uri, params["force_promote"], params["force_reason"]
+            )
+
+        promote = LocalJobOperator(
+            task_id="promote",
+            application=str(JOBS / f"{params.PROMOTE.name}.py"),
+            application_args=[
+                *model_run, "--run-type", "{{ run_type(dag_run) }}",
+                # The gate has refused a force without a reason; an empty reason means no force.
+                "--force-reason={{ params.force_reason if params.force_promote and params.force_reason else '' }}",
+                *params.PROMOTE.arguments()],
+            doc_md=orchestration.job_doc(JOBS / f"{params.PROMOTE.name}.py"),
         )
 
-    ingest = spark_job(
-        "ingest",
-        params.INGEST,
-        [*RUN, "--window-start", "{{ window_start(dag_run, params) }}",
-         "--window-end", "{{ window_end(dag_run, params) }}", "--endpoint-url", "{{ s3_endpoint_url() }}"],
-        outlets=[CURATED_IMAGES],
-        # Ingest dedupes against the lake and extract fills the feature space's gaps: two runs doing either at once
-        # (backfill runs are not held by the DAG's max_active_runs) could both take the same image.
-        max_active_tis_per_dag=1,
-    )
-    finetune = spark_job(
-        "finetune_backbone",
-        params.FINETUNE,
-        RUN,
-        conf=settings.gpu_spark_conf(),  # GPUs, where the cluster has them: one per TorchDistributor process
-        pre_execute=functools.partial(orchestration.skip_unless_finetune, LAKE_ROOT),
-        # Two runs (backfills) fine-tuning the same inputs would write the same weights folder and checkpoint.
-        max_active_tis_per_dag=1,
-    )
-    extract = spark_job(
-        "extract_features",
-        params.EXTRACT,  # its finetune argument makes it take the weights finetune_backbone wrote, or refuse
-        RUN,
-        conf=settings.gpu_spark_conf(),  # GPUs, where the cluster has them
-        pre_execute=functools.partial(orchestration.skip_without_new_images, LAKE_ROOT),
-        outlets=[FEATURES],
-        max_active_tis_per_dag=1,
-        trigger_rule=TriggerRule.NONE_FAILED,  # after finetune_backbone ran or was skipped, never after it failed
-    )
-    train = spark_job("train", params.TRAIN, MODEL_RUN)
-    evaluate = spark_job("evaluate", params.EVALUATE, MODEL_RUN)
+        @task(task_id="publish_champion", outlets=[champion])
+        @orchestration.refusals_fail_at_once
+        def publish_champion(run_id=None, outlet_events=None) -> None:
+            """Update the champion asset, so DAGs scheduled on it (image_batch_scoring) run, only when this run's
+            promotion changed the champion; skipped, sending no asset event, when the champion stayed (a backfill)."""
+            outlet_events[champion].extra = orchestration.champion_change(lake_root, run_id, model_name, registry_uri)
 
-    @task.short_circuit(task_id="gate")
-    @orchestration.refusals_fail_at_once
-    def gate(run_id=None, params=None) -> bool:
-        """Let promotion run only when every check of the candidate's verdict passed, or when the run forces it with
-        a reason; the log names each check."""
-        return orchestration.verdict_passed(
-            LAKE_ROOT, run_id, MODEL_NAME, REGISTRY_URI, params["force_promote"], params["force_reason"]
-        )
+        ingest >> finetune >> extract >> train >> evaluate >> gate() >> promote >> publish_champion()
+    return dag
 
-    promote = LocalJobOperator(
-        task_id="promote",
-        application=str(JOBS / f"{params.PROMOTE.name}.py"),
-        application_args=[
-            *MODEL_RUN, "--run-type", "{{ run_type(dag_run) }}",
-            # The gate has refused a force without a reason; an empty reason means no force.
-            "--force-reason={{ params.force_reason if params.force_promote and params.force_reason else '' }}",
-            *params.PROMOTE.arguments()],
-        doc_md=orchestration.job_doc(JOBS / f"{params.PROMOTE.name}.py"),
-    )
 
-    @task(task_id="publish_champion", outlets=[CHAMPION])
-    @orchestration.refusals_fail_at_once
-    def publish_champion(run_id=None, outlet_events=None) -> None:
-        """Update the champion asset, so DAGs scheduled on it (image_batch_scoring) run, only when this run's
-        promotion changed the champion; skipped, sending no asset event, when the champion stayed (a backfill)."""
-        outlet_events[CHAMPION].extra = orchestration.champion_change(LAKE_ROOT, run_id, MODEL_NAME, REGISTRY_URI)
-
-    ingest >> finetune >> extract >> train >> evaluate >> gate() >> promote >> publish_champion()
+for each in datasets.for_dag_file(Path(__file__).stem):
+    pipeline(each)

@@ -1,5 +1,6 @@
 """The pipeline's outputs as Airflow Assets, so other DAGs can be scheduled on them: curated images, feature tables,
-a model's champion and its batch predictions. URIs are derived from where the data lives (file:// for a local lake
+a model's champion and its batch predictions, each
+dataset's its own. URIs are derived from where the data lives (file:// for a local lake
 or registry, s3:// for object storage, s3a:// written as s3://), so every DAG of a deployment names the same asset.
 For DAG files only: it imports Airflow's task SDK."""
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from airflow.sdk import Asset
 
 from imagepipe import storage
+from imagepipe.datasets import DEFAULT
 from imagepipe.lake import Lake
 
 
@@ -22,12 +24,18 @@ def uri(location: str) -> str:
     return Path(location).absolute().as_uri()
 
 
-def curated_images(lake_root: str) -> Asset:
-    return Asset(name="imagepipe_curated_images", uri=uri(Lake(lake_root).images))
+def curated_images(lake_root: str, dataset: str = DEFAULT) -> Asset:
+    """A dataset's curated images (`lake_root` is the dataset's own lake folder)."""
+    return Asset(name=suffixed("imagepipe_curated_images", dataset), uri=uri(Lake(lake_root).images))
 
 
-def features(lake_root: str) -> Asset:
-    return Asset(name="imagepipe_features", uri=uri(storage.join(lake_root, "features")))
+def features(lake_root: str, dataset: str = DEFAULT) -> Asset:
+    return Asset(name=suffixed("imagepipe_features", dataset), uri=uri(storage.join(lake_root, "features")))
+
+
+def suffixed(name: str, dataset: str) -> str:
+    """Asset names are unique in a deployment: the default dataset keeps the bare name (the lake before datasets)."""
+    return name if dataset == DEFAULT else f"{name}__{dataset}"
 
 
 def champion(registry_uri: str, model_name: str) -> Asset:

@@ -26,6 +26,14 @@ def task_defaults(execution_timeout: timedelta) -> dict:
     }
 
 
+def timetable(schedule: str):
+    """A dataset's schedule as Airflow's: cron data intervals in UTC (a preset such as @daily is a cron too), or None
+    for a dataset run by hand only."""
+    from airflow.sdk import CronDataIntervalTimetable
+
+    return None if schedule == "none" else CronDataIntervalTimetable(schedule, timezone="UTC")
+
+
 def refusals_fail_at_once(task_callable):
     """A Python task whose InputError fails the task at once, with its one line: a retry cannot change the answer
     (a force without a reason, a rollback to a version that was never champion). Other errors are retried."""
@@ -50,6 +58,7 @@ def run_type(dag_run) -> str:
     return getattr(dag_run.run_type, "value", dag_run.run_type)
 
 
+@functools.cache  # one parse of each job's file, however many datasets' DAGs a DAG file builds
 def job_doc(job_path) -> str:
     """A Spark job's docstring as its task's doc_md, read from the file: importing the job would slow every DAG
     parse."""

@@ -7,6 +7,8 @@ Light: standard library and the library's light tables; DAG files import it at p
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from imagepipe import settings
 from imagepipe.classifiers import CLASS_WEIGHTS, CLASSIFIERS, HYPERPARAMETERS, TRANSFORM_PATTERN, ModelSpec
 from imagepipe.featurizer import BACKBONES, FeatureSpec
@@ -27,9 +29,12 @@ def form_fields(*parts: RunParam | Job) -> dict[str, RunParam]:
     return declared
 
 
-def dag_params(*parts: RunParam | Job) -> dict:
-    """A DAG's trigger form: the given declarations and the params of the given jobs, in order, each once."""
-    return {name: param.param() for name, param in form_fields(*parts).items()}
+def dag_params(*parts: RunParam | Job, defaults: dict | None = None) -> dict:
+    """A DAG's trigger form: the given declarations and the params of the given jobs, in order, each once, with the
+    given `defaults` (a dataset's, by field name) in place of the declared ones."""
+    defaults = defaults or {}
+    return {name: (replace(param, default=defaults[name]) if name in defaults else param).param()
+            for name, param in form_fields(*parts).items()}
 
 
 S3_PREFIX_PATTERN = r"^s3a?://[^/]+/.*$"

@@ -1,9 +1,10 @@
 """What one pipeline run did, read from the lake and the registry: run_outcome() for the Airflow UI's run tab and for
 this command, which prints it.
 
-    python -m imagepipe.summary [--run-id RUN_ID] [--lake-root URI]
+    python -m imagepipe.summary [--dataset NAME] [--run-id RUN_ID] [--lake-root URI]
 
-Without --run-id, the run that most recently recorded its window.
+Without --run-id, the dataset's run that most recently recorded its window. --lake-root is a dataset's own lake
+folder with its registry (the default dataset's when not given) and wins over --dataset's.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from imagepipe import settings, storage
+from imagepipe import datasets, storage
 from imagepipe.errors import InputError
 from imagepipe.gate import explain
 from imagepipe.lake import WINDOW_COLUMN, Lake
@@ -158,13 +159,17 @@ def summarize(outcome: dict) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m imagepipe.summary", description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-id")
-    parser.add_argument("--lake-root", default=settings.lake_root())
-    parser.add_argument("--model-name", default=settings.DEFAULT_MODEL_NAME)
+    parser.add_argument("--dataset", default=datasets.DEFAULT, help="default: %(default)s")
+    parser.add_argument("--lake-root")
+    parser.add_argument("--model-name")
     args = parser.parse_args(argv)
-    lake = Lake(args.lake_root)
     try:
-        outcome = run_outcome(lake, args.run_id or newest_run(lake), open_registry(args.model_name,
-                                                                                   lake_root=lake.root))
+        dataset = datasets.named(args.dataset)
+        lake = Lake(args.lake_root or dataset.lake_root())
+        args.model_name = args.model_name or dataset.model_name
+        # The registry is the deployment's, shared by the datasets (unless --lake-root names another lake).
+        registry = open_registry(args.model_name, lake_root=args.lake_root)
+        outcome = run_outcome(lake, args.run_id or newest_run(lake), registry)
         print("\n".join(summarize(outcome)))
     except InputError as error:
         sys.exit(f"summary: error: {error}")

@@ -25,7 +25,9 @@ def user_env(tmp_path) -> dict[str, str]:
         name: value for name, value in os.environ.items()
         if not name.startswith(("AWS_", "AIRFLOW", "IMAGEPIPE_", "PYSPARK_"))
     }
-    env.update({"IMAGEPIPE_DATA_DIR": str(tmp_path / "data"), "IMAGEPIPE_S3_PORT": str(_free_port())})
+    # Its own datasets file, so that `make dataset` leaves the project's dags/datasets.toml as it is.
+    env.update({"IMAGEPIPE_DATA_DIR": str(tmp_path / "data"), "IMAGEPIPE_S3_PORT": str(_free_port()),
+                "IMAGEPIPE_DATASETS_FILE": str(tmp_path / "datasets.toml")})
     return env
 
 

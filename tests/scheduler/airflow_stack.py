@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -37,6 +38,15 @@ SMALL_RUN = {
     # are plenty, and each of the default hundred costs a scheduler round trip on a loaded machine.
     "hyperparameters": {"max_iter": 10},
 }
+# The postgres stack's second dataset (tests/scheduler/conftest.py): run by hand, its batch scoring on its champion.
+SECOND = "second"
+SECOND_BUCKET = f"second-{uuid.uuid4().hex[:8]}"
+SECOND_DATASET = f"""
+[datasets.{SECOND}]
+source_uri = "s3://{SECOND_BUCKET}/images/"
+schedule = "none"
+scoring_uri = "s3://{SECOND_BUCKET}/unlabelled/"
+"""
 
 
 def free_port() -> int:
@@ -279,27 +289,31 @@ class AirflowStack(Service):
             raise AirflowError(f"runs failed: {tasks}\n{self.log_tail('scheduler')}")
 
 
-# What the pipeline left in a stack's lake and registry.
+# What the pipeline left in a stack's lake and registry: the default dataset's, or the named dataset's.
 
-def registry(stack):
+def dataset_lake(stack, dataset: str | None = None) -> Path:
+    return stack.lake / "datasets" / dataset if dataset else stack.lake
+
+
+def registry(stack, model: str = "image_classifier"):
     from imagepipe.registry import Registry
 
-    return Registry(str(stack.lake / "registry"), "image_classifier")
+    return Registry(str(stack.lake / "registry"), model)
 
 
-def champion(stack) -> int | None:
-    return registry(stack).champion_version()
+def champion(stack, model: str = "image_classifier") -> int | None:
+    return registry(stack, model).champion_version()
 
 
-def run_document(stack, run_id: str, name: str) -> dict:
+def run_document(stack, run_id: str, name: str, dataset: str | None = None) -> dict:
     """A record the run's tasks wrote: window, ingest, candidate, promotion..."""
     from imagepipe.lake import run_key
 
-    return json.loads((stack.lake / "runs" / run_key(run_id) / f"{name}.json").read_text())
+    return json.loads((dataset_lake(stack, dataset) / "runs" / run_key(run_id) / f"{name}.json").read_text())
 
 
-def lake_images(stack) -> list[dict]:
+def lake_images(stack, dataset: str | None = None) -> list[dict]:
     import pyarrow.dataset as ds
 
-    table = ds.dataset(stack.lake / "images", format="parquet", partitioning="hive")
+    table = ds.dataset(dataset_lake(stack, dataset) / "images", format="parquet", partitioning="hive")
     return table.to_table(columns=["sha256", "key", "window_id"]).to_pylist()

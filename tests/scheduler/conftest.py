@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from .airflow_stack import DAG_ID, AirflowStack
+from .airflow_stack import DAG_ID, SECOND, SECOND_BUCKET, SECOND_DATASET, AirflowStack
 from .postgres_server import PostgresServer
 
 
@@ -18,25 +18,34 @@ def s3_env() -> dict[str, str]:
             ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
 
 
-def new_stack(root, sql_alchemy_conn: str | None = None) -> AirflowStack:
+def new_stack(root, sql_alchemy_conn: str | None = None, datasets: str = "") -> AirflowStack:
     """A stack whose default source is a new, empty bucket: the scheduled run that unpausing
     creates for the latest interval then finds nothing, instead of failing on a missing bucket and holding the DAG's
-    one active run through its retries."""
+    one active run through its retries. Its default dataset's batch scoring labels that bucket's unlabelled/ prefix;
+    `datasets` is its datasets file."""
     from imagepipe.object_store import s3_client
 
     bucket = f"source-{uuid.uuid4().hex[:8]}"
     s3_client().create_bucket(Bucket=bucket)
-    return AirflowStack(root, s3_env(), sql_alchemy_conn, extra_env={"IMAGEPIPE_SOURCE_URI": f"s3://{bucket}/images/"})
+    (root / "datasets.toml").write_text(datasets)
+    return AirflowStack(root, s3_env(), sql_alchemy_conn, extra_env={
+        "IMAGEPIPE_SOURCE_URI": f"s3://{bucket}/images/", "IMAGEPIPE_SCORING_URI": f"s3://{bucket}/unlabelled/",
+        "IMAGEPIPE_DATASETS_FILE": str(root / "datasets.toml")})
 
 
 @pytest.fixture(scope="module")
 def postgres_stack(tmp_path_factory, s3_endpoint):
-    """A production-shaped stack, its metadata in a PostgreSQL server of its own, shared by a module's tests."""
+    """A production-shaped stack, its metadata in a PostgreSQL server of its own, shared by a module's tests; besides
+    the default dataset it has a second one, SECOND, run by hand, its source and scoring prefixes in SECOND_BUCKET."""
+    from imagepipe.object_store import s3_client
+
+    s3_client().create_bucket(Bucket=SECOND_BUCKET)
     database = "airflow"
     with PostgresServer() as server:
         server.create_database(database)
-        with new_stack(tmp_path_factory.mktemp("stack"), server.sqlalchemy_url(database)) as stack:
+        with new_stack(tmp_path_factory.mktemp("stack"), server.sqlalchemy_url(database), SECOND_DATASET) as stack:
             stack.wait_for_dag(DAG_ID)
+            stack.wait_for_dag(f"{DAG_ID}__{SECOND}")
             yield stack
 
 

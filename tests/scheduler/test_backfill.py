@@ -1,7 +1,9 @@
-"""The pipeline DAG on a production-shaped Airflow (api-server, scheduler, dag-processor, LocalExecutor, metadata in a
-real PostgreSQL server): a run triggered through the REST API with a conf promotes the first champion, then
-`airflow backfill create` runs each data interval on its own images once, keeps that champion, and reprocessing an
-interval doubles nothing. One stack serves both: the backfill starts from the champion the triggered run promoted."""
+"""The pipeline DAGs on a production-shaped Airflow (api-server, scheduler, dag-processor, LocalExecutor, metadata in a
+real PostgreSQL server), with two datasets: their first runs, triggered through the REST API at once, each promote a
+champion trained on their own images only, and each champion starts its own dataset's batch scoring; then
+`airflow backfill create` runs each data interval of the default dataset on its own images once, keeps its champion,
+reprocessing an interval doubles nothing, and the other dataset is left as it was. One stack serves all of it: the
+backfill starts from the champions the triggered runs promoted."""
 
 from __future__ import annotations
 
@@ -18,29 +20,74 @@ import pytest
 from imagepipe import sample_data
 from imagepipe.object_store import s3_client
 
-from .airflow_stack import DAG_ID, SMALL_RUN, AirflowStack, champion, lake_images, run_document
+from .airflow_stack import (
+    DAG_ID,
+    SECOND,
+    SECOND_BUCKET,
+    SMALL_RUN,
+    AirflowStack,
+    champion,
+    lake_images,
+    run_document,
+)
 
 # The backfill's intervals are this long: enough to upload a day's images into, short enough not to wait for.
 INTERVAL = timedelta(seconds=15)
 
 
+SECOND_DAG = f"{DAG_ID}__{SECOND}"
+SCORING_DAGS = {"image_batch_scoring": "image_classifier", f"image_batch_scoring__{SECOND}": SECOND}
+SECOND_CLASSES = ("forest", "night_sky")
+
+
 @dataclass
-class TriggeredRun:
+class TriggeredRuns:
     stack: AirflowStack
     run_id: str
     uploaded: int
+    second_run_id: str
+    second_uploaded: int
+    scoring_runs: dict[str, str]  # scoring DAG id -> its one run
 
 
 @pytest.fixture(scope="module")
-def first_champion(postgres_stack) -> TriggeredRun:
-    """A run triggered through the REST API with a conf, the first on its stack, waited for until it succeeded."""
+def first_champion(postgres_stack) -> TriggeredRuns:
+    """Both datasets' first runs, triggered through the REST API together (the default one's with a conf), waited
+    for until they succeeded, and the one batch-scoring run each new champion started."""
+    stack, client = postgres_stack, s3_client()
     bucket = f"trigger-{uuid.uuid4().hex[:8]}"
-    uploaded = sample_data.upload(s3_client(), bucket, "images", sample_data.generate(per_class=8, seed=1))
-    postgres_stack.unpause(DAG_ID)
+    uploaded = sample_data.upload(client, bucket, "images", sample_data.generate(per_class=8, seed=1))
+    second_uploaded = sample_data.upload(client, SECOND_BUCKET, "images",
+                                         sample_data.generate(per_class=16, seed=2, classes=SECOND_CLASSES))
+    # What each dataset's batch scoring labels.
+    scoring_bucket = stack.env["IMAGEPIPE_SCORING_URI"].split("/")[2]
+    sample_data.upload(client, scoring_bucket, "unlabelled", sample_data.generate(per_class=1, seed=3))
+    sample_data.upload(client, SECOND_BUCKET, "unlabelled", sample_data.generate(per_class=1, seed=4))
+    for dag_id in (DAG_ID, SECOND_DAG, *SCORING_DAGS):
+        stack.unpause(dag_id)
 
-    run_id = postgres_stack.trigger(DAG_ID, {**SMALL_RUN, "source_uri": f"s3://{bucket}/images/"})
-    postgres_stack.wait_for_success(DAG_ID, [run_id])
-    return TriggeredRun(postgres_stack, run_id, uploaded)
+    run_id = stack.trigger(DAG_ID, {**SMALL_RUN, "source_uri": f"s3://{bucket}/images/"})
+    second_run_id = stack.trigger(SECOND_DAG, SMALL_RUN)
+    stack.wait_for_success(DAG_ID, [run_id])
+    stack.wait_for_success(SECOND_DAG, [second_run_id])
+    scoring_runs = {dag_id: wait_for_one_run(stack, dag_id) for dag_id in SCORING_DAGS}
+    return TriggeredRuns(stack, run_id, uploaded, second_run_id, second_uploaded, scoring_runs)
+
+
+def wait_for_one_run(stack: AirflowStack, dag_id: str, timeout: float = 600) -> str:
+    """The DAG's one run, once it succeeded (asset-triggered runs start after the asset event is processed)."""
+    deadline = time.monotonic() + timeout
+    while not (runs := stack.runs(dag_id)):
+        assert time.monotonic() < deadline, f"{dag_id} never ran\n{stack.log_tail('scheduler')}"
+        time.sleep(2)
+    [run] = runs
+    stack.wait_for_success(dag_id, [run["dag_run_id"]])
+    return run["dag_run_id"]
+
+
+def model_labels(stack: AirflowStack, model: str, version: int) -> list[str]:
+    return json.loads((stack.lake / "registry" / model / "versions" / str(version) / "metadata.json").read_text())[
+        "labels"]
 
 
 # The backfill comes first: it is the module's long test, and make test hands a worker its next group of tests as
@@ -48,6 +95,7 @@ def first_champion(postgres_stack) -> TriggeredRun:
 def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessing_doubles_nothing(first_champion):
     stack = first_champion.stack
     assert champion(stack) == 1
+    second_images, second_runs = lake_images(stack, SECOND), stack.runs(SECOND_DAG)
     # Nothing may run while the schedule changes: the runs unpausing started (the triggered one and the scheduled one
     # on the empty default source) finish, then the DAG is paused until its backfill exists.
     stack.wait_for_runs(DAG_ID, [run["dag_run_id"] for run in stack.runs(DAG_ID)])
@@ -106,12 +154,39 @@ def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessi
     assert sorted(lake_images(stack), key=lambda row: row["key"]) == sorted(lake, key=lambda row: row["key"])
     assert champion(stack) == 1
 
+    # The other dataset saw none of it: no run, no image, the same champion, no scoring run.
+    assert stack.runs(SECOND_DAG) == second_runs
+    assert lake_images(stack, SECOND) == second_images
+    assert champion(stack, SECOND) == 1
+    assert {dag_id: len(stack.runs(dag_id)) for dag_id in SCORING_DAGS} == dict.fromkeys(SCORING_DAGS, 1)
+
 
 def test_a_run_triggered_through_the_rest_api_with_conf_promotes_the_first_champion(first_champion):
     stack, run_id = first_champion.stack, first_champion.run_id
 
     assert run_document(stack, run_id, "ingest")["ingested"] == first_champion.uploaded
     assert champion(stack) == 1
+
+
+def test_two_datasets_run_side_by_side_each_trained_on_its_own_images_and_scored_by_its_own_champion(first_champion):
+    stack = first_champion.stack
+    runs = {dag_id: next(run for run in stack.runs(dag_id) if run["dag_run_id"] == run_id)
+            for dag_id, run_id in ((DAG_ID, first_champion.run_id), (SECOND_DAG, first_champion.second_run_id))}
+    assert max(run["start_date"] for run in runs.values()) < min(run["end_date"] for run in runs.values())
+
+    assert run_document(stack, first_champion.second_run_id, "ingest", SECOND)["ingested"] == \
+        first_champion.second_uploaded == len(lake_images(stack, SECOND))
+    assert {row["key"].split("/")[1] for row in lake_images(stack, SECOND)} == set(SECOND_CLASSES)
+    assert (champion(stack), champion(stack, SECOND)) == (1, 1)
+    assert model_labels(stack, "image_classifier", 1) == sorted(sample_data.CLASSES)
+    assert model_labels(stack, SECOND, 1) == sorted(SECOND_CLASSES)
+
+    for dag_id, model in SCORING_DAGS.items():
+        run_id = first_champion.scoring_runs[dag_id]
+        events = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
+        assert [event["name"] for event in events] == [f"imagepipe_champion_{model}"]
+        dataset = None if model == "image_classifier" else model
+        assert run_document(stack, run_id, "scoring", dataset)["model_name"] == model
 
 
 def upload_in_intervals(bucket: str, days: list[list[sample_data.SampleImage]], fires: list[datetime],

@@ -110,15 +110,14 @@ def many_classes(classes: int) -> tuple[dict, dict]:
     return candidate, shown
 
 
-def _train_version(registry: Registry, run_id: str, accuracy: float) -> int:
+def _train_version(registry: Registry, run_id: str, accuracy: float, dag_id: str) -> int:
     """What train_classifier and evaluate_model write into a new version (the Spark model aside)."""
     version = registry.allocate_version(run_id)
     rows = {"train": {label: 100 + index for index, label in enumerate(LABELS)},
             "validation": {label: 12 for label in LABELS}, "test": dict(zip(LABELS, [14, 13, 13], strict=True))}
-    metadata = {"version": version, "model_name": MODEL, "labels": LABELS, "fingerprint": FINGERPRINT,
+    metadata = {"version": version, "model_name": registry.model_name, "labels": LABELS, "fingerprint": FINGERPRINT,
                 "preprocessing": ["exif_transpose"], "model": {"classifier": "logistic_regression"},
-                "hyperparameters": {"reg_param": 0.01}, "rows": rows, "run_id": run_id,
-                "dag_id": "image_classifier_pipeline"}
+                "hyperparameters": {"reg_param": 0.01}, "rows": rows, "run_id": run_id, "dag_id": dag_id}
     registry.write_document(version, "metadata", metadata)
     champion_version = registry.champion_version()
     champion = None if champion_version is None else {
@@ -161,18 +160,20 @@ def _record_run(lake: Lake, registry: Registry, index: int, version: int, promot
     if index == 1:
         _write_quarantine(lake, window, run_id)
     lake.write_run(run_id, "features", {"fingerprint": FINGERPRINT, "rows": 120})
-    lake.write_run(run_id, "candidate", {"version": version, "model_name": MODEL})
+    lake.write_run(run_id, "candidate", {"version": version, "model_name": registry.model_name})
     if promoted:
         previous = registry.champion_version()
         changed = registry.promote(version, previous, run_id, "verdict passed")
         lake.write_run(run_id, "promotion", {"version": version, "previous": previous, "changed": changed})
 
 
-def build(lake_root: str, registry_uri: str | None = None) -> Records:
-    lake = Lake(lake_root)
-    registry = Registry(registry_uri or lake.registry, MODEL)
+def build(lake_root: str, registry_uri: str | None = None, dataset: str | None = None) -> Records:
+    """Three runs of the default dataset, or of the named one (its lake folder, its model in the same registry)."""
+    lake = Lake(storage.join(lake_root, "datasets", dataset) if dataset else lake_root)
+    registry = Registry(registry_uri or Lake(lake_root).registry, dataset or MODEL)
+    dag_id = f"image_classifier_pipeline__{dataset}" if dataset else "image_classifier_pipeline"
     for index, (accuracy, promoted) in enumerate([(0.9, True), (0.6, False), (0.95, True)]):
-        version = _train_version(registry, RUNS[index], accuracy)
+        version = _train_version(registry, RUNS[index], accuracy, dag_id)
         _record_run(lake, registry, index, version, promoted)
     registry.rollback(ROLLBACK_REASON, to=1, user="alice")
     return Records(lake, registry)

@@ -109,4 +109,5 @@ def test_no_other_dag_is_triggered_from_these_pages(user, records):
     answer = user.post("/imagepipe/dags/image_classifier_pipeline/runs", data={"reason": "a side door"})
 
     assert answer.status_code == 404
-    assert "only image_classifier_rollback is triggered from these pages" in answer.text
+    assert "only a rollback DAG (image_classifier_rollback or image_classifier_rollback__&lt;dataset&gt;) is " \
+           "triggered from these pages, not image_classifier_pipeline" in answer.text

@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from imagepipe import settings
+from imagepipe import datasets
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.ui import PIPELINE_DAG, ROLLBACK_DAG, URL_PREFIX, pages
@@ -41,7 +41,7 @@ templates = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.PackageLoader("imagepipe.ui", "templates"), autoescape=True, undefined=jinja2.StrictUndefined))
 
 read_pipeline = Depends(requires_access_dag("GET", param_dag_id=PIPELINE_DAG))
-trigger_rollback_dag = Depends(requires_access_dag("POST", DagAccessEntity.RUN, param_dag_id=ROLLBACK_DAG))
+trigger_rollback_dag = Depends(requires_access_dag("POST", DagAccessEntity.RUN))  # the dag_id of the path
 
 
 def app_path(request: Request, *segments) -> str:
@@ -118,9 +118,14 @@ def create_app() -> FastAPI:
     @app.get("/models")
     def models_page(request: Request) -> Response:
         root = pages.registry_root()
-        models = [pages.model_overview(pages.open_model(root, name)) for name in pages.model_names(root)]
-        return render(request, "models.html", models=models, root=root, rollback_model=settings.DEFAULT_MODEL_NAME,
-                      rollback_dag=ROLLBACK_DAG, pipeline_dag=PIPELINE_DAG)
+        names = pages.model_names(root)
+        models = [pages.model_overview(pages.open_model(root, name)) for name in names]
+        # Each dataset's model is rolled back by its dataset's rollback DAG; a model of no dataset has none.
+        owners = {name: datasets.of_model(name) for name in names}
+        rollback_dags = {name: dataset.suffixed(ROLLBACK_DAG) for name, dataset in owners.items() if dataset}
+        pipeline_dags = {name: dataset.suffixed(PIPELINE_DAG) for name, dataset in owners.items() if dataset}
+        return render(request, "models.html", models=models, root=root, rollback_dags=rollback_dags,
+                      pipeline_dags=pipeline_dags, pipeline_dag=PIPELINE_DAG)
 
     @app.get("/models/{model_name}/versions/{version}")
     def version_page(request: Request, model_name: str, version: int) -> Response:
@@ -135,10 +140,11 @@ def create_app() -> FastAPI:
 
     @app.get("/runs/{dag_id}/{run_id}")
     def run_page(request: Request, dag_id: str, run_id: str) -> Response:
-        if dag_id != PIPELINE_DAG:
-            return message(request, 404, "No model run here",
-                           f"runs of {dag_id} train no model: this tab shows the outcome of {PIPELINE_DAG} runs")
-        detail = pages.run_detail(Lake(settings.lake_root()), run_id, settings.DEFAULT_MODEL_NAME)
+        dataset = datasets.of_dag(dag_id, PIPELINE_DAG)
+        if dataset is None:
+            return message(request, 404, "No model run here", f"runs of {dag_id} train no model: this tab shows the "
+                           f"outcome of a pipeline run ({PIPELINE_DAG} or {PIPELINE_DAG}__<dataset>)")
+        detail = pages.run_detail(Lake(dataset.lake_root()), run_id, dataset.model_name)
         return render(request, "run.html", run=detail, dag_id=dag_id)
 
     @app.post("/dags/{dag_id}/runs",
@@ -149,8 +155,9 @@ def create_app() -> FastAPI:
         from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
         from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
 
-        if dag_id != ROLLBACK_DAG:
-            raise pages.NotFound(f"only {ROLLBACK_DAG} is triggered from these pages, not {dag_id}")
+        if datasets.of_dag(dag_id, ROLLBACK_DAG) is None:
+            raise pages.NotFound(f"only a rollback DAG ({ROLLBACK_DAG} or {ROLLBACK_DAG}__<dataset>) is triggered "
+                                 f"from these pages, not {dag_id}")
         try:
             conf = {"target_version": parse_target(target_version), "reason": reason}
         except ValueError as error:

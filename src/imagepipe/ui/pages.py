@@ -116,9 +116,10 @@ def version_file(registry: Registry, version: int, name: str) -> bytes:
 
 def run_detail(lake: Lake, run_id: str, model_name: str) -> dict:
     """The run's outcome (imagepipe.summary's, the same the command prints), with the quarantined keys grouped by
-    their reason's kind and the promotion said in words."""
+    their reason's kind and the promotion said in words. `lake` is the run's dataset's; the registry is the
+    deployment's."""
     try:
-        outcome = run_outcome(lake, run_id, Registry(settings.registry_uri(lake.root), model_name))
+        outcome = run_outcome(lake, run_id, Registry(registry_root(), model_name))
     except MissingRecordError as error:
         raise NotFound(str(error)) from None
     by_kind = defaultdict(list)

@@ -44,12 +44,15 @@ class ModelReportLink(BaseOperatorLink):
     operators = [SparkJobOperator, LocalJobOperator]
 
     def get_link(self, operator, *, ti_key) -> str:
-        if ti_key.dag_id != PIPELINE_DAG or operator.task_id not in MODEL_TASKS:
+        if operator.task_id not in MODEL_TASKS:
             return ""
-        from imagepipe import settings, storage
+        from imagepipe import datasets, storage
         from imagepipe.lake import Lake
 
-        candidate = storage.read_json(Lake(settings.lake_root()).run_document(ti_key.run_id, "candidate"))
+        dataset = datasets.of_dag(ti_key.dag_id, PIPELINE_DAG)
+        if dataset is None:
+            return ""
+        candidate = storage.read_json(Lake(dataset.lake_root()).run_document(ti_key.run_id, "candidate"))
         return "" if candidate is None else version_path(candidate["model_name"], candidate["version"])
 
 

@@ -1,0 +1,53 @@
+"""The pages with two datasets: each dataset's runs open on its own lake folder, and each model's rollback form
+triggers its own dataset's rollback DAG."""
+
+from __future__ import annotations
+
+import pytest
+
+from .model_records import build
+from .test_pages import run_url
+
+HOLIDAY = "holiday"
+
+
+@pytest.fixture(scope="module")
+def two_datasets(tmp_path_factory):
+    """The default dataset's records and a second dataset's, in one lake and registry, both declared."""
+    root = tmp_path_factory.mktemp("datasets")
+    (root / "datasets.toml").write_text(f'[datasets.{HOLIDAY}]\nsource_uri = "s3://my-photos/holiday/"\n')
+    lake_root = str(root / "lake")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("IMAGEPIPE_DATASETS_FILE", str(root / "datasets.toml"))
+        patch.setenv("IMAGEPIPE_LAKE_ROOT", lake_root)
+        patch.delenv("IMAGEPIPE_REGISTRY_URI", raising=False)
+        default = build(lake_root)
+        # The holiday dataset's runs have the same ids but nothing of the default dataset's but the registry root.
+        holiday = build(lake_root, dataset=HOLIDAY)
+        holiday.lake.write_run(holiday.run(3), "promotion", {"version": 3, "previous": 1, "changed": True})
+        yield default, holiday
+
+
+def model_section(page: str, model: str) -> str:
+    return page.split(f"<h2>{model}</h2>", 1)[1].split("<h2>", 1)[0]
+
+
+def test_a_datasets_run_tab_reads_its_own_lake_folder(viewer, two_datasets):
+    default, holiday = two_datasets
+    assert holiday.lake.root.endswith("/lake/datasets/holiday")
+
+    page = viewer.get(run_url(holiday.run(3), dag_id=f"image_classifier_pipeline__{HOLIDAY}"))
+    assert page.status_code == 200
+    assert "holiday version 3" in page.text and "image_classifier version" not in page.text
+    assert "image_classifier version 3" in viewer.get(run_url(default.run(3))).text
+
+    unknown = viewer.get(run_url(holiday.run(3), dag_id="image_classifier_pipeline__elsewhere"))
+    assert unknown.status_code == 404 and "train no model" in unknown.text
+
+
+def test_each_models_rollback_form_triggers_its_own_datasets_rollback_dag(viewer, two_datasets):
+    page = viewer.get("/imagepipe/models").text
+
+    assert 'action="/imagepipe/dags/image_classifier_rollback/runs"' in model_section(page, "image_classifier")
+    assert f'action="/imagepipe/dags/image_classifier_rollback__{HOLIDAY}/runs"' in model_section(page, HOLIDAY)
+    assert f"/dags/image_classifier_pipeline__{HOLIDAY}/runs/" in model_section(page, HOLIDAY)
