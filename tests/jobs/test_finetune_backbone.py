@@ -1,13 +1,15 @@
 """finetune_backbone on a real lake in local Spark, with TorchDistributor running two gloo processes: it writes the
 fine-tuned weights and their checkpoint, extract_features takes them as its weights, a re-run with the same inputs
-reuses them, and a bad param is refused in one line."""
+reuses them, a job killed mid-training resumes in its retry, and a bad param is refused in one line."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
@@ -70,3 +72,42 @@ def test_a_bad_param_is_refused_in_one_line(argument, message):
                             cwd=PROJECT, capture_output=True, text=True, timeout=120)
     assert result.returncode == REFUSED
     assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+def test_a_job_killed_mid_training_resumes_in_its_retry_from_the_last_checkpoint(spark, s3_bucket, lake_root):
+    """The task's retry after a kill (a lost worker, a timeout): the same command finds the checkpoint the killed
+    job left in the lake and trains only the epochs that were missing."""
+    sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=12, seed=8,
+                                                                            classes=("beach", "night_sky")))
+    settle()
+    common = ["--run-id", "manual__killed", "--lake-root", lake_root]
+    ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
+    command = [sys.executable, "-m", "spark_jobs.finetune_backbone", *common, *SMALL[:4], "--image-size", "64",
+               "--finetune-epochs", "4", "--finetune-batch-size", "4", "--finetune-processes", "2",
+               "--min-examples-per-class", "2"]
+    finetuned = Path(lake_root) / "finetuned"
+
+    killed = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not list(finetuned.glob(f"*/{CHECKPOINT}")) and killed.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # Every process of the job, as the Spark task's kill takes them: torchrun's workers run in sessions of their own.
+    family = [psutil.Process(killed.pid), *psutil.Process(killed.pid).children(recursive=True)]
+    for process in family:
+        process.kill()
+    killed.wait()
+    psutil.wait_procs(family, timeout=30)
+    [folder] = [storage.open_store(str(path)) for path in finetuned.iterdir()]
+    saved = load_checkpoint(folder)
+    assert saved is not None and 1 <= saved["epoch"] < 4, "the job was killed after its last epoch, or before any"
+
+    retry = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=900)
+
+    assert retry.returncode == 0, retry.stderr[-3000:]
+    record = Lake(lake_root).read_run("manual__killed", "finetune")
+    assert record["epochs_run"] == 4 and record["reused"] is False
+    document = folder.read_json("backbone.json")
+    assert [entry["epoch"] for entry in document["history"]] == [1, 2, 3, 4]
+    # The epochs before the kill were not trained again: their records, timings included, are the checkpoint's.
+    assert document["history"][: saved["epoch"]] == saved["history"]
