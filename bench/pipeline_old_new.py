@@ -1,0 +1,116 @@
+"""The whole pipeline on a few thousand small images through `airflow dags test`, a base commit against this checkout,
+both in one session on the same images, and whether their outputs are the same.
+
+Each tree gets its own Airflow home (SQLite), lake and registry, its own DAG and plugin folders, and its library
+first on PYTHONPATH; both read the same images from one S3 endpoint (moto's server, started here). The run is timed
+from `airflow dags test` to its exit, and each task's duration is read from the run's log. Outputs compared: the
+ingest report's counts, the feature rows, the model's labels and rows, and its test metrics.
+
+    .venv/bin/python bench/pipeline_old_new.py --base 645513d --images 3000 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from extract_small_images import free_port, small_images  # noqa: E402  (bench/ is the script's folder)
+
+PROJECT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+DAG_ID = "image_classifier_pipeline"
+
+
+def tree_env(base_env: dict[str, str], tree: Path, work: Path) -> dict[str, str]:
+    return {**base_env, "PYTHONPATH": str(tree / "src"), "AIRFLOW_HOME": str(work / "airflow"),
+            "IMAGEPIPE_DATA_DIR": str(work), "IMAGEPIPE_MODEL_CACHE": str(work / "model_cache"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(tree / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "IMAGEPIPE_WEIGHTS": "random:0",
+            "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
+                {"conn_type": "spark", "host": "local[*]", "extra": {"deploy-mode": "client"}})}
+
+
+def outputs(work: Path) -> dict:
+    """What a user reads of the run: counts, the model's labels and rows, its test metrics."""
+    lake = work / "lake"
+    [run] = [path for path in (lake / "runs").iterdir() if (path / "candidate.json").exists()]
+    ingest = json.loads((run / "ingest.json").read_text())
+    features = json.loads((run / "features.json").read_text())
+    candidate = json.loads((run / "candidate.json").read_text())
+    version = lake / "registry" / candidate["model_name"] / "versions" / str(candidate["version"])
+    metadata = json.loads((version / "metadata.json").read_text())
+    metrics = json.loads((version / "metrics.json").read_text())["candidate"]
+    return {"ingested": ingest["ingested"], "rejected": ingest["rejected"], "feature_rows": features["rows"],
+            "labels": metadata["labels"], "rows": metadata["rows"],
+            "metrics": {name: metrics[name] for name in ("accuracy", "macro_f1", "rows")}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--base", required=True, help="the commit to compare with")
+    parser.add_argument("--images", type=int, default=3000)
+    parser.add_argument("--side", type=int, default=28)
+    parser.add_argument("--json", help="write the figures here too")
+    args = parser.parse_args()
+
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "PYSPARK_PYTHON": sys.executable,
+           "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
+    os.environ.update(env)
+    from imagepipe import sample_data
+    from imagepipe.object_store import s3_client
+
+    work = Path(tempfile.mkdtemp(prefix="imagepipe-pipeline-old-new-"))
+    trees = {"base": work / "base-tree", "this": PROJECT}
+    subprocess.run(["git", "-C", str(PROJECT), "worktree", "add", "--detach", str(trees["base"]), args.base],
+                   check=True, capture_output=True)
+    results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
+               "cores": os.cpu_count(), "images": args.images, "side": args.side, "base": args.base, "runs": {}}
+    try:
+        sample_data.upload(s3_client(), "bench", "images", small_images(args.images, args.side))
+        conf = json.dumps({"source_uri": "s3://bench/images/"})
+        for name, tree in trees.items():
+            run_env = tree_env(env, tree, work / name)
+            subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=run_env, check=True,
+                           capture_output=True)
+            started = time.perf_counter()
+            result = subprocess.run([str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, "--conf", conf],
+                                    env=run_env, capture_output=True, text=True)
+            seconds = time.perf_counter() - started
+            (work / f"{name}.log").write_text(result.stdout + result.stderr)
+            if result.returncode != 0:
+                raise SystemExit(f"{name}: the run failed; log: {work / f'{name}.log'}")
+            results["runs"][name] = {"seconds": round(seconds, 1), "outputs": outputs(work / name)}
+            print(name, json.dumps(results["runs"][name]), flush=True)
+    finally:
+        subprocess.run(["git", "-C", str(PROJECT), "worktree", "remove", "--force", str(trees["base"])], check=False)
+        server.stop()
+    runs = results["runs"]
+    results["this"] = subprocess.run(["git", "-C", str(PROJECT), "rev-parse", "--short", "HEAD"],
+                                     capture_output=True, text=True).stdout.strip()
+    results["this_over_base"] = round(runs["this"]["seconds"] / runs["base"]["seconds"], 3)
+    results["same_outputs"] = runs["this"]["outputs"] == runs["base"]["outputs"]
+    results["logs"] = str(work)
+    print(json.dumps({key: results[key] for key in ("this_over_base", "same_outputs", "logs")}))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
