@@ -4,6 +4,7 @@ reuses them, a job killed mid-training resumes in its retry, and a bad param is 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -87,8 +88,10 @@ def test_a_job_killed_mid_training_resumes_in_its_retry_from_the_last_checkpoint
                "--finetune-epochs", "4", "--finetune-batch-size", "4", "--finetune-processes", "2",
                "--min-examples-per-class", "2"]
     finetuned = Path(lake_root) / "finetuned"
+    # As a task starts it: a JVM of its own, not the test session's (whose gateway pytest's environment names).
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYSPARK_GATEWAY")}
 
-    killed = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 600
     while not list(finetuned.glob(f"*/{CHECKPOINT}")) and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -102,9 +105,12 @@ def test_a_job_killed_mid_training_resumes_in_its_retry_from_the_last_checkpoint
     saved = load_checkpoint(folder)
     assert saved is not None and 1 <= saved["epoch"] < 4, "the job was killed after its last epoch, or before any"
 
-    retry = subprocess.run(command, cwd=PROJECT, capture_output=True, text=True, timeout=900)
+    retry = subprocess.run(command, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=900)
 
     assert retry.returncode == 0, retry.stderr[-3000:]
+    # The training processes' log reaches the job's output: where it resumed, then each epoch it trained.
+    assert f"after epoch {saved['epoch']} of 4" in retry.stdout
+    assert f"epoch {saved['epoch'] + 1}/4: loss " in retry.stdout and "images/s" in retry.stdout
     record = Lake(lake_root).read_run("manual__killed", "finetune")
     assert record["epochs_run"] == 4 and record["reused"] is False
     document = folder.read_json("backbone.json")
