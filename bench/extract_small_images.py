@@ -20,8 +20,6 @@ import json
 import os
 import platform
 import random
-import resource
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,15 +27,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from job_fixed_costs import free_port, timed  # noqa: E402  (bench/ is the script's folder)
+
 PROJECT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 RUN_ID = "manual__bench"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def small_images(count: int, side: int):
@@ -52,16 +46,6 @@ def small_images(count: int, side: int):
         kind = "png" if index % 2 else "jpeg"
         image.save(buffer, format=kind.upper())
         yield sample_data.SampleImage(label, f"{index:05d}.{kind}", buffer.getvalue())
-
-
-def timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user and system) of the command's processes."""
-    started, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = subprocess.run(argv, env=env, capture_output=True, text=True)
-    seconds, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"{argv[-1]} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def spark_submit(job: str, args: list[str], cores: int) -> list[str]:

@@ -22,7 +22,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from extract_small_images import free_port, small_images  # noqa: E402  (bench/ is the script's folder)
+from extract_small_images import small_images  # noqa: E402  (bench/ is the script's folder)
+from job_fixed_costs import free_port  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

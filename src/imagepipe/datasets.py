@@ -114,9 +114,14 @@ def of_dag(dag_id: str, dag_id_base: str) -> Dataset | None:
     return next((dataset for dataset in load() if dataset.suffixed(dag_id_base) == dag_id), None)
 
 
+def by_model() -> dict[str, Dataset]:
+    """Every dataset by its registry model's name, from one reading of the file."""
+    return {dataset.model_name: dataset for dataset in load()}
+
+
 def of_model(model_name: str) -> Dataset | None:
     """The dataset whose registry model this is, if any (a model trained by hand may belong to none)."""
-    return next((dataset for dataset in load() if dataset.model_name == model_name), None)
+    return by_model().get(model_name)
 
 
 def check_entry(name: str, entry, path: Path | str) -> Dataset:

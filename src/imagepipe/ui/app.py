@@ -121,9 +121,9 @@ def create_app() -> FastAPI:
         names = pages.model_names(root)
         models = [pages.model_overview(pages.open_model(root, name)) for name in names]
         # Each dataset's model is rolled back by its dataset's rollback DAG; a model of no dataset has none.
-        owners = {name: datasets.of_model(name) for name in names}
-        rollback_dags = {name: dataset.suffixed(ROLLBACK_DAG) for name, dataset in owners.items() if dataset}
-        pipeline_dags = {name: dataset.suffixed(PIPELINE_DAG) for name, dataset in owners.items() if dataset}
+        owners = {name: dataset for name, dataset in datasets.by_model().items() if name in names}
+        rollback_dags = {name: dataset.suffixed(ROLLBACK_DAG) for name, dataset in owners.items()}
+        pipeline_dags = {name: dataset.suffixed(PIPELINE_DAG) for name, dataset in owners.items()}
         return render(request, "models.html", models=models, root=root, rollback_dags=rollback_dags,
                       pipeline_dags=pipeline_dags, pipeline_dag=PIPELINE_DAG)
 
