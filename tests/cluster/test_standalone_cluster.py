@@ -106,8 +106,8 @@ def cluster(tmp_path_factory) -> Cluster:
             try:
                 if cluster.state().get("aliveworkers") == 1:
                     break
-            except OSError:
-                pass
+            except (OSError, ValueError):
+                pass  # not listening yet, or its UI answers before its JSON page is ready (an empty body)
             if time.monotonic() > deadline or master.poll() is not None or worker.poll() is not None:
                 logs = "\n".join(f"{log}: {(work / log).read_text()[-2000:]}" for log in ("master.log", "worker.log"))
                 pytest.fail(f"the standalone cluster did not come up with one worker:\n{logs}")
