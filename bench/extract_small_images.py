@@ -27,7 +27,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from job_fixed_costs import free_port, timed  # noqa: E402  (bench/ is the script's folder)
+from job_fixed_costs import start_s3, timed  # noqa: E402  (bench/ is the script's folder)
 
 PROJECT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -85,20 +85,8 @@ def main() -> None:
     args = parser.parse_args()
     cores = os.cpu_count()
 
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
     work = Path(tempfile.mkdtemp(prefix="imagepipe-extract-small-"))
-    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "PYSPARK_PYTHON": sys.executable,
-           "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "IMAGEPIPE_DATA_DIR": str(work),
-           "IMAGEPIPE_MODEL_CACHE": str(work / "model_cache")}
-    os.environ.update(env)
+    server, env = start_s3(IMAGEPIPE_DATA_DIR=str(work), IMAGEPIPE_MODEL_CACHE=str(work / "model_cache"))
     from imagepipe import sample_data
     from imagepipe.object_store import s3_client
 

@@ -22,21 +22,16 @@ import json
 import logging
 import os
 import platform
-import socket
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from job_fixed_costs import start_s3  # noqa: E402  (bench/ is the script's folder)
+
 PROJECT = Path(__file__).resolve().parents[1]
 BUCKET, PREFIX = "digits", "scans"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def upload_digits(client) -> int:
@@ -64,16 +59,8 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
 
-    from moto.server import ThreadedMotoServer
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-                       "PYSPARK_PYTHON": sys.executable, "IMAGEPIPE_SPARK_MASTER": "local[2]"})
+    server, _ = start_s3(IMAGEPIPE_SPARK_MASTER="local[2]")
     sys.path.insert(0, str(PROJECT))
     from imagepipe.lake import Lake
     from imagepipe.object_store import s3_client

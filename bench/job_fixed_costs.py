@@ -45,6 +45,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def start_s3(**extra: str):
+    """moto's S3 server on a free port, with boto3, Spark's Python and this process pointed at it (and `extra`): the
+    server, to stop, and that environment, for the jobs' processes."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the endpoint's access log
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    os.environ.update({"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+                       "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+                       "PYSPARK_PYTHON": sys.executable, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", **extra})
+    return server, dict(os.environ)
+
+
 def runs_without_spark(tree: Path, job: str) -> bool:
     """Whether the tree's pipeline runs the job with plain Python (a LocalJobOperator task) instead of spark-submit."""
     dag = (tree / "dags" / "image_classifier_pipeline.py").read_text()
@@ -89,19 +106,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
 
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the endpoint's access log
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "PYSPARK_PYTHON": sys.executable,
-           "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
-    os.environ.update(env)
+    server, env = start_s3()
     from imagepipe import sample_data
     from imagepipe.object_store import s3_client
 

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from extract_small_images import small_images  # noqa: E402  (bench/ is the script's folder)
-from job_fixed_costs import free_port  # noqa: E402
+from job_fixed_costs import start_s3  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -62,18 +62,7 @@ def main() -> None:
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
 
-    import logging
-
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {**os.environ, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
-           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1", "PYSPARK_PYTHON": sys.executable,
-           "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
-    os.environ.update(env)
+    server, env = start_s3()
     from imagepipe import sample_data
     from imagepipe.object_store import s3_client
 
