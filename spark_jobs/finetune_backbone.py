@@ -71,9 +71,13 @@ def distributor_for(spark, processes: int):
     tasks; on GPUs where Spark schedules them (the driver's in local mode, the tasks' on a cluster)."""
     from pyspark.ml.torch.distributor import TorchDistributor
 
+    from imagepipe.spark import ship_py_files_to_worker_subprocesses
+
     local = spark.sparkContext.master.startswith("local")
     gpus = ("gpu" in spark.sparkContext.resources if local
             else float(spark.conf.get("spark.task.resource.gpu.amount", "0")) >= 1)
+    if not local:
+        ship_py_files_to_worker_subprocesses(spark)  # torchrun's processes on executors without the library
     return TorchDistributor(num_processes=processes, local_mode=local, use_gpu=gpus)
 
 

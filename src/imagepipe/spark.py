@@ -64,3 +64,14 @@ def read_table(spark, uri: str):
         if error.getCondition() == "UNABLE_TO_INFER_SCHEMA":
             return None
         raise
+
+
+def ship_py_files_to_worker_subprocesses(spark) -> None:
+    """Put the --py-files archives on the PYTHONPATH of the executors' Python workers, so the processes a worker
+    starts (TorchDistributor's torchrun and its training processes) import the library too: Spark adds them to the
+    worker's own sys.path only. Executors fetch them into their working directory, which the workers and their
+    children run in, so each archive's bare name is found there. Call before the first task that needs it."""
+    context = spark.sparkContext
+    shipped = [os.path.basename(path) for path in context.getConf().get("spark.submit.pyFiles", "").split(",") if path]
+    already = [path for path in context.environment.get("PYTHONPATH", "").split(os.pathsep) if path]
+    context.environment["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([*shipped, *already]))

@@ -165,9 +165,11 @@ def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, exec
     })
     airflow = str(VENV_BIN / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=600)
+    # Fine-tuning on: TorchDistributor's cluster mode, its two processes in barrier tasks on the executors.
     conf = {"source_uri": f"s3://{s3_bucket}/images/", "weights": "random:0", "image_size": 64,
             "executor_cores": 2, "executor_memory": "1g", "shuffle_partitions": 4,
-            "min_test_images": 1, "min_accuracy": None}
+            "min_test_images": 1, "min_accuracy": None,
+            "finetune": True, "finetune_epochs": 1, "finetune_processes": 2}
     run = subprocess.run([airflow, "dags", "test", "image_classifier_pipeline", "--conf", json.dumps(conf)], env=env,
                          capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, run.stdout[-5000:]
@@ -177,7 +179,12 @@ def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, exec
     # Every Spark job ran as an application of the cluster (not locally on the driver), with the executors the run
     # asked for; promotion, a pointer write, took none of the cluster's resources.
     apps = {app["name"]: app for app in cluster.state()["completedapps"]}
-    for job in ("ingest_images", "extract_features", "train_classifier", "evaluate_model"):
+    for job in ("ingest_images", "finetune_backbone", "extract_features", "train_classifier", "evaluate_model"):
         assert job in apps, f"the cluster ran {sorted(apps)}"
         assert (apps[job]["memoryperexecutor"], apps[job]["cores"]) == (1024, 2), job
     assert "promote_model" not in apps
+    assert "Started distributed training with 2 executor processes" in run.stdout + run.stderr
+    [record] = [json.loads(path.read_text()) for path in (lake / "runs").glob("*/finetune.json")]
+    metadata = json.loads((lake / "registry" / "image_classifier" / "versions" / "1" / "metadata.json").read_text())
+    space = json.loads((lake / "features" / metadata["fingerprint"] / "_feature_space.json").read_text())
+    assert space["weights"] == record["weights"] and record["epochs_run"] == 1
