@@ -16,6 +16,9 @@ import json
 from dataclasses import dataclass
 
 REQUIRED = object()  # the default of a parameter the user must give
+# Airflow checks every Param's schema against its dialect's meta-schema each time it builds a DAG; draft-07's check
+# takes a third of the default 2020-12's (15 ms a pipeline DAG here), and no schema here uses a newer keyword.
+DIALECT = {"$schema": "http://json-schema.org/draft-07/schema#"}
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class RunParam:
 
         default = self.default_value()
         return Param(**({} if default is REQUIRED else {"default": default}), title=self.title,
-                     description=self.description, **self.schema)
+                     description=self.description, **DIALECT, **self.schema)
 
     def argument(self) -> str:
         """The option with the template that writes the run's value, for a task's application_args: one word, so a
@@ -112,7 +115,7 @@ def schema_error(value, schema: dict) -> str | None:
     from jsonschema import FormatChecker, ValidationError, validate
 
     try:
-        validate(value, schema, format_checker=FormatChecker())
+        validate(value, {**DIALECT, **schema}, format_checker=FormatChecker())
     except ValidationError as error:
         return error.message + (f" (at {error.json_path})" if error.absolute_path else "")
     return None

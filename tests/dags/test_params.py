@@ -46,7 +46,7 @@ READ_BY_THE_DAG = {
 
 def out_of_bounds(schema: dict) -> list[tuple[str, object]]:
     """(the bound, a value just outside it) for every bound of a JSON Schema, those of its items and properties too."""
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft7Validator
 
     cases = []
     types = schema.get("type")
@@ -54,7 +54,7 @@ def out_of_bounds(schema: dict) -> list[tuple[str, object]]:
     number = 1 if types and "integer" in types else 0.001
     for keyword, bound in schema.items():
         if keyword == "type":
-            checker = Draft202012Validator.TYPE_CHECKER
+            checker = Draft7Validator.TYPE_CHECKER
             cases.append(("type", next(v for v in OF_EACH_TYPE if not any(checker.is_type(v, t) for t in types))))
         elif keyword == "minimum":
             cases.append(("minimum", bound - number))
@@ -84,7 +84,7 @@ def out_of_bounds(schema: dict) -> list[tuple[str, object]]:
         elif keyword == "items":
             cases += [(f"items.{case}", [value]) for case, value in out_of_bounds(bound)]
         else:
-            assert keyword == "title", f"no out-of-bounds case for the schema keyword {keyword}"
+            assert keyword in ("title", "$schema"), f"no out-of-bounds case for the schema keyword {keyword}"
     return cases
 
 
