@@ -5,6 +5,7 @@ reuses them, a job killed mid-training resumes in its retry, and a bad param is 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -91,16 +92,18 @@ def test_a_job_killed_mid_training_resumes_in_its_retry_from_the_last_checkpoint
     # As a task starts it: a JVM of its own, not the test session's (whose gateway pytest's environment names).
     env = {name: value for name, value in os.environ.items() if not name.startswith("PYSPARK_GATEWAY")}
 
-    killed = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     deadline = time.monotonic() + 600
     while not list(finetuned.glob(f"*/{CHECKPOINT}")) and killed.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    # Every process of the job, as the Spark task's kill takes them: torchrun's workers run in sessions of their own.
     family = [psutil.Process(killed.pid), *psutil.Process(killed.pid).children(recursive=True)]
-    for process in family:
-        process.kill()
+    # The job's process group, all at once (a lost worker, a killed task's group): torchrun's training processes
+    # run in sessions of their own, and must not outlive it.
+    os.killpg(killed.pid, signal.SIGKILL)
     killed.wait()
-    psutil.wait_procs(family, timeout=30)
+    _, alive = psutil.wait_procs(family, timeout=30)
+    assert not alive, f"processes of the killed job still run: {[process.cmdline()[:3] for process in alive]}"
     [folder] = [storage.open_store(str(path)) for path in finetuned.iterdir()]
     saved = load_checkpoint(folder)
     assert saved is not None and 1 <= saved["epoch"] < 4, "the job was killed after its last epoch, or before any"

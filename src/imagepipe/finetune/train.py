@@ -10,8 +10,12 @@ validation accuracy has not improved for `patience` epochs; the best epoch's bac
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
+import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -43,6 +47,7 @@ class FinetuneJob:
 
 def train_backbone(job: FinetuneJob) -> dict | None:
     """Fine-tune in this process as one of WORLD_SIZE; the first process returns the artifact's document."""
+    _end_with_parent()
     local_rank, local_processes = int(os.environ["LOCAL_RANK"]), int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     # One GPU per process, or none at all: every process of the group must take the same backend.
     on_gpu = torch.cuda.is_available() and torch.cuda.device_count() >= local_processes
@@ -60,6 +65,18 @@ def train_backbone(job: FinetuneJob) -> dict | None:
         return _train(job, device)
     finally:
         dist.destroy_process_group()
+
+
+def _end_with_parent() -> None:
+    """torchrun starts each training process in a session of its own, so a kill of the job's process group (its
+    task's) would leave them training and writing checkpoints beside the task's retry: the kernel ends this process
+    when torchrun ends (on Linux; elsewhere the task's kill, which takes the job's whole process tree, stops it)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # torchrun ended before the request took
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _loaders(job: FinetuneJob, device, rank: int, world: int):
