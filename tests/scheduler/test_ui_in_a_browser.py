@@ -1,8 +1,8 @@
 """imagepipe's pages in a real browser (Debian's chromium, driven through chromium-driver), inside the Airflow UI of a
 running Airflow: log in, open Models from the navigation bar, a version's report with its pictures and gallery of
-test images loaded, a run's Model run tab, and a rollback posted from the Models page that the rollback DAG carries
-out and the history then shows. Screenshots of each page are written to build/test-artifacts/ui/
-(IMAGEPIPE_TEST_ARTIFACTS elsewhere)."""
+test images loaded, a run's Model run tab, a rollback posted from the Models page that the rollback DAG carries out
+and the history then shows, and the pipeline's own trigger form refusing what its job refuses. Screenshots of each
+page are written to build/test-artifacts/ui/ (IMAGEPIPE_TEST_ARTIFACTS elsewhere)."""
 
 from __future__ import annotations
 
@@ -172,3 +172,36 @@ def test_a_rollback_posted_from_the_models_page_shows_up_in_the_history(browser,
 
     assert "by admin: version 1 misses the night images" in text(browser)
     screenshot(browser, "models-after-rollback")
+
+
+def test_the_pipelines_trigger_form_refuses_a_source_the_ingest_job_refuses_with_the_jobs_message(browser, stack):
+    """Airflow's own trigger form, built from the params' schemas: a source that is not an S3 prefix is refused on
+    Trigger with the message the job gives for it, and no run is created (nor the DAG unpaused)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from imagepipe import params
+    from imagepipe.run_param import schema_error
+
+    runs_before = len(stack.runs(PIPELINE_DAG))
+    browser.switch_to.default_content()
+    browser.get(f"{stack.url}/dags/{PIPELINE_DAG}")
+    wait(browser).until(lambda d: d.find_elements(By.XPATH, "//button[normalize-space()='Trigger']"))
+    browser.find_element(By.XPATH, "//button[normalize-space()='Trigger']").click()
+    wait(browser).until(lambda d: d.find_elements(By.NAME, "element_source_uri"))
+    unpause = browser.find_element(By.XPATH, "//*[@role='dialog']//input[@type='checkbox']")
+    if unpause.is_selected():  # "Unpause on trigger": the DAG stays paused, as the other tests need it
+        browser.find_element(By.XPATH, "//*[@role='dialog']//label[contains(., 'on trigger')]").click()
+    source = browser.find_element(By.NAME, "element_source_uri")
+    source.send_keys(Keys.CONTROL, "a")
+    source.send_keys("http://my-photos/holiday/")
+    browser.find_element(By.XPATH, "//*[@role='dialog']//button[normalize-space()='Trigger']").click()
+
+    refusal = schema_error("http://my-photos/holiday/", params.SOURCE_URI.schema)  # the job's line
+    message = f"Invalid input for param source_uri: {refusal}"
+    wait(browser).until(lambda d: message in text(d))
+    browser.execute_script("arguments[0].scrollIntoView()", browser.find_element(
+        By.XPATH, "//*[@role='dialog']//*[contains(text(), 'Invalid input for param')]"))
+    screenshot(browser, "trigger-form-refusal")
+    assert len(stack.runs(PIPELINE_DAG)) == runs_before
+    assert stack.request("GET", f"/api/v2/dags/{PIPELINE_DAG}")["is_paused"] is True
