@@ -46,11 +46,13 @@ check-tools:
 	@java -version 2>&1 | head -1 | grep -Eq '"(1[7-9]|2[0-9])' || { echo "imagepipe needs Java 17 or newer for Spark; found: $$(java -version 2>&1 | head -1)" >&2; exit 1; }
 
 # Runtime and development requirements under the one lock: the embedded S3 of make demo comes from the dev file.
+# Then the archive of Spark's classes that local jobs' JVMs map at start (src/imagepipe/jvm_class_archive.py).
 $(INSTALLED): requirements.txt requirements-dev.txt constraints.txt pyproject.toml | check-tools
 	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m imagepipe.jvm_class_archive build
 	touch $@
 
 install: $(INSTALLED)

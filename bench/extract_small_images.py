@@ -49,9 +49,9 @@ def small_images(count: int, side: int):
 
 
 def spark_submit(job: str, args: list[str], cores: int) -> list[str]:
-    from imagepipe.spark import LOCAL_DRIVER_CONF
+    from imagepipe.spark import driver_conf
 
-    conf = [option for key, value in LOCAL_DRIVER_CONF.items() for option in ("--conf", f"{key}={value}")]
+    conf = [option for key, value in driver_conf("local", {}).items() for option in ("--conf", f"{key}={value}")]
     return [str(VENV_BIN / "spark-submit"), "--master", f"local[{cores}]", *conf, "--name", job,
             str(PROJECT / "spark_jobs" / f"{job}.py"), "--run-id", RUN_ID, *args]
 

@@ -68,13 +68,23 @@ def runs_without_spark(tree: Path, job: str) -> bool:
     return "LocalJobOperator(" in dag and job == "promote_model"
 
 
-def local_driver_conf(tree: Path) -> list[str]:
-    """The --conf options the tree's Spark task adds on a local master (none before the short-JVM options)."""
-    if "LOCAL_DRIVER_CONF" not in (tree / "src" / "imagepipe" / "spark.py").read_text():
-        return []
-    from imagepipe.spark import LOCAL_DRIVER_CONF
+# What the tree's own Spark task adds to a local job's spark-submit (nothing before the tree had driver_conf).
+TREE_DRIVER_CONF = """
+import json
+try:
+    from imagepipe.spark import driver_conf
+except ImportError:
+    driver_conf = lambda master, conf: conf
+print(json.dumps(driver_conf("local[2]", {})))
+"""
 
-    return [option for key, value in LOCAL_DRIVER_CONF.items() for option in ("--conf", f"{key}={value}")]
+
+def local_driver_conf(tree: Path) -> list[str]:
+    """The --conf options the tree's Spark task adds on a local master, as the tree's own code computes them."""
+    tree_env = {**os.environ, "PYTHONPATH": str(tree / "src")}
+    printed = subprocess.run([sys.executable, "-c", TREE_DRIVER_CONF], env=tree_env, capture_output=True, text=True,
+                             check=True).stdout
+    return [option for key, value in json.loads(printed).items() for option in ("--conf", f"{key}={value}")]
 
 
 def command(tree: Path, job: str, lake: str, source_uri: str) -> list[str]:

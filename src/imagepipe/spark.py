@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+from imagepipe import jvm_class_archive
+
 # Settings every imagepipe job relies on: UTC timestamps, and overwriting only the partitions a run writes, which
 # makes a re-run of a window replace its own output instead of doubling it.
 BASE_CONF = {
@@ -18,13 +20,19 @@ BASE_CONF = {
 }
 # A job on a local master is one short JVM on the machine that runs it: the JIT's optimising tier and parallel GC
 # threads cost it more CPU than they save in a job of minutes (about 40 % of a small job's CPU time,
-# bench/RESULTS.md). Cluster masters keep the JVM's defaults, and a conf the user sets wins.
-LOCAL_DRIVER_CONF = {"spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+# bench/RESULTS.md); it maps Spark's classes from the class archive when one is built. Cluster masters keep the JVM's
+# defaults, and a conf the user sets wins.
+SHORT_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+def local_driver_conf() -> dict[str, str]:
+    options = f"{SHORT_JVM_OPTIONS} {jvm_class_archive.java_options()}".strip()
+    return {"spark.driver.extraJavaOptions": options}
 
 
 def driver_conf(master: str | None, conf: dict[str, str]) -> dict[str, str]:
     """The conf a job's driver starts with on this master: on a local one, the short-JVM options under `conf`."""
-    return {**LOCAL_DRIVER_CONF, **conf} if master and master.startswith("local") else conf
+    return {**local_driver_conf(), **conf} if master and master.startswith("local") else conf
 
 
 def get_spark(app_name: str, conf: dict[str, str] | None = None):

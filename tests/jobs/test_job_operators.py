@@ -164,7 +164,8 @@ CLUSTER = {"conn_type": "spark", "host": "spark://cluster", "port": 7077}
     (CLUSTER, {}, None),
 ])
 def test_only_jobs_on_a_local_master_get_the_short_jvm_options_and_a_users_own_stand(
-        monkeypatch, connection, user_conf, java_options):
+        monkeypatch, tmp_path, connection, user_conf, java_options):
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(connection))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where no class archive is built
     operator = SparkJobOperator(task_id="job", application="job.py", conf=user_conf, conn_id="spark_default")
     assert operator._get_hook()._conf.get("spark.driver.extraJavaOptions") == java_options

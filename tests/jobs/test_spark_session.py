@@ -1,7 +1,16 @@
 """The session a job makes when run by hand (python -m spark_jobs.<job>) or by the tests: on a local master its one
-JVM starts with the short-job options, as a local job's spark-submit does under Airflow."""
+JVM starts with the short-job options, as a local job's spark-submit does under Airflow, and maps Spark's classes
+from the class archive `make install` builds."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from imagepipe import jvm_class_archive
+from imagepipe.spark import SHORT_JVM_OPTIONS, driver_conf
 
 
 def test_a_local_session_runs_its_jvm_without_the_optimising_jit(spark):
@@ -9,3 +18,27 @@ def test_a_local_session_runs_its_jvm_without_the_optimising_jit(spark):
                          .getInputArguments())
     assert "-XX:TieredStopAtLevel=1" in jvm_arguments and "-XX:+UseSerialGC" in jvm_arguments
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"  # the base conf still applies beside it
+
+
+def test_a_local_job_loads_sparks_classes_from_the_class_archive(tmp_path):
+    archive = jvm_class_archive.build()  # make install built it; built here when the tests run without
+    options = driver_conf("local[1]", {})["spark.driver.extraJavaOptions"]
+    assert options == f"{SHORT_JVM_OPTIONS} -XX:SharedArchiveFile={archive}"
+    job = tmp_path / "job.py"
+    job.write_text("from pyspark.sql import SparkSession\n"
+                   "SparkSession.builder.getOrCreate().range(8).selectExpr('sum(id)').collect()\n")
+    class_log = tmp_path / "classes.log"
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYSPARK_GATEWAY_")}
+    subprocess.run([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]", "--conf",
+                    f"spark.driver.extraJavaOptions={options} -Xlog:class+load=info:file={class_log}", str(job)],
+                   env=env, check=True, capture_output=True)
+    # Lambdas' classes are made at run time, never loaded from a jar or an archive.
+    spark_classes = [line for line in class_log.read_text().splitlines()
+                     if " org.apache.spark." in line and "$$Lambda$" not in line]
+    from_archive = [line for line in spark_classes if "source: shared objects file (top)" in line]
+    assert len(spark_classes) > 1000 and len(from_archive) > 0.9 * len(spark_classes)
+
+
+def test_without_a_class_archive_a_local_job_starts_with_the_short_jvm_options_alone(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert driver_conf("local[2]", {}) == {"spark.driver.extraJavaOptions": SHORT_JVM_OPTIONS}
