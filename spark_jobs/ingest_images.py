@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> None:
     images.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.images))
     quarantine.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.quarantine))
 
-    labels = {row["label"]: row["count"] for row in images.groupBy("label").count().collect()}
+    # Counted from the rows just written: counting `images` would run its dedupe against the lake again.
+    written = read_table(spark, storage.join(lake.images, f"{WINDOW_COLUMN}={window.id}"))
+    counts = [] if written is None else written.filter(written.run_id == args.run_id).groupBy("label").count().collect()
+    labels = {row["label"]: row["count"] for row in counts}
     rejected = rejections_by_kind(quarantine)
     conflicts = rejected.pop(CONFLICT_REASON, 0)
     seconds = time.monotonic() - started
