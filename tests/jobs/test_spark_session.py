@@ -1,6 +1,5 @@
-"""The session a job makes when run by hand (python -m spark_jobs.<job>) or by the tests: on a local master its one
-JVM starts with the short-job options, as a local job's spark-submit does under Airflow, and maps Spark's classes
-from the class archive `make install` builds."""
+"""The JVM of a local job, run by hand (python -m spark_jobs.<job>) or by spark-submit as under Airflow: it starts
+with the short-job options and maps Spark's classes from the class archive `make install` builds."""
 
 from __future__ import annotations
 
@@ -13,25 +12,36 @@ from imagepipe import jvm_class_archive
 from imagepipe.spark import SHORT_JVM_OPTIONS, driver_conf
 
 
-def test_a_local_session_runs_its_jvm_without_the_optimising_jit(spark):
-    jvm_arguments = list(spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
-                         .getInputArguments())
-    assert "-XX:TieredStopAtLevel=1" in jvm_arguments and "-XX:+UseSerialGC" in jvm_arguments
-    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"  # the base conf still applies beside it
+def _env() -> dict[str, str]:
+    """The test session's environment, without its own JVM's address: the job starts a JVM of its own."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("PYSPARK_GATEWAY_")}
+
+
+def test_a_session_made_by_hand_runs_its_jvm_without_the_optimising_jit_and_with_the_class_archive():
+    archive = jvm_class_archive.build()  # make install built it; built here when the tests run without
+    job = ("from imagepipe.spark import get_spark\n"
+           "spark = get_spark('by-hand')\n"
+           "print(spark.conf.get('spark.sql.session.timeZone'))\n"
+           "print(*spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()"
+           ".getInputArguments())\n")
+    printed = subprocess.run([sys.executable, "-c", job], env={**_env(), "IMAGEPIPE_SPARK_MASTER": "local[1]"},
+                             check=True, capture_output=True, text=True).stdout.splitlines()
+    time_zone, jvm_arguments = printed[-2], printed[-1].split()
+    assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", f"-XX:SharedArchiveFile={archive}"} <= set(jvm_arguments)
+    assert time_zone == "UTC"  # the base conf still applies beside them
 
 
 def test_a_local_job_loads_sparks_classes_from_the_class_archive(tmp_path):
-    archive = jvm_class_archive.build()  # make install built it; built here when the tests run without
+    archive = jvm_class_archive.build()
     options = driver_conf("local[1]", {})["spark.driver.extraJavaOptions"]
     assert options == f"{SHORT_JVM_OPTIONS} -XX:SharedArchiveFile={archive}"
     job = tmp_path / "job.py"
     job.write_text("from pyspark.sql import SparkSession\n"
                    "SparkSession.builder.getOrCreate().range(8).selectExpr('sum(id)').collect()\n")
     class_log = tmp_path / "classes.log"
-    env = {name: value for name, value in os.environ.items() if not name.startswith("PYSPARK_GATEWAY_")}
     subprocess.run([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]", "--conf",
                     f"spark.driver.extraJavaOptions={options} -Xlog:class+load=info:file={class_log}", str(job)],
-                   env=env, check=True, capture_output=True)
+                   env=_env(), check=True, capture_output=True)
     # Lambdas' classes are made at run time, never loaded from a jar or an archive.
     spark_classes = [line for line in class_log.read_text().splitlines()
                      if " org.apache.spark." in line and "$$Lambda$" not in line]
