@@ -129,15 +129,12 @@ def s3_bucket(s3_endpoint) -> str:
 
 @pytest.fixture(scope="session")
 def spark():
-    from imagepipe import jvm_class_archive
     from imagepipe.spark import get_spark
 
-    session = get_spark("imagepipe-tests", {
-        "spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2",
-        # Unlike a job's JVM, this one lives the whole run through thousands of small Spark jobs: it keeps the
-        # optimising JIT, which takes a sixth off the jobs tests' time (the class archive needs the jobs' GC).
-        "spark.driver.extraJavaOptions": f"-XX:+UseSerialGC {jvm_class_archive.java_options()}".strip(),
-    })
+    session = get_spark(
+        "imagepipe-tests",
+        {"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"},
+    )
     yield session
     session.stop()
 
