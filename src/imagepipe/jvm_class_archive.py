@@ -1,6 +1,6 @@
 """A class-data-sharing archive of the classes a local Spark job loads, so each job's JVM maps them ready-parsed and
-verified instead of loading and verifying some ten thousand classes from Spark's jars at every start (about 40 % of
-a small job's CPU, bench/RESULTS.md). Built once per Spark install and Java (`make install` builds it:
+verified instead of loading and verifying some ten thousand classes from Spark's jars at every start (about a
+quarter of a small job's CPU, bench/RESULTS.md). Built once per Spark install and Java (`make install` builds it:
 `python -m imagepipe.jvm_class_archive build`); a job finds none, or none matching its jars and Java, and starts as
 it would without.
 
