@@ -35,6 +35,12 @@ def driver_conf(master: str | None, conf: dict[str, str]) -> dict[str, str]:
     return {**local_driver_conf(), **conf} if master and master.startswith("local") else conf
 
 
+def own_jvm_environment() -> dict[str, str]:
+    """This process's environment for a child that must start a JVM of its own: without the gateway variables that
+    would attach its Python to this process's JVM instead (set here under spark-submit, and in a test session)."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("PYSPARK_GATEWAY_")}
+
+
 def get_spark(app_name: str, conf: dict[str, str] | None = None):
     """The active session, or a new one. Under spark-submit its --master and --conf stand; run with plain python
     (tests, `python -m spark_jobs.<job>`), the master comes from IMAGEPIPE_SPARK_MASTER (default local[*])."""

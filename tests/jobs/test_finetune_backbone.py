@@ -21,6 +21,7 @@ from imagepipe.errors import REFUSED
 from imagepipe.finetune.artifact import CHECKPOINT, load_checkpoint
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.spark import own_jvm_environment
 from pipeline_runs import FAR_FUTURE
 from spark_jobs import extract_features, finetune_backbone, ingest_images
 
@@ -90,7 +91,7 @@ def test_a_job_killed_mid_training_resumes_in_its_retry_from_the_last_checkpoint
                "--min-examples-per-class", "2"]
     finetuned = Path(lake_root) / "finetuned"
     # As a task starts it: a JVM of its own, not the test session's (whose gateway pytest's environment names).
-    env = {name: value for name, value in os.environ.items() if not name.startswith("PYSPARK_GATEWAY")}
+    env = own_jvm_environment()
 
     killed = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)

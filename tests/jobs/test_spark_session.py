@@ -3,18 +3,12 @@ with the short-job options and maps Spark's classes from the class archive `make
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from imagepipe import jvm_class_archive
-from imagepipe.spark import SHORT_JVM_OPTIONS, driver_conf
-
-
-def _env() -> dict[str, str]:
-    """The test session's environment, without its own JVM's address: the job starts a JVM of its own."""
-    return {name: value for name, value in os.environ.items() if not name.startswith("PYSPARK_GATEWAY_")}
+from imagepipe.spark import SHORT_JVM_OPTIONS, driver_conf, own_jvm_environment
 
 
 def test_a_session_made_by_hand_runs_its_jvm_without_the_optimising_jit_and_with_the_class_archive():
@@ -24,8 +18,9 @@ def test_a_session_made_by_hand_runs_its_jvm_without_the_optimising_jit_and_with
            "print(spark.conf.get('spark.sql.session.timeZone'))\n"
            "print(*spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()"
            ".getInputArguments())\n")
-    printed = subprocess.run([sys.executable, "-c", job], env={**_env(), "IMAGEPIPE_SPARK_MASTER": "local[1]"},
-                             check=True, capture_output=True, text=True).stdout.splitlines()
+    env = {**own_jvm_environment(), "IMAGEPIPE_SPARK_MASTER": "local[1]"}
+    printed = subprocess.run([sys.executable, "-c", job], env=env, check=True, capture_output=True,
+                             text=True).stdout.splitlines()
     time_zone, jvm_arguments = printed[-2], printed[-1].split()
     assert {"-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", f"-XX:SharedArchiveFile={archive}"} <= set(jvm_arguments)
     assert time_zone == "UTC"  # the base conf still applies beside them
@@ -41,7 +36,7 @@ def test_a_local_job_loads_sparks_classes_from_the_class_archive(tmp_path):
     class_log = tmp_path / "classes.log"
     subprocess.run([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]", "--conf",
                     f"spark.driver.extraJavaOptions={options} -Xlog:class+load=info:file={class_log}", str(job)],
-                   env=_env(), check=True, capture_output=True)
+                   env=own_jvm_environment(), check=True, capture_output=True)
     # Lambdas' classes are made at run time, never loaded from a jar or an archive.
     spark_classes = [line for line in class_log.read_text().splitlines()
                      if " org.apache.spark." in line and "$$Lambda$" not in line]
