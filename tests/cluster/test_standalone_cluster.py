@@ -19,24 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from imagepipe import sample_data, shipping
+from imagepipe import sample_data
 
 PROJECT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.cluster
-
-PROBE = """
-from pyspark.sql import SparkSession
-
-def library_file(_):
-    import imagepipe
-    return imagepipe.__file__
-
-spark = SparkSession.builder.appName("imagepipe-probe").getOrCreate()
-print("executor imports imagepipe from", spark.sparkContext.parallelize([0], 1).map(library_file).first())
-spark.stop()
-"""
-
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -49,6 +36,7 @@ class Cluster:
     master_url: str
     ui_url: str
     port: int
+    work_dir: Path  # the worker's: a folder per application, in it one per executor, its working directory
 
     def state(self) -> dict:
         with urllib.request.urlopen(f"{self.ui_url}/json/", timeout=10) as response:
@@ -99,7 +87,7 @@ def cluster(tmp_path_factory) -> Cluster:
     worker = _start([spark_class, "org.apache.spark.deploy.worker.Worker", "--host", "127.0.0.1", "--cores", "2",
                      "--memory", "3g", "--webui-port", str(worker_ui_port), "--work-dir", str(work / "work"),
                      f"spark://127.0.0.1:{port}"], work / "worker.log", env)
-    cluster = Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}", port)
+    cluster = Cluster(f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}", port, work / "work")
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -124,24 +112,6 @@ def _submit_env(executor_python: str) -> dict[str, str]:
     env.update({"PYSPARK_PYTHON": executor_python, "PYSPARK_DRIVER_PYTHON": sys.executable,
                 "SPARK_LOCAL_IP": "127.0.0.1", "PATH": f"{VENV_BIN}:{env['PATH']}"})
     return env
-
-
-def test_executors_import_imagepipe_only_from_the_py_files_archive(cluster, executor_python, tmp_path):
-    probe = tmp_path / "probe.py"
-    probe.write_text(PROBE)
-    archive = shipping.build_archive(shipping.PACKAGE_DIR, tmp_path / "py_files")
-    submit = [str(VENV_BIN / "spark-submit"), "--master", cluster.master_url, "--conf", "spark.ui.enabled=false",
-              "--conf", "spark.task.maxFailures=1"]
-
-    without = subprocess.run([*submit, str(probe)], env=_submit_env(executor_python), capture_output=True, text=True,
-                             timeout=300)
-    assert without.returncode != 0
-    assert "No module named 'imagepipe'" in without.stderr
-
-    shipped = subprocess.run([*submit, "--py-files", str(archive), str(probe)], env=_submit_env(executor_python),
-                             capture_output=True, text=True, timeout=300)
-    assert shipped.returncode == 0, shipped.stderr[-3000:]
-    assert f"{archive.name}/imagepipe/__init__.py" in shipped.stdout
 
 
 def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, executor_python, s3_bucket, tmp_path):
@@ -183,6 +153,11 @@ def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, exec
         assert job in apps, f"the cluster ran {sorted(apps)}"
         assert (apps[job]["memoryperexecutor"], apps[job]["cores"]) == (1024, 2), job
     assert "promote_model" not in apps
+    # The executors' Python has no imagepipe (executor_python): each job's executors ran it from the --py-files
+    # archive the task built, which the worker fetched into their working folders.
+    [archive] = (tmp_path / "data" / "py_files").glob("imagepipe-*.zip")
+    for job in ("ingest_images", "finetune_backbone", "extract_features", "train_classifier", "evaluate_model"):
+        assert list((cluster.work_dir / apps[job]["id"]).glob(f"*/{archive.name}")), job
     assert "Started distributed training with 2 executor processes" in run.stdout + run.stderr
     [record] = [json.loads(path.read_text()) for path in (lake / "runs").glob("*/finetune.json")]
     metadata = json.loads((lake / "registry" / "image_classifier" / "versions" / "1" / "metadata.json").read_text())

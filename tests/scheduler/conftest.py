@@ -1,6 +1,6 @@
 """Fixtures of the scheduler tests: Airflow started for real on the embedded S3 endpoint of the test session, its
-metadata in SQLite (the laptop's default) or in a real PostgreSQL server (production's). Each test module shares one
-stack between its scenarios, and the two modules run side by side under make test."""
+metadata in a real PostgreSQL server (production's); the UI modules start theirs on SQLite (the laptop's default).
+Each test module shares one stack between its scenarios, and the modules run side by side under make test."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def s3_env() -> dict[str, str]:
             ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
 
 
-def new_stack(root, sql_alchemy_conn: str | None = None, datasets: str = "") -> AirflowStack:
+def new_stack(root, sql_alchemy_conn: str, datasets: str) -> AirflowStack:
     """A stack whose default source is a new, empty bucket: the scheduled run that unpausing
     creates for the latest interval then finds nothing, instead of failing on a missing bucket and holding the DAG's
     one active run through its retries. Its default dataset's batch scoring labels that bucket's unlabelled/ prefix;
@@ -47,11 +47,3 @@ def postgres_stack(tmp_path_factory, s3_endpoint):
             stack.wait_for_dag(DAG_ID)
             stack.wait_for_dag(f"{DAG_ID}__{SECOND}")
             yield stack
-
-
-@pytest.fixture(scope="module")
-def airflow_stack(tmp_path_factory, s3_endpoint):
-    """One stack with the DAG's defaults and the laptop's SQLite metadata, shared by a module's tests."""
-    with new_stack(tmp_path_factory.mktemp("stack")) as stack:
-        stack.wait_for_dag(DAG_ID)
-        yield stack

@@ -1,20 +1,24 @@
 """The pipeline DAGs on a production-shaped Airflow (api-server, scheduler, dag-processor, LocalExecutor, metadata in a
 real PostgreSQL server), with two datasets: their first runs, triggered through the REST API at once, each promote a
-champion trained on their own images only, and each champion starts its own dataset's batch scoring; then
-`airflow backfill create` runs each data interval of the default dataset on its own images once, keeps its champion,
+champion trained on their own images only (the default one's after its ingest timed out mid-run and was retried),
+and each champion starts its own dataset's batch scoring; a trigger the form refuses creates no run; then `airflow
+backfill create` runs each data interval of the default dataset on its own images once, keeps its champion,
 reprocessing an interval doubles nothing, and the other dataset is left as it was. One stack serves all of it: the
 backfill starts from the champions the triggered runs promoted."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import signal
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import psutil
 import pytest
 
 from imagepipe import sample_data
@@ -45,6 +49,8 @@ class TriggeredRuns:
     stack: AirflowStack
     run_id: str
     uploaded: int
+    uploaded_sha256: list[str]
+    left_running_after_timeout: list[list[str]]  # command lines of the timed-out ingest's processes still alive
     second_run_id: str
     second_uploaded: int
     scoring_runs: dict[str, str]  # scoring DAG id -> its one run
@@ -52,11 +58,13 @@ class TriggeredRuns:
 
 @pytest.fixture(scope="module")
 def first_champion(postgres_stack) -> TriggeredRuns:
-    """Both datasets' first runs, triggered through the REST API together (the default one's with a conf), waited
-    for until they succeeded, and the one batch-scoring run each new champion started."""
+    """Both datasets' first runs, triggered through the REST API together (the default one's with a conf, its ingest
+    timed out once mid-run), waited for until they succeeded, and the one batch-scoring run each new champion
+    started."""
     stack, client = postgres_stack, s3_client()
     bucket = f"trigger-{uuid.uuid4().hex[:8]}"
-    uploaded = sample_data.upload(client, bucket, "images", sample_data.generate(per_class=8, seed=1))
+    images = list(sample_data.generate(per_class=8, seed=1))
+    uploaded = sample_data.upload(client, bucket, "images", iter(images))
     second_uploaded = sample_data.upload(client, SECOND_BUCKET, "images",
                                          sample_data.generate(per_class=16, seed=2, classes=SECOND_CLASSES))
     # What each dataset's batch scoring labels.
@@ -68,10 +76,23 @@ def first_champion(postgres_stack) -> TriggeredRuns:
 
     run_id = stack.trigger(DAG_ID, {**SMALL_RUN, "source_uri": f"s3://{bucket}/images/"})
     second_run_id = stack.trigger(SECOND_DAG, SMALL_RUN)
+    left_running = time_out_spark_task("ingest_images.py", run_id)
     stack.wait_for_success(DAG_ID, [run_id])
     stack.wait_for_success(SECOND_DAG, [second_run_id])
     scoring_runs = {dag_id: wait_for_one_run(stack, dag_id) for dag_id in SCORING_DAGS}
-    return TriggeredRuns(stack, run_id, uploaded, second_run_id, second_uploaded, scoring_runs)
+    return TriggeredRuns(stack, run_id, uploaded, [hashlib.sha256(image.content).hexdigest() for image in images],
+                         left_running, second_run_id, second_uploaded, scoring_runs)
+
+
+def time_out_spark_task(script: str, run_id: str) -> list[list[str]]:
+    """Time out the run's Spark task running `script` while its application runs; the command lines of the
+    application's processes still alive a minute later. The task's execution_timeout is a SIGALRM timer in the task
+    process: firing it now is the timeout, early."""
+    spark_submit = running_spark_job(script, run_id)
+    application = [spark_submit, *spark_submit.children(recursive=True)]
+    spark_submit.parent().send_signal(signal.SIGALRM)
+    _, alive = psutil.wait_procs(application, timeout=60)
+    return [process.cmdline() for process in alive]
 
 
 def wait_for_one_run(stack: AirflowStack, dag_id: str, timeout: float = 600) -> str:
@@ -161,11 +182,33 @@ def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessi
     assert {dag_id: len(stack.runs(dag_id)) for dag_id in SCORING_DAGS} == dict.fromkeys(SCORING_DAGS, 1)
 
 
-def test_a_run_triggered_through_the_rest_api_with_conf_promotes_the_first_champion(first_champion):
+def test_a_triggered_runs_spark_task_that_times_out_stops_its_application_and_its_retry_ingests_each_image_once(
+        first_champion):
     stack, run_id = first_champion.stack, first_champion.run_id
 
-    assert run_document(stack, run_id, "ingest")["ingested"] == first_champion.uploaded
-    assert champion(stack) == 1
+    assert first_champion.left_running_after_timeout == []
+    assert stack.task_instances(DAG_ID, run_id)["ingest"]["try_number"] == 2
+    report = run_document(stack, run_id, "ingest")
+    assert (report["ingested"], report["duplicates"], report["rejected"]) == (first_champion.uploaded, 0, {})
+    uploaded = set(first_champion.uploaded_sha256)
+    assert sorted(row["sha256"] for row in lake_images(stack) if row["sha256"] in uploaded) == sorted(uploaded)
+    # The triggered run, with its conf, went on to the end: its candidate is the first champion.
+    assert champion(stack) == run_document(stack, run_id, "candidate")["version"] == 1
+
+
+@pytest.mark.parametrize("conf, named", [
+    ({"backbone": "nope"}, "nope"),
+    ({"image_size": 8}, "minimum of 32"),
+])
+def test_a_trigger_with_invalid_conf_is_refused_with_a_message_and_creates_no_run(postgres_stack, conf, named):
+    runs_before = postgres_stack.runs(DAG_ID)
+
+    status, answer = postgres_stack.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None,
+                                                                                    "conf": conf})
+
+    assert status == 400, answer
+    assert named in str(answer["detail"])
+    assert postgres_stack.runs(DAG_ID) == runs_before
 
 
 def test_two_datasets_run_side_by_side_each_trained_on_its_own_images_and_scored_by_its_own_champion(first_champion):
@@ -218,3 +261,35 @@ def wait_for_backfill(stack, timeout: float = 1800) -> list[str]:
     run_ids = [run["dag_run_id"] for run in stack.runs(DAG_ID) if run["run_type"] == "backfill"]
     stack.wait_for_success(DAG_ID, run_ids)
     return sorted(run_ids)
+
+
+def running_spark_job(script: str, run_id: str, timeout: float = 300) -> psutil.Process:
+    """spark-submit's JVM (client mode: the application's driver) for the run's `script`, once the job's Python driver
+    runs under it; the JVM's parent is the task. Not another run's (unpausing also starts a scheduled one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in psutil.process_iter(["name", "cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if (process.info["name"] != "java" or "org.apache.spark.deploy.SparkSubmit" not in cmdline
+                    or run_id not in cmdline):
+                continue
+            if any(part.endswith(script) for part in children_cmdlines(process)):
+                return process
+        time.sleep(0.2)
+    raise AssertionError(f"no Spark application ran {script} within {timeout:.0f} s")
+
+
+def children_cmdlines(process: psutil.Process) -> list[str]:
+    """Every word of the command lines of the process's children, skipping the ones that are gone or zombies (the
+    JVM leaves a finished shell unreaped)."""
+    words = []
+    try:
+        children = process.children()
+    except psutil.NoSuchProcess:
+        return words
+    for child in children:
+        try:
+            words.extend(child.cmdline())
+        except psutil.NoSuchProcess:  # ZombieProcess included
+            pass
+    return words
