@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from imagepipe import sample_data
+from imagepipe.spark import local_driver_conf
 
 PROJECT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -114,6 +115,13 @@ def _submit_env(executor_python: str) -> dict[str, str]:
     return env
 
 
+def short_jvms() -> dict[str, str]:
+    """The conf a user of a cluster would set for JVMs that live a minute each, as this test's do: the options local
+    jobs' drivers get (no optimising JIT, serial GC, Spark's class archive), for drivers and executors alike."""
+    options = local_driver_conf()["spark.driver.extraJavaOptions"]
+    return {"spark.driver.extraJavaOptions": options, "spark.executor.extraJavaOptions": options}
+
+
 def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, executor_python, s3_bucket, tmp_path):
     from imagepipe.object_store import s3_client
 
@@ -131,7 +139,7 @@ def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, exec
         "IMAGEPIPE_DATA_DIR": str(tmp_path / "data"),
         "IMAGEPIPE_LAKE_ROOT": str(lake),
         "IMAGEPIPE_MODEL_CACHE": str(tmp_path / "model_cache"),
-        "IMAGEPIPE_SPARK_CONF": json.dumps({"spark.ui.enabled": "false"}),
+        "IMAGEPIPE_SPARK_CONF": json.dumps({"spark.ui.enabled": "false", **short_jvms()}),
     })
     airflow = str(VENV_BIN / "airflow")
     subprocess.run([airflow, "db", "migrate"], env=env, capture_output=True, check=True, timeout=600)
