@@ -248,8 +248,10 @@ def build_pipeline(spec: ModelSpec, indexer_model, feature_dimension: int):
         classifier = MultilayerPerceptronClassifier(seed=spec.seed, **columns)
     else:
         classifier = LinearSVC(**columns, **weights)
-    if spec.classifier == "linear_svc" and len(labels) > 2:
-        # LinearSVC is binary: one binary model per class, the grid applied to the inner classifier.
+    if spec.classifier == "linear_svc":
+        # LinearSVC is binary, and the label index holds one value more than the labels (the indexer keeps one for
+        # labels training never saw), so even two labels are three classes to it: one binary model per index, the
+        # grid applied to the inner classifier.
         inner = classifier
         classifier = OneVsRest(classifier=inner, **columns, **weights)
         param_maps = [{classifier.classifier: inner.copy(mllib_params(inner, point))} for point in spec.grid]

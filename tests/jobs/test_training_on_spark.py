@@ -63,6 +63,18 @@ def test_each_classifier_learns_separable_classes_and_returns_label_strings(clus
 
 
 @pytest.mark.slow
+def test_a_linear_svc_learns_two_classes(spark):
+    two = LABELS[:2]
+    train = _frame(spark, [row for row in _rows(40, seed=1) if row[1] in two])
+    test = _frame(spark, [row for row in _rows(15, seed=2) if row[1] in two])
+
+    model, _, _ = fit_classifier(train, model_spec("linear_svc", {"max_iter": 50}, [], "none", 3), DIMENSION)
+
+    scored = score(model, test)
+    assert classification_metrics(scored, list(model.stages[0].labels))["accuracy"] >= 0.95
+    assert {row["predicted_label"] for row in scored.select("predicted_label").collect()} == set(two)
+
+
 def test_model_selection_cross_validates_the_grid_and_keeps_the_best_point(clusters):
     train, _ = clusters
     # A huge L2 penalty flattens every class score: it cannot win against a small one.
