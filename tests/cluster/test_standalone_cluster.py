@@ -155,17 +155,16 @@ def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, exec
     champion = json.loads((lake / "registry" / "image_classifier" / "champion.json").read_text())
     assert champion["version"] == 1
     # Every Spark job ran as an application of the cluster (not locally on the driver), with the executors the run
-    # asked for; promotion, a pointer write, took none of the cluster's resources.
+    # asked for, and its executors, whose Python has no imagepipe (executor_python), ran it from the --py-files
+    # archive the task built, which the worker fetched into their working folders. Promotion, a pointer write, took
+    # none of the cluster's resources.
     apps = {app["name"]: app for app in cluster.state()["completedapps"]}
+    [archive] = (tmp_path / "data" / "py_files").glob("imagepipe-*.zip")
     for job in ("ingest_images", "finetune_backbone", "extract_features", "train_classifier", "evaluate_model"):
         assert job in apps, f"the cluster ran {sorted(apps)}"
         assert (apps[job]["memoryperexecutor"], apps[job]["cores"]) == (1024, 2), job
-    assert "promote_model" not in apps
-    # The executors' Python has no imagepipe (executor_python): each job's executors ran it from the --py-files
-    # archive the task built, which the worker fetched into their working folders.
-    [archive] = (tmp_path / "data" / "py_files").glob("imagepipe-*.zip")
-    for job in ("ingest_images", "finetune_backbone", "extract_features", "train_classifier", "evaluate_model"):
         assert list((cluster.work_dir / apps[job]["id"]).glob(f"*/{archive.name}")), job
+    assert "promote_model" not in apps
     assert "Started distributed training with 2 executor processes" in run.stdout + run.stderr
     [record] = [json.loads(path.read_text()) for path in (lake / "runs").glob("*/finetune.json")]
     metadata = json.loads((lake / "registry" / "image_classifier" / "versions" / "1" / "metadata.json").read_text())
