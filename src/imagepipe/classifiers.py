@@ -248,14 +248,13 @@ def build_pipeline(spec: ModelSpec, indexer_model, feature_dimension: int):
         classifier = MultilayerPerceptronClassifier(seed=spec.seed, **columns)
     else:
         classifier = LinearSVC(**columns, **weights)
+    tuned = classifier  # the estimator the grid's values are params of
     if spec.classifier == "linear_svc":
         # LinearSVC is binary, and the label index holds one value more than the labels (the indexer keeps one for
-        # labels training never saw), so even two labels are three classes to it: one binary model per index, the
-        # grid applied to the inner classifier.
-        inner = classifier
-        classifier = OneVsRest(classifier=inner, **columns, **weights)
-        param_maps = [{classifier.classifier: inner.copy(mllib_params(inner, point))} for point in spec.grid]
-    else:
-        param_maps = [mllib_params(classifier, point) for point in spec.grid]
+        # labels training never saw), so even two labels are three classes to it: one binary model per label. The
+        # grid's values are the inner classifier's params: one-vs-rest hands a param map on to its classifier when
+        # copied, and would replace a classifier set through the map by a copy of its own.
+        classifier = OneVsRest(classifier=tuned, **columns, **weights)
+    param_maps = [mllib_params(tuned, point) for point in spec.grid]
     to_label = IndexToString(inputCol="prediction", outputCol=PREDICTED_LABEL, labels=labels)
     return Pipeline(stages=[indexer_model, *feature_stages, classifier, to_label]), param_maps

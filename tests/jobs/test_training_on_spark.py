@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from imagepipe.classifiers import model_spec
+from imagepipe.classifiers import HYPERPARAMETERS, model_spec
 from imagepipe.evaluation import classification_metrics, score
 from imagepipe.training import balanced_weights, fit_classifier, with_class_weights, with_split
 
@@ -60,6 +60,12 @@ def test_each_classifier_learns_separable_classes_and_returns_label_strings(clus
     assert {row["predicted_label"] for row in scored.select("predicted_label").collect()} == set(LABELS)
     assert selection == [] and chosen == spec.grid[0]
     assert (metrics["log_loss"] is None) == (classifier == "linear_svc")
+    # The model was fitted with the hyperparameters the run records (one-vs-rest: each of its binary models).
+    # (An MLP's layers add the input and output widths to its hidden_layers.)
+    asked = {name: value for name, value in chosen.items() if name != "hidden_layers"}
+    fitted = model.stages[-2]
+    for estimator in getattr(fitted, "models", [fitted]):
+        assert {name: estimator.getOrDefault(HYPERPARAMETERS[name].mllib_name) for name in asked} == asked
 
 
 @pytest.mark.slow
