@@ -12,7 +12,7 @@ from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
 from imagepipe.registry import Registry
-from pipeline_runs import run_pipeline
+from pipeline_runs import TRAIN, run_pipeline
 from spark_jobs import evaluate_model, promote_model, train_classifier
 
 # Trains and evaluates whole runs: make test only.
@@ -46,7 +46,7 @@ def retrain(lake_root: str, run_id: str, *evaluate_args: str) -> int:
     for name in ("window", "features"):
         lake.write_run(run_id, name, lake.read_run("manual__four", name))
     common = ["--run-id", run_id, "--lake-root", lake_root]
-    train_classifier.main(common)
+    train_classifier.main([*common, *TRAIN])
     evaluate_model.main([*common, *EVALUATE, *evaluate_args])
     return lake.read_run(run_id, "candidate")["version"]
 

@@ -17,7 +17,7 @@ from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
 from imagepipe.registry import Registry
 from imagepipe.windows import Window
-from pipeline_runs import FAR_FUTURE, FEATURES, run_pipeline
+from pipeline_runs import FAR_FUTURE, FEATURES, TRAIN, run_pipeline
 from spark_jobs import evaluate_model, extract_features, ingest_images, promote_model, train_classifier
 
 # Each scenario ingests, featurises, trains and evaluates whole runs: make test only.
@@ -61,7 +61,7 @@ def test_pipeline_trains_a_model_that_passes_its_gate_and_becomes_champion(spark
     assert metadata["labels"] == sorted(sample_data.CLASSES)
     assert metadata["fingerprint"] == features["fingerprint"]
     assert metadata["model"]["classifier"] == "logistic_regression"
-    assert metadata["hyperparameters"] == {"reg_param": 0.01, "elastic_net_param": 0.0, "max_iter": 100}
+    assert metadata["hyperparameters"] == {"reg_param": 0.01, "elastic_net_param": 0.0, "max_iter": 20}
     assert sum(metadata["rows"]["train"].values()) + sum(metadata["rows"]["test"].values()) <= 120
     assert [entry["ingest_run"] for entry in metadata["data_windows"]] == ["manual__first"]
     assert metadata["spark_application_id"]
@@ -119,7 +119,7 @@ def test_the_report_shows_the_test_images_the_model_got_wrong_from_thumbnails_in
     ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE,
                         "--label-manifest", str(manifest)])
     extract_features.main([*common, *FEATURES])
-    train_classifier.main(common)
+    train_classifier.main([*common, *TRAIN])
     evaluate_model.main([*common, "--min-test-images", "1"])
 
     lake = Lake(lake_root)
@@ -158,12 +158,12 @@ def test_training_refuses_a_single_class_naming_it(spark, s3_bucket, lake_root):
     ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
     extract_features.main([*common, *FEATURES])
     with pytest.raises(InputError, match="at least two classes.*forest="):
-        train_classifier.main(common)
+        train_classifier.main([*common, *TRAIN])
     assert Registry(Lake(lake_root).registry, "image_classifier").versions() == []
 
 
 def test_a_retried_training_reuses_its_version(spark, trained_lake):
-    train_classifier.main(["--run-id", "manual__first", "--lake-root", trained_lake])
+    train_classifier.main(["--run-id", "manual__first", "--lake-root", trained_lake, *TRAIN])
     assert Registry(Lake(trained_lake).registry, "image_classifier").versions() == [1]
 
 
@@ -193,7 +193,7 @@ def test_a_champion_from_another_feature_space_is_judged_on_the_same_test_images
     common = ["--run-id", "manual__b", "--lake-root", lake_root]
     ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
     extract_features.main([*common, *FEATURES[:-4], "--image-size", "64", "--batch-size", "16"])
-    train_classifier.main(common)
+    train_classifier.main([*common, *TRAIN])
     evaluate_model.main([*common, "--min-test-images", "5"])
 
     registry = Registry(Lake(lake_root).registry, "image_classifier")
@@ -211,7 +211,7 @@ def test_grid_search_and_feature_transforms_reach_the_model_metadata(spark, trai
         lake.write_run("manual__grid", name, lake.read_run("manual__first", name))
     train_classifier.main(["--run-id", "manual__grid", "--lake-root", trained_lake,
                            "--classifier", "logistic_regression",
-                           "--hyperparameters", '{"reg_param": [10.0, 0.01], "max_iter": 30}',
+                           "--hyperparameters", '{"reg_param": [10.0, 0.01], "max_iter": 10}',
                            "--feature-transforms", "pca:16", "--selection-folds", "2"])
     registry = Registry(lake.registry, "image_classifier")
     metadata = registry.metadata(registry.version_for_run("manual__grid"))

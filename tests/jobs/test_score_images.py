@@ -11,11 +11,11 @@ from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
 from imagepipe.registry import Registry
+from pipeline_runs import FAR_FUTURE, TRAIN
 from spark_jobs import evaluate_model, extract_features, ingest_images, promote_model, score_images, train_classifier
 
 # The champion these tests score with is trained by the pipeline's jobs first: make test only.
 pytestmark = pytest.mark.slow
-FAR_FUTURE = "2100-01-01T00:00:00+00:00"
 FEATURES = ["--backbone", "resnet18", "--weights", "random:0", "--image-size", "64", "--batch-size", "16"]
 CLASSES = ("beach", "night_sky")
 
@@ -31,7 +31,7 @@ def champion_lake(spark, s3_endpoint, tmp_path_factory) -> str:
     common = ["--run-id", "manual__train", "--lake-root", lake_root]
     ingest_images.main([*common, "--source-uri", f"s3://{bucket}/set/", "--window-end", FAR_FUTURE])
     extract_features.main([*common, *FEATURES])
-    train_classifier.main(common)
+    train_classifier.main([*common, *TRAIN])
     evaluate_model.main([*common, "--min-test-images", "1"])
     promote_model.main(common)
     return lake_root

@@ -84,7 +84,7 @@ def test_a_linear_svc_learns_two_classes(spark):
 def test_model_selection_cross_validates_the_grid_and_keeps_the_best_point(clusters):
     train, _ = clusters
     # A huge L2 penalty flattens every class score: it cannot win against a small one.
-    spec = model_spec("logistic_regression", {"reg_param": [50.0, 0.001], "max_iter": 50}, [], "none", 3)
+    spec = model_spec("logistic_regression", {"reg_param": [50.0, 0.001], "max_iter": 15}, [], "none", 3)
     model, chosen, selection = fit_classifier(train, spec, DIMENSION)
 
     assert chosen["reg_param"] == 0.001
