@@ -41,7 +41,7 @@ def clusters(spark):
     ("classifier", "hyperparameters", "transforms"),
     [
         ("logistic_regression", {}, []),
-        ("linear_svc", {"max_iter": 50}, []),  # three classes: one-vs-rest
+        ("linear_svc", {"max_iter": 10}, []),  # three classes: one-vs-rest
         ("random_forest", {"num_trees": 10, "max_depth": 4}, []),
         ("mlp", {"hidden_layers": [8], "max_iter": 100}, []),
         ("logistic_regression", {}, ["standard_scaler", "pca:2", "normalizer"]),
@@ -74,7 +74,7 @@ def test_a_linear_svc_learns_two_classes(spark):
     train = _frame(spark, [row for row in _rows(40, seed=1) if row[1] in two])
     test = _frame(spark, [row for row in _rows(15, seed=2) if row[1] in two])
 
-    model, _, _ = fit_classifier(train, model_spec("linear_svc", {"max_iter": 50}, [], "none", 3), DIMENSION)
+    model, _, _ = fit_classifier(train, model_spec("linear_svc", {"max_iter": 10}, [], "none", 3), DIMENSION)
 
     scored = score(model, test)
     assert classification_metrics(scored, list(model.stages[0].labels))["accuracy"] >= 0.95
