@@ -19,10 +19,11 @@ def s3_env() -> dict[str, str]:
 
 
 def new_stack(root, sql_alchemy_conn: str, datasets: str) -> AirflowStack:
-    """A stack whose default source is a new, empty bucket: the scheduled run that unpausing
-    creates for the latest interval then finds nothing, instead of failing on a missing bucket and holding the DAG's
-    one active run through its retries. Its default dataset's batch scoring labels that bucket's unlabelled/ prefix;
-    `datasets` is its datasets file."""
+    """A stack whose default dataset runs only when triggered until a test gives it a schedule: unpausing then
+    starts no scheduled run that the triggered ones would queue behind (a DAG runs one run at a time). Its default
+    source is a new, empty bucket, so the scheduled runs a later schedule starts find nothing instead of failing on a
+    missing bucket and holding the DAG's one active run through their retries. Its default dataset's batch scoring
+    labels that bucket's unlabelled/ prefix; `datasets` is its datasets file."""
     from imagepipe.object_store import s3_client
 
     bucket = f"source-{uuid.uuid4().hex[:8]}"
@@ -30,6 +31,7 @@ def new_stack(root, sql_alchemy_conn: str, datasets: str) -> AirflowStack:
     (root / "datasets.toml").write_text(datasets)
     return AirflowStack(root, s3_env(), sql_alchemy_conn, extra_env={
         "IMAGEPIPE_SOURCE_URI": f"s3://{bucket}/images/", "IMAGEPIPE_SCORING_URI": f"s3://{bucket}/unlabelled/",
+        "IMAGEPIPE_SCHEDULE": "none",
         "IMAGEPIPE_DATASETS_FILE": str(root / "datasets.toml")})
 
 

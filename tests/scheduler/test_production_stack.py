@@ -117,8 +117,7 @@ def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessi
     stack = first_champion.stack
     assert champion(stack) == 1
     second_images, second_runs = lake_images(stack, SECOND), stack.runs(SECOND_DAG)
-    # Nothing may run while the schedule changes: the runs unpausing started (the triggered one and the scheduled one
-    # on the empty default source) finish, then the DAG is paused until its backfill exists.
+    # Nothing may run while the schedule changes: the DAG's runs finish, then it is paused until its backfill exists.
     stack.wait_for_runs(DAG_ID, [run["dag_run_id"] for run in stack.runs(DAG_ID)])
     stack.pause(DAG_ID)
 
@@ -265,7 +264,7 @@ def wait_for_backfill(stack, timeout: float = 1800) -> list[str]:
 
 def running_spark_job(script: str, run_id: str, timeout: float = 300) -> psutil.Process:
     """spark-submit's JVM (client mode: the application's driver) for the run's `script`, once the job's Python driver
-    runs under it; the JVM's parent is the task. Not another run's (unpausing also starts a scheduled one)."""
+    runs under it; the JVM's parent is the task. Not another run's."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for process in psutil.process_iter(["name", "cmdline"]):
