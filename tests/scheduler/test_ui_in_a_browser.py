@@ -1,14 +1,18 @@
-"""imagepipe's pages in a real browser (Debian's chromium, driven through chromium-driver), inside the Airflow UI of a
-running Airflow: log in, open Models from the navigation bar, a version's report with its pictures and gallery of
-test images loaded, a run's Model run tab, a rollback posted from the Models page that the rollback DAG carries out
-and the history then shows, and the pipeline's own trigger form refusing what its job refuses. Screenshots of each
-page are written to build/test-artifacts/ui/ (IMAGEPIPE_TEST_ARTIFACTS elsewhere)."""
+"""imagepipe's pages inside the Airflow UI of a running Airflow: every page refused to anonymous requests and served
+to logged-in users; then in a real browser (Debian's chromium, driven through chromium-driver): log in, open Models
+from the navigation bar, a version's report with its pictures and gallery of test images loaded, a run's Model run
+tab, a rollback a viewer may not post and an admin posts from the Models page, which the rollback DAG carries out as
+that user and the history then shows, and the pipeline's own trigger form refusing what its job refuses. One stack
+serves it all. Screenshots of each page are written to build/test-artifacts/ui/ (IMAGEPIPE_TEST_ARTIFACTS
+elsewhere). (The pages' content, in detail: tests/ui.)"""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,6 +24,7 @@ from .airflow_stack import PROJECT, AirflowStack
 pytestmark = pytest.mark.scheduler
 
 ROLLBACK_DAG = "image_classifier_rollback"
+ROLLBACK_FORM = f"/imagepipe/dags/{ROLLBACK_DAG}/runs"
 PIPELINE_DAG = "image_classifier_pipeline"
 ARTIFACTS = Path(os.environ.get("IMAGEPIPE_TEST_ARTIFACTS", PROJECT / "build" / "test-artifacts")) / "ui"
 WAIT = 120  # seconds: the Airflow UI's first load compiles nothing, but two cores share it with the whole stack
@@ -29,7 +34,8 @@ WAIT = 120  # seconds: the Airflow UI's first load compiles nothing, but two cor
 def stack(tmp_path_factory):
     s3_env = {name: os.environ[name] for name in
               ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
-    with AirflowStack(tmp_path_factory.mktemp("browser"), s3_env) as stack:
+    users = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer"}
+    with AirflowStack(tmp_path_factory.mktemp("ui"), s3_env, extra_env=users) as stack:
         stack.wait_for_dag(ROLLBACK_DAG)
         stack.wait_for_dag(PIPELINE_DAG)
         yield stack
@@ -42,6 +48,42 @@ def records(stack):
     stack.request("POST", f"/api/v2/dags/{PIPELINE_DAG}/dagRuns",
                   {"logical_date": None, "dag_run_id": records.run(2), "conf": {}})
     return records
+
+
+def token(stack, username: str) -> str:
+    passwords = json.loads((stack.home / "simple_auth_manager_passwords.json.generated").read_text())
+    return stack.request("POST", "/auth/token", {"username": username, "password": passwords[username]},
+                         auth=False)["access_token"]
+
+
+def fetch(stack, method: str, path: str, session: str | None = None, form: dict | None = None) -> tuple[int, str]:
+    """Status and text of a page, as a browser asks for it: with the session cookie when logged in, and a form post
+    naming the page's own origin."""
+    headers = {"Origin": stack.url}
+    if session is not None:
+        headers["Cookie"] = f"_token={session}"
+    data = None
+    if form is not None:
+        data = "&".join(f"{name}={quote(value)}" for name, value in form.items()).encode()
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+    request = urllib.request.Request(stack.url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+def test_every_page_is_refused_to_anonymous_requests_and_served_to_a_logged_in_user(stack, records):
+    version = "/imagepipe/models/image_classifier/versions/1"
+    pages = ["/imagepipe/", "/imagepipe/models", version, f"{version}/files/report.html",
+             f"{version}/files/confusion_matrix.png",
+             f"/imagepipe/runs/{PIPELINE_DAG}/{quote(records.run(2), safe='')}"]
+    viewer = token(stack, "viewer")
+    for path in pages:
+        assert fetch(stack, "GET", path)[0] == 401, path
+        assert fetch(stack, "GET", path, session=viewer)[0] == 200, path
+    assert fetch(stack, "POST", ROLLBACK_FORM, form={"reason": "anonymous rollback"})[0] == 401
 
 
 @pytest.fixture(scope="module")
@@ -151,9 +193,15 @@ def test_a_runs_model_run_tab_shows_its_outcome(browser, stack, records):
     screenshot(browser, "run")
 
 
-def test_a_rollback_posted_from_the_models_page_shows_up_in_the_history(browser, stack, records):
+def test_a_viewer_cannot_roll_back_and_an_admins_rollback_from_the_models_page_runs_as_its_user_into_the_history(
+        browser, stack, records):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
+
+    assert records.registry.champion_version() == 1
+    status, _ = fetch(stack, "POST", ROLLBACK_FORM, session=token(stack, "viewer"), form={"reason": "a viewer tries"})
+    assert status == 403
+    assert stack.runs(ROLLBACK_DAG) == []
 
     stack.unpause(ROLLBACK_DAG)
     browser.switch_to.default_content()
@@ -172,6 +220,9 @@ def test_a_rollback_posted_from_the_models_page_shows_up_in_the_history(browser,
 
     assert "by admin: version 1 misses the night images" in text(browser)
     screenshot(browser, "models-after-rollback")
+    entry = records.registry.champion()
+    assert (entry["version"], entry["kind"], entry["user"], entry["reason"]) == (
+        3, "rollback", "admin", "version 1 misses the night images")
 
 
 def test_the_pipelines_trigger_form_refuses_a_source_the_ingest_job_refuses_with_the_jobs_message(browser, stack):
