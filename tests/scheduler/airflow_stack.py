@@ -128,9 +128,12 @@ class AirflowStack(Service):
     def lake(self) -> Path:
         return self.data_dir / "lake"
 
-    def start(self, timeout: float = 240) -> None:
+    def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         self.airflow("db", "migrate")
+        self._start_components()
+
+    def _start_components(self, timeout: float = 240) -> None:
         for component in COMPONENTS:
             with open(self.home / f"{component}.log", "ab") as log:
                 self.processes[component] = subprocess.Popen(
@@ -140,11 +143,11 @@ class AirflowStack(Service):
 
     def restart(self, **extra_env: str) -> None:
         """Stop every component and start them again with these settings added, as a user does after changing
-        the environment; the metadata database and the lake stay."""
+        the environment; the metadata database (already migrated) and the lake stay."""
         self.stop()
         self.env.update(extra_env)
         self._token = None
-        self.start()
+        self._start_components()
 
     def stop(self) -> None:
         for process in reversed(list(self.processes.values())):
