@@ -49,6 +49,12 @@ scoring_uri = "s3://{SECOND_BUCKET}/unlabelled/"
 """
 
 
+def s3_env() -> dict[str, str]:
+    """The test session's S3 endpoint and credentials, for a stack's processes."""
+    return {name: os.environ[name] for name in
+            ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -195,13 +201,20 @@ class AirflowStack(Service):
 
     # REST API v2
 
+    def password(self, username: str) -> str:
+        """The password Airflow generated for one of the stack's users."""
+        return json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())[username]
+
+    def token_for(self, username: str) -> str:
+        answer = self.request("POST", "/auth/token", {"username": username, "password": self.password(username)},
+                              auth=False)
+        return answer["access_token"]
+
     @property
     def token(self) -> str:
+        """The admin's token, which the REST API calls use."""
         if self._token is None:
-            passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
-            answer = self.request("POST", "/auth/token", {"username": "admin", "password": passwords["admin"]},
-                                  auth=False)
-            self._token = answer["access_token"]
+            self._token = self.token_for("admin")
         return self._token
 
     def request(self, method: str, path: str, body: dict | None = None, auth: bool = True) -> dict:

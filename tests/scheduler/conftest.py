@@ -4,18 +4,12 @@ Each test module shares one stack between its scenarios, and the modules run sid
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
 
-from .airflow_stack import DAG_ID, SECOND, SECOND_BUCKET, SECOND_DATASET, AirflowStack
+from .airflow_stack import DAG_ID, SECOND, SECOND_BUCKET, SECOND_DATASET, AirflowStack, s3_env
 from .postgres_server import PostgresServer
-
-
-def s3_env() -> dict[str, str]:
-    return {name: os.environ[name] for name in
-            ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
 
 
 def new_stack(root, sql_alchemy_conn: str, datasets: str) -> AirflowStack:

@@ -8,7 +8,6 @@ elsewhere). (The pages' content, in detail: tests/ui.)"""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import urllib.error
@@ -19,7 +18,7 @@ from urllib.parse import quote
 import pytest
 from ui.model_records import build
 
-from .airflow_stack import PROJECT, AirflowStack
+from .airflow_stack import PROJECT, AirflowStack, s3_env
 
 pytestmark = pytest.mark.scheduler
 
@@ -32,10 +31,8 @@ WAIT = 120  # seconds: the Airflow UI's first load compiles nothing, but two cor
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    s3_env = {name: os.environ[name] for name in
-              ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")}
     users = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer"}
-    with AirflowStack(tmp_path_factory.mktemp("ui"), s3_env, extra_env=users) as stack:
+    with AirflowStack(tmp_path_factory.mktemp("ui"), s3_env(), extra_env=users) as stack:
         stack.wait_for_dag(ROLLBACK_DAG)
         stack.wait_for_dag(PIPELINE_DAG)
         yield stack
@@ -48,12 +45,6 @@ def records(stack):
     stack.request("POST", f"/api/v2/dags/{PIPELINE_DAG}/dagRuns",
                   {"logical_date": None, "dag_run_id": records.run(2), "conf": {}})
     return records
-
-
-def token(stack, username: str) -> str:
-    passwords = json.loads((stack.home / "simple_auth_manager_passwords.json.generated").read_text())
-    return stack.request("POST", "/auth/token", {"username": username, "password": passwords[username]},
-                         auth=False)["access_token"]
 
 
 def fetch(stack, method: str, path: str, session: str | None = None, form: dict | None = None) -> tuple[int, str]:
@@ -79,7 +70,7 @@ def test_every_page_is_refused_to_anonymous_requests_and_served_to_a_logged_in_u
     pages = ["/imagepipe/", "/imagepipe/models", version, f"{version}/files/report.html",
              f"{version}/files/confusion_matrix.png",
              f"/imagepipe/runs/{PIPELINE_DAG}/{quote(records.run(2), safe='')}"]
-    viewer = token(stack, "viewer")
+    viewer = stack.token_for("viewer")
     for path in pages:
         assert fetch(stack, "GET", path)[0] == 401, path
         assert fetch(stack, "GET", path, session=viewer)[0] == 200, path
@@ -104,11 +95,10 @@ def browser(stack):
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     driver.implicitly_wait(0)
     try:
-        passwords = json.loads((stack.home / "simple_auth_manager_passwords.json.generated").read_text())
         driver.get(f"{stack.url}/")
         wait(driver).until(lambda d: d.find_elements(By.NAME, "username"))
         driver.find_element(By.NAME, "username").send_keys("admin")
-        driver.find_element(By.NAME, "password").send_keys(passwords["admin"])
+        driver.find_element(By.NAME, "password").send_keys(stack.password("admin"))
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait(driver).until(lambda d: d.find_elements(By.LINK_TEXT, "Models"))
         yield driver
@@ -199,7 +189,8 @@ def test_a_viewer_cannot_roll_back_and_an_admins_rollback_from_the_models_page_r
     from selenium.webdriver.support.ui import Select
 
     assert records.registry.champion_version() == 1
-    status, _ = fetch(stack, "POST", ROLLBACK_FORM, session=token(stack, "viewer"), form={"reason": "a viewer tries"})
+    status, _ = fetch(stack, "POST", ROLLBACK_FORM, session=stack.token_for("viewer"),
+                      form={"reason": "a viewer tries"})
     assert status == 403
     assert stack.runs(ROLLBACK_DAG) == []
 
