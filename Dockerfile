@@ -31,3 +31,10 @@ RUN pip install --no-cache-dir -r /tmp/imagepipe/requirements.txt -c /tmp/imagep
 COPY --chown=airflow:0 pyproject.toml README.md /opt/airflow/
 COPY --chown=airflow:0 src /opt/airflow/src
 RUN pip install --no-cache-dir --no-deps -e /opt/airflow
+
+# The jars Spark's jobs load beside pyspark's own (jars.lock: Iceberg's runtime, S3A, the catalog's JDBC drivers),
+# fetched from Maven Central and checked against their sha256 at build, never at run time: one folder on every node,
+# on the drivers' and the executors' class path.
+ENV IMAGEPIPE_JARS_DIR=/opt/imagepipe/jars
+COPY --chown=airflow:0 jars.lock /opt/airflow/
+RUN python -m imagepipe.jars fetch

@@ -1,7 +1,8 @@
 """The jobs on a real Spark standalone cluster: a master and a worker started from the pip wheel on 127.0.0.1, whose
 executors run a Python that has the dependencies but not imagepipe, so the library reaches them only through
 --py-files, as on a cluster whose image does not carry it. The whole DAG runs against it through the spark_default
-connection."""
+connection, in docker-compose.yaml's shape: the lake on object storage (s3a:// on a real S3 endpoint) and its
+Iceberg catalog in a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from scheduler.postgres_server import PostgresServer
 
-from imagepipe import sample_data
+from imagepipe import sample_data, storage
 from imagepipe.spark import local_driver_conf
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -107,6 +109,14 @@ def cluster(tmp_path_factory) -> Cluster:
         _stop(master)
 
 
+@pytest.fixture(scope="module")
+def catalog_server() -> PostgresServer:
+    """A real PostgreSQL server holding the Iceberg catalog's database, as the compose file's does."""
+    with PostgresServer() as server:
+        server.create_database("imagepipe_catalog")
+        yield server
+
+
 def _submit_env(executor_python: str) -> dict[str, str]:
     """spark-submit's environment: the driver on this venv, the executors on the Python without imagepipe."""
     env = {name: value for name, value in os.environ.items() if name != "IMAGEPIPE_SPARK_MASTER"}
@@ -122,12 +132,16 @@ def short_jvms() -> dict[str, str]:
     return {"spark.driver.extraJavaOptions": options, "spark.executor.extraJavaOptions": options}
 
 
-def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, executor_python, s3_bucket, tmp_path):
+def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, executor_python, catalog_server, s3_bucket,
+                                                                   tmp_path):
+    import psycopg2
+
+    from imagepipe.lake import Lake
     from imagepipe.object_store import s3_client
 
     sample_data.upload(s3_client(), s3_bucket, "images",
                        sample_data.generate(per_class=20, seed=5, classes=("beach", "forest")))
-    lake = tmp_path / "lake"
+    lake = f"s3a://{s3_bucket}/lake"
     env = _submit_env(executor_python)
     env.update({
         "AIRFLOW_HOME": str(tmp_path / "airflow"),
@@ -137,7 +151,8 @@ def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, exec
         "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps({"conn_type": "spark", "host": "spark://127.0.0.1",
                                                   "port": cluster.port, "extra": {"deploy-mode": "client"}}),
         "IMAGEPIPE_DATA_DIR": str(tmp_path / "data"),
-        "IMAGEPIPE_LAKE_ROOT": str(lake),
+        "IMAGEPIPE_LAKE_ROOT": lake,
+        "IMAGEPIPE_CATALOG_URI": f"jdbc:postgresql://127.0.0.1:{catalog_server.port}/imagepipe_catalog?user=airflow",
         "IMAGEPIPE_MODEL_CACHE": str(tmp_path / "model_cache"),
         "IMAGEPIPE_SPARK_CONF": json.dumps({"spark.ui.enabled": "false", **short_jvms()}),
     })
@@ -152,7 +167,7 @@ def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, exec
                          capture_output=True, text=True, timeout=1500)
     assert run.returncode == 0, run.stdout[-5000:]
 
-    champion = json.loads((lake / "registry" / "image_classifier" / "champion.json").read_text())
+    champion = storage.read_json(f"{lake}/registry/image_classifier/champion.json")
     assert champion["version"] == 1
     # Every Spark job ran as an application of the cluster (not locally on the driver), with the executors the run
     # asked for, and its executors, whose Python has no imagepipe (executor_python), ran it from the --py-files
@@ -166,7 +181,18 @@ def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, exec
         assert list((cluster.work_dir / apps[job]["id"]).glob(f"*/{archive.name}")), job
     assert "promote_model" not in apps
     assert "Started distributed training with 2 executor processes" in run.stdout + run.stderr
-    [record] = [json.loads(path.read_text()) for path in (lake / "runs").glob("*/finetune.json")]
-    metadata = json.loads((lake / "registry" / "image_classifier" / "versions" / "1" / "metadata.json").read_text())
-    space = json.loads((lake / "features" / metadata["fingerprint"] / "_feature_space.json").read_text())
+    metadata = storage.read_json(f"{lake}/registry/image_classifier/versions/1/metadata.json")
+    [record] = [storage.read_json(Lake(lake).run_document(metadata["run_id"], "finetune"))]
+    space = storage.read_json(Lake(lake).feature_space_document(metadata["fingerprint"]))
     assert space["weights"] == record["weights"] and record["epochs_run"] == 1
+    # The tables' files are objects under the lake's prefix, and the catalog that names them is the PostgreSQL one.
+    keys = {item["Key"] for item in s3_client().list_objects_v2(Bucket=s3_bucket, Prefix="lake/")["Contents"]}
+    for table in ("images", f"features/{metadata['fingerprint']}"):
+        assert any(key.startswith(f"lake/{table}/data/") for key in keys), table
+    with psycopg2.connect(host="127.0.0.1", port=catalog_server.port, user="airflow", dbname="imagepipe_catalog") as db:
+        with db.cursor() as cursor:
+            cursor.execute("SELECT table_namespace, table_name, metadata_location FROM iceberg_tables")
+            catalogued = {(namespace, name): location for namespace, name, location in cursor.fetchall()}
+    features = Lake(lake).features(metadata["fingerprint"]).name
+    assert catalogued[("default", "images")].startswith(f"{lake}/images/metadata/")
+    assert set(metadata["snapshots"]) == {"imagepipe.`default`.`images`", f"imagepipe.`default`.`{features}`"}

@@ -147,25 +147,46 @@ def test_airflow_submits_to_the_compose_spark_master_and_workers_join_it(monkeyp
         assert _command(worker)[-1] == address
 
 
-def test_lake_is_on_s3a_with_hadoop_aws_matching_the_hadoop_inside_pyspark(monkeypatch):
+def test_lake_is_on_s3a_with_hadoop_aws_matching_the_hadoop_inside_pyspark_and_iceberg_matching_spark():
     import pyspark
 
-    from imagepipe import settings
+    from imagepipe import jars
+
+    pinned = {f"{jar.group}:{jar.artifact}": jar.version for jar in jars.pinned()}
+    (hadoop_jar,) = (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar")
+    assert pinned["org.apache.hadoop:hadoop-aws"] == hadoop_jar.stem.removeprefix("hadoop-client-api-")
+    assert "software.amazon.awssdk:bundle" in pinned
+    spark_minor = ".".join(pyspark.__version__.split(".")[:2])
+    assert [name for name in pinned if name.startswith("org.apache.iceberg:iceberg-spark-runtime-")] == [
+        f"org.apache.iceberg:iceberg-spark-runtime-{spark_minor}_2.13"]
 
     env = _environment("airflow-scheduler")
-    monkeypatch.setenv("IMAGEPIPE_SPARK_CONF", env["IMAGEPIPE_SPARK_CONF"])
-    spark_conf = settings.cluster_spark_conf()
-    packages = dict(package.rsplit(":", 1) for package in spark_conf["spark.jars.packages"].split(","))
-    (hadoop_jar,) = (Path(pyspark.__file__).parent / "jars").glob("hadoop-client-api-*.jar")
-    assert packages["org.apache.hadoop:hadoop-aws"] == hadoop_jar.stem.removeprefix("hadoop-client-api-")
-    assert "software.amazon.awssdk:bundle" in packages
-    assert spark_conf["spark.hadoop.fs.s3a.endpoint"] == env["AWS_ENDPOINT_URL"] == "http://minio:9000"
-
     created = {bucket.removeprefix("local/") for bucket in shlex.split(SERVICES["minio-init"]["command"][0])
                if bucket.startswith("local/")}
     assert env["IMAGEPIPE_LAKE_ROOT"].startswith("s3a://")
     for uri in (env["IMAGEPIPE_LAKE_ROOT"], env["IMAGEPIPE_SOURCE_URI"]):
         assert uri.split("/")[2] in created, f"{uri} is on a bucket minio-init does not create"
+
+
+def test_the_image_fetches_the_pinned_jars_at_build_into_the_folder_the_jobs_read():
+    assert re.search(r"^COPY --chown=\S+ jars.lock /opt/airflow/$", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^RUN python -m imagepipe.jars fetch$", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^ENV IMAGEPIPE_JARS_DIR=/opt/imagepipe/jars$", DOCKERFILE, re.MULTILINE)
+
+
+def test_the_catalog_is_a_database_beside_airflows_whose_password_only_a_file_holds():
+    env = _environment("airflow-scheduler")
+    catalog = re.fullmatch(r"jdbc:postgresql://postgres:5432/(\w+)\?user=(\w+)", env["IMAGEPIPE_CATALOG_URI"])
+    assert catalog, env["IMAGEPIPE_CATALOG_URI"]
+    database, user = catalog.groups()
+    scripts = "\n".join(path.read_text() for path in (PROJECT / "deploy" / "postgres").glob("*.sql"))
+    assert f"CREATE DATABASE {database} OWNER {user};" in scripts
+    assert "./deploy/postgres:/docker-entrypoint-initdb.d:ro" in SERVICES["postgres"]["volumes"]
+    init = SERVICES["airflow-init"]["command"][1]
+    assert f"postgres:5432:{database}:{user}:%s" in init and '"$${PGPASSFILE}"' in init
+    volume = f"catalog-secrets:{Path(env['PGPASSFILE']).parent}"
+    for name in (*AIRFLOW_SERVICES, "airflow-init"):
+        assert volume in SERVICES[name]["volumes"], name
 
 
 def test_driver_and_every_executor_share_the_model_cache():
