@@ -2,7 +2,7 @@
 #   make demo    install, start the embedded S3, seed sample images, run the whole DAG, print a summary, stop S3
 #   make check   install, lint, run the fast tests (unit, DAG, deploy, the quickest jobs tests): a few minutes
 #   make test    install, lint, run the whole test suite, groups of tests side by side (what CI runs)
-# See README.md for the rest (make s3-start, make seed, make run CONF=..., make airflow, make lint, make lock).
+# See README.md for the rest (make s3-start, make seed, make run CONF=..., make forget, make airflow, make lint, make lock).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -35,7 +35,7 @@ export IMAGEPIPE_WEIGHTS := $(WEIGHTS)
 # Loads the running embedded S3's endpoint and credentials into a recipe's shell (no-op when it is not running).
 S3_ENV = eval "$$($(PY) -m imagepipe.embedded_s3 env --if-running)"
 
-.PHONY: help check-tools install lock lint s3-start s3-stop s3-env seed run dataset demo airflow check test clean
+.PHONY: help check-tools install lock lint s3-start s3-stop s3-env seed run forget dataset demo airflow check test clean
 
 help:
 	@sed -n '2,5p' Makefile | sed 's/^# //'
@@ -46,12 +46,14 @@ check-tools:
 	@java -version 2>&1 | head -1 | grep -Eq '"(1[7-9]|2[0-9])' || { echo "imagepipe needs Java 17 or newer for Spark; found: $$(java -version 2>&1 | head -1)" >&2; exit 1; }
 
 # Runtime and development requirements under the one lock: the embedded S3 of make demo comes from the dev file.
-# Then the archive of Spark's classes that local jobs' JVMs map at start (src/imagepipe/jvm_class_archive.py).
-$(INSTALLED): requirements.txt requirements-dev.txt constraints.txt pyproject.toml | check-tools
+# Then the jars pinned in jars.lock (Iceberg, S3A, the catalog's JDBC drivers) from Maven Central into their cache,
+# checked against their sha256: jobs never fetch at run time. Then the archive of Spark's classes that local jobs' JVMs map at start (src/imagepipe/jvm_class_archive.py).
+$(INSTALLED): requirements.txt requirements-dev.txt constraints.txt jars.lock pyproject.toml | check-tools
 	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m imagepipe.jars fetch > /dev/null
 	$(PY) -m imagepipe.jvm_class_archive build
 	touch $@
 
@@ -96,6 +98,18 @@ run: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 	@$(PY) -m imagepipe.datasets list '$(DATASET)' > /dev/null
 	@$(S3_ENV); airflow dags test $(DAG_ID) --conf '$(CONF)' > $(RUN_LOG) 2>&1 || { $(RUN_FAILURE); exit 1; }
 	$(PY) -m imagepipe.summary --dataset $(DATASET)
+
+# Forgets one image of a dataset through its forget DAG (the same as triggering image_forget in the UI), e.g.
+#   make forget DATASET=holiday KEY=holiday/beach/IMG_0001.jpg REASON="the person in it asked"   (or SHA256=<hex>)
+# KEY, SHA256 and REASON reach the conf through the environment (make exports what the command line sets).
+FORGET_CONF = $(PY) -c 'import json, os; print(json.dumps({"image_key": os.environ.get("KEY") or None, \
+	"image_sha256": os.environ.get("SHA256") or None, "forget_reason": os.environ.get("REASON", "")}))'
+
+forget: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
+	@$(PY) -m imagepipe.datasets list '$(DATASET)' > /dev/null
+	@$(S3_ENV); airflow dags test image_forget$(if $(filter-out default,$(DATASET)),__$(DATASET)) \
+	  --conf "$$($(FORGET_CONF))" > $(RUN_LOG) 2>&1 || { $(RUN_FAILURE); exit 1; }
+	@grep -hE "forgot .* rows removed" $(RUN_LOG) | sed -E 's/^.*forget_image: //' | tail -1
 
 # Declares a dataset (checked, appended to dags/datasets.toml), e.g.
 #   make dataset NAME=holiday SOURCE=s3://my-photos/holiday/ [SCHEDULE="0 3 * * *"] [SCORING=s3://my-photos/inbox/]

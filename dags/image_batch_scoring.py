@@ -8,7 +8,7 @@ folder. Runs whenever the dataset's pipeline (or a rollback) changes its champio
 
 | task | Spark job | writes |
 |---|---|---|
-| score | `spark_jobs/score_images.py` | `predictions/<model>/run_id=<run>/` (Parquet), `runs/<run>/scoring.json` |
+| score | `spark_jobs/score_images.py` | table `predictions_<model>` (by `run_id`), `runs/<run>/scoring.json` |
 
 Each object under `source_uri` (optionally only those modified in [`window_start`, `window_end`)) gets one row: key,
 etag, sha256, predicted_label, probability (null for models without probabilities), model name and version, feature
@@ -25,10 +25,10 @@ from pathlib import Path
 
 from airflow.sdk import DAG
 
-from imagepipe import assets, datasets, orchestration, params, run_param, settings
+from imagepipe import assets, datasets, lake, orchestration, params, run_param, settings
 from imagepipe.job_operators import SparkJobOperator
 
-REGISTRY_URI = settings.registry_uri()
+REGISTRY_URI = lake.registry_uri()
 JOB = settings.spark_jobs_dir() / "score_images.py"
 
 

@@ -48,7 +48,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, TriggerRule, task
 
-from imagepipe import assets, datasets, orchestration, params, settings
+from imagepipe import assets, datasets, lake, orchestration, params, settings
 from imagepipe.job_operators import LocalJobOperator, SparkJobOperator
 
 JOBS = settings.spark_jobs_dir()
@@ -64,7 +64,7 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
     """The dataset's pipeline DAG: its lake folder, registry model, assets, schedule and form defaults."""
     lake_root = dataset.lake_root()
     model_name = dataset.model_name
-    registry_uri = settings.registry_uri()
+    registry_uri = lake.registry_uri()
     run = ["--run-id", "{{ run_id }}", "--lake-root", lake_root]
     model_run = [*run, "--model-name", model_name, "--registry-uri", registry_uri]
     curated_images = assets.curated_images(lake_root, dataset.name)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from airflow.sdk import DAG, task
 
-from imagepipe import assets, datasets, orchestration, params, settings
+from imagepipe import assets, datasets, lake, orchestration, params
 
-REGISTRY_URI = settings.registry_uri()
+REGISTRY_URI = lake.registry_uri()
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from imagepipe import cli, params, report, storage
+from imagepipe import cli, params, report, tables
 from imagepipe.errors import InputError
 from imagepipe.evaluation import classification_metrics, score
 from imagepipe.features import FEATURE_COLUMNS, extract_features, feature_space_spec, split_failures
@@ -34,8 +34,9 @@ def thresholds(args) -> Thresholds:
     return Thresholds(**{param.name: getattr(args, param.name) for param in params.EVALUATE.params})
 
 
-def test_split(spark, lake: Lake, fingerprint: str, window_end_id: str):
-    return split_features(spark, lake, fingerprint, window_end_id).filter("split = 'test'").select(*FEATURE_COLUMNS)
+def test_split(spark, lake: Lake, fingerprint: str, window_end_id: str, snapshot_id: int | None = None):
+    return (split_features(spark, lake, fingerprint, window_end_id, snapshot_id=snapshot_id)
+            .filter("split = 'test'").select(*FEATURE_COLUMNS))
 
 
 def in_feature_space(spark, lake: Lake, test, fingerprint: str, window_end_id: str):
@@ -48,7 +49,7 @@ def in_feature_space(spark, lake: Lake, test, fingerprint: str, window_end_id: s
     if count == 0:
         return stored
     log.info("extracting %d test images in feature space %s", count, fingerprint)
-    images = spark.read.parquet(storage.spark_path(lake.images)).join(missing, "sha256", "left_semi")
+    images = tables.read(spark, lake.images).join(missing, "sha256", "left_semi")
     extracted, _ = split_failures(extract_features(images, spec, fingerprint))
     return stored.unionByName(extracted)
 
@@ -63,7 +64,9 @@ def measure(spark, lake: Lake, registry, version: int, metadata: dict,
             window_end_id: str) -> tuple[dict, dict[str, bytes]]:
     """(metrics of the candidate and of the current champion on the same test images, with the candidate's gallery;
     the gallery's thumbnails by file name)."""
-    test = test_split(spark, lake, metadata["fingerprint"], window_end_id).persist()
+    features = lake.features(metadata["fingerprint"])
+    snapshot = tables.current_snapshot(spark, features)
+    test = test_split(spark, lake, metadata["fingerprint"], window_end_id, snapshot).persist()
     if test.isEmpty():
         raise InputError(f"no test images under feature space {metadata['fingerprint']}; ingest more images")
     model = registry.load_model(version)
@@ -85,7 +88,9 @@ def measure(spark, lake: Lake, registry, version: int, metadata: dict,
         champion_labels = recorded_labels(champion_metadata, champion_model)
         champion = {**classification_metrics(score(champion_model, champion_test), champion_labels),
                     "version": champion_version}
-    metrics = {"candidate": candidate, "champion": champion, "champion_version": champion_version, "gallery": examples}
+    metrics = {"candidate": candidate, "champion": champion, "champion_version": champion_version, "gallery": examples,
+               # The lineage of the figures: the candidate's test rows are those of this snapshot.
+               "snapshots": {features.identifier: snapshot}}
     return metrics, thumbnails
 
 

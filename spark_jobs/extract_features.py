@@ -14,10 +14,9 @@ import dataclasses
 import logging
 import time
 
-from imagepipe import cli, params, storage
+from imagepipe import cli, params, storage, tables
 from imagepipe.errors import InputError
 from imagepipe.features import (
-    FEATURE_SPACE_DOCUMENT,
     extract_features,
     split_failures,
     split_reusable,
@@ -25,9 +24,9 @@ from imagepipe.features import (
 )
 from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.weights import resolve_weights
-from imagepipe.lake import WINDOW_COLUMN, Lake
+from imagepipe.lake import WINDOW_COLUMN, Lake, Table
 from imagepipe.preprocessing import parse_steps
-from imagepipe.spark import get_spark, read_table
+from imagepipe.spark import get_spark
 
 log = logging.getLogger("extract_features")
 
@@ -58,11 +57,15 @@ def finetuned(spec: FeatureSpec, lake: Lake, run_id: str) -> FeatureSpec:
     return dataclasses.replace(spec, weights=record["weights"])
 
 
-def partition_values(spark, uri: str) -> set[str]:
-    table = read_table(spark, uri)
-    if table is None:
+def partition_values(frame) -> set[str]:
+    if frame is None:
         return set()
-    return {row[WINDOW_COLUMN] for row in table.select(WINDOW_COLUMN).distinct().collect()}
+    return {row[WINDOW_COLUMN] for row in frame.select(WINDOW_COLUMN).distinct().collect()}
+
+
+def read_current(spark, table: Table):
+    """The table's rows as of its current snapshot, pinned: every read of this run sees the same commit."""
+    return tables.read(spark, table, tables.current_snapshot(spark, table))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -76,16 +79,15 @@ def main(argv: list[str] | None = None) -> None:
     # One Arrow batch is one forward pass: 64 images at 224x224 is ~40 MB of input tensors, small enough for a CPU
     # worker's memory, large enough to keep the backbone's matrix work efficient.
     spark = get_spark("extract_features", {"spark.sql.execution.arrow.maxRecordsPerBatch": str(args.batch_size)})
-    features_uri = lake.features(fingerprint)
-    todo = windows_to_featurize(partition_values(spark, lake.images), partition_values(spark, features_uri), run_window)
+    features_table = lake.features(fingerprint)
+    all_images, stored = read_current(spark, lake.images), read_current(spark, features_table)
+    todo = windows_to_featurize(partition_values(all_images), partition_values(stored), run_window)
     log.info("feature space %s: computing windows %s", fingerprint, todo)
     rows, reused_rows, failures = 0, 0, 0
     if todo:
-        images = spark.read.parquet(storage.spark_path(lake.images)).filter(window_in(WINDOW_COLUMN, todo))
-        stored = read_table(spark, features_uri)
+        images = all_images.filter(window_in(WINDOW_COLUMN, todo))
         if stored is not None:
-            # Cut from the files they came from: the write below replaces those very partitions.
-            stored = stored.filter(window_in(WINDOW_COLUMN, todo)).localCheckpoint()
+            stored = stored.filter(window_in(WINDOW_COLUMN, todo))
         images, reused = split_reusable(images, stored)
         images = images.repartition(spark.sparkContext.defaultParallelism * 2)
         # Each task runs torch with spark.task.cpus threads, so concurrent tasks never oversubscribe the cores.
@@ -93,13 +95,13 @@ def main(argv: list[str] | None = None) -> None:
         extracted = extract_features(images, args.spec, fingerprint, threads).persist()
         features, failed = split_failures(extracted)
         table = features if reused is None else features.unionByName(reused)
-        table.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(features_uri))
-        failed.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.feature_errors(fingerprint)))
+        tables.overwrite_partitions(table, features_table, WINDOW_COLUMN)
+        tables.overwrite_partitions(failed, lake.feature_errors(fingerprint), WINDOW_COLUMN)
         rows, failures = features.count(), failed.count()
         reused_rows = 0 if reused is None else reused.count()
         extracted.unpersist()
     storage.write_json(
-        storage.join(features_uri, FEATURE_SPACE_DOCUMENT),
+        lake.feature_space_document(fingerprint),
         {"fingerprint": fingerprint, "backbone": args.backbone, "weights": args.spec.weights,
          "image_size": args.image_size, "preprocessing": list(args.spec.steps),
          "backbone_transforms": repr(args.spec.preprocessing())},
@@ -108,8 +110,9 @@ def main(argv: list[str] | None = None) -> None:
                                              "windows": todo, "rows": rows, "reused": reused_rows,
                                              "undecodable": failures})
     seconds = time.monotonic() - started
-    log.info("computed %d feature rows in %.1f s (%.1f images/s) and kept %d already computed under %s; %d images "
-             "could not be decoded", rows, seconds, (rows + failures) / seconds, reused_rows, features_uri, failures)
+    log.info("computed %d feature rows in %.1f s (%.1f images/s) and kept %d already computed in %s; %d images "
+             "could not be decoded", rows, seconds, (rows + failures) / seconds, reused_rows,
+             features_table.identifier, failures)
 
 
 def window_in(column: str, values: list[str]):

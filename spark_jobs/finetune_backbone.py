@@ -13,7 +13,7 @@ import dataclasses
 import logging
 import time
 
-from imagepipe import cli, params, settings, storage
+from imagepipe import cli, params, settings, storage, tables
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.weights import resolve_weights
@@ -49,7 +49,9 @@ def split_images(spark, lake: Lake, window: Window, training_days: int | None):
     run's window end (the last training_days days of them, when given)."""
     from pyspark.sql import functions as F
 
-    images = spark.read.parquet(storage.spark_path(lake.images))
+    images = tables.read(spark, lake.images)
+    if images is None:
+        raise InputError(f"{lake.images.identifier} does not exist: ingest images before fine-tuning")
     selected = with_split(features_up_to(images, window.end_id, training_since_id(window, training_days)))
     return selected.filter(F.col("split").isin(*SPLITS)).select("sha256", "label", "content", "split", WINDOW_COLUMN)
 

@@ -14,7 +14,7 @@ import os
 import time
 from datetime import datetime, timezone
 
-from imagepipe import cli, params, storage
+from imagepipe import cli, params, storage, tables
 from imagepipe.errors import InputError
 from imagepipe.images import ValidationBounds
 from imagepipe.ingest import (
@@ -31,7 +31,7 @@ from imagepipe.ingest import (
 )
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.object_store import list_objects, parse_s3_uri, s3_client
-from imagepipe.spark import get_spark, read_table
+from imagepipe.spark import get_spark
 from imagepipe.windows import WATERMARK, Window, parse_timestamp, resolve_window
 
 log = logging.getLogger("ingest_images")
@@ -75,6 +75,25 @@ def run_window(lake: Lake, run_id: str, start: str, end) -> Window:
     return window
 
 
+def commit_window(spark, lake: Lake, window: Window, fetched, run_id: str):
+    """Curate the window's fetched objects against the rest of the lake and commit the images and the quarantine,
+    each in one commit that replaces this window's partition (a re-run of the window replaces its own rows).
+    (the images table's snapshot after it, the images ingested per label, this run's quarantine rows)"""
+    from pyspark.sql import functions as F
+
+    existing = tables.read(spark, lake.images)
+    if existing is not None:
+        existing = existing.filter(F.col(WINDOW_COLUMN) != window.id)
+    images, quarantine = curate(fetched, existing, window, run_id)
+    snapshot = tables.overwrite_partitions(images, lake.images, WINDOW_COLUMN)
+    quarantine_snapshot = tables.overwrite_partitions(quarantine, lake.quarantine, WINDOW_COLUMN)
+    # Counted from the rows just committed: counting `images` would run its dedupe against the lake again.
+    this_run = (F.col(WINDOW_COLUMN) == window.id) & (F.col("run_id") == run_id)
+    counts = tables.read(spark, lake.images, snapshot).filter(this_run).groupBy("label").count().collect()
+    quarantined = tables.read(spark, lake.quarantine, quarantine_snapshot).filter(this_run)
+    return snapshot, {row["label"]: row["count"] for row in counts}, quarantined
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.monotonic()
@@ -93,22 +112,18 @@ def main(argv: list[str] | None = None) -> None:
     log.info("window %s: %d objects listed, %d to fetch", window.id, selection.listed, len(selection.candidates))
 
     spark = get_spark("ingest_images")
-    candidates = candidate_frame(spark, selection.candidates)
-    bounds = ValidationBounds(args.min_side, args.max_side, args.max_pixels)
-    fetched = fetch_and_validate(candidates, bucket, args.endpoint_url, bounds, args.fetch_threads).persist()
-
-    existing = read_table(spark, lake.images)
-    if existing is not None:
-        existing = existing.filter(f"{WINDOW_COLUMN} != '{window.id}'")
-    images, quarantine = curate(fetched, existing, window, args.run_id)
-    images.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.images))
-    quarantine.write.mode("overwrite").partitionBy(WINDOW_COLUMN).parquet(storage.spark_path(lake.quarantine))
-
-    # Counted from the rows just written: counting `images` would run its dedupe against the lake again.
-    written = read_table(spark, storage.join(lake.images, f"{WINDOW_COLUMN}={window.id}"))
-    counts = [] if written is None else written.filter(written.run_id == args.run_id).groupBy("label").count().collect()
-    labels = {row["label"]: row["count"] for row in counts}
-    rejected = rejections_by_kind(quarantine)
+    quarantined: list[dict] = []  # key and reason of each object this run quarantined
+    if selection.candidates:
+        candidates = candidate_frame(spark, selection.candidates)
+        bounds = ValidationBounds(args.min_side, args.max_side, args.max_pixels)
+        fetched = fetch_and_validate(candidates, bucket, args.endpoint_url, bounds, args.fetch_threads).persist()
+        snapshot, labels, quarantine_rows = commit_window(spark, lake, window, fetched, args.run_id)
+        rejected = rejections_by_kind(quarantine_rows)
+        quarantined = [{"key": row["key"], "reason": row["reason"]}
+                       for row in quarantine_rows.select("key", "reason").orderBy("key").collect()]
+        fetched.unpersist()
+    else:  # nothing to fetch, so nothing to commit: the tables stay at their snapshots
+        snapshot, labels, rejected = tables.current_snapshot(spark, lake.images), {}, {}
     conflicts = rejected.pop(CONFLICT_REASON, 0)
     seconds = time.monotonic() - started
     report = {
@@ -124,14 +139,15 @@ def main(argv: list[str] | None = None) -> None:
         "conflicts": conflicts,
         "rejected": rejected,
         "labels": dict(sorted(labels.items())),
+        "images_snapshot": snapshot,
+        "quarantined": quarantined,
         "seconds": round(seconds, 3),
         "objects_per_s": round(len(selection.candidates) / seconds, 1),
     }
-    fetched.unpersist()
     lake.write_run(args.run_id, "ingest", report)
     log.info("ingest report %s: %s", lake.run_document(args.run_id, "ingest"), report)
     check_rejected_fraction(
-        sum(rejected.values()), len(selection.candidates), args.max_rejected_fraction, lake.quarantine
+        sum(rejected.values()), len(selection.candidates), args.max_rejected_fraction, lake.quarantine.identifier
     )
     watermark = storage.read_json(lake.watermark)
     if watermark is None or parse_timestamp(watermark["end"]) < window.end:

@@ -15,7 +15,7 @@ import os
 import time
 from datetime import datetime, timezone
 
-from imagepipe import cli, params, storage
+from imagepipe import cli, params, tables
 from imagepipe.classifiers import PREDICTED_LABEL
 from imagepipe.errors import InputError
 from imagepipe.features import feature_space_spec
@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> None:
         ).persist()
         extracted = featurize(fetched, spec, fingerprint).persist()
         predictions = prediction_rows(fetched, extracted, model, fingerprint, args.model_name, version, args.run_id)
-        predictions.write.mode("overwrite").partitionBy("run_id").parquet(storage.spark_path(output))
+        snapshot = tables.overwrite_partitions(predictions, output, "run_id")
         fetched.unpersist()
         extracted.unpersist()
-        written = spark.read.parquet(storage.spark_path(output)).filter(F.col("run_id") == args.run_id)
+        written = tables.read(spark, output, snapshot).filter(F.col("run_id") == args.run_id)
         labels = {row[PREDICTED_LABEL]: row["count"]
                   for row in written.filter(F.col("reason").isNull()).groupBy(PREDICTED_LABEL).count().collect()}
         unscored = rejections_by_kind(written.filter(F.col("reason").isNotNull()))
@@ -97,14 +97,14 @@ def main(argv: list[str] | None = None) -> None:
         "scored": sum(labels.values()),
         "not_scored": unscored,
         "labels": dict(sorted(labels.items())),
-        "predictions": output,
+        "predictions": output.identifier,
         "seconds": round(seconds, 3),
         "objects_per_s": round(len(selection.candidates) / seconds, 1),
     }
     lake.write_run(args.run_id, "scoring", report)
     log.info("scored %d of %d objects with %s version %d in %.1f s (%.1f objects/s); not scored: %s; predictions in %s",
              report["scored"], len(selection.candidates), args.model_name, version, seconds, report["objects_per_s"],
-             unscored or "none", output)
+             unscored or "none", output.identifier)
 
 
 if __name__ == "__main__":

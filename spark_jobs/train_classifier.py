@@ -3,7 +3,8 @@
 Rows come from the run's feature space and are split by image hash (80/10/10 train/validation/test); the model is
 fitted on the train split only (a hyperparameter grid is searched with cross-validation inside it) and scored on the
 validation split for the record. The model is a Spark PipelineModel that maps feature arrays to label strings, saved
-as a new immutable registry version with its lineage; a retry of the same run reuses the version it already wrote.
+as a new immutable registry version with its lineage (each lake table's snapshot it read); a retry of the same run
+reuses the version it already wrote. With --train-as-of-version N it reads exactly version N's rows instead.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 import os
 import time
 
-from imagepipe import cli, params, settings, storage
+from imagepipe import cli, params, settings, tables
 from imagepipe.classifiers import check_transforms_fit, model_spec
 from imagepipe.evaluation import classification_metrics, score
 from imagepipe.lake import WINDOW_COLUMN, Lake
@@ -23,6 +24,8 @@ from imagepipe.training import (
     check_class_counts,
     fit_classifier,
     model_labels,
+    read_now,
+    read_of_version,
     split_features,
     training_since_id,
     with_class_weights,
@@ -48,8 +51,6 @@ def main(argv: list[str] | None = None) -> None:
     lake = Lake(args.lake_root)
     registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
     window = Window.from_json(lake.read_run(args.run_id, "window"))
-    feature_run = lake.read_run(args.run_id, "features")
-    fingerprint = feature_run["fingerprint"]
 
     done = registry.version_for_run(args.run_id)
     if done is not None and registry.document(done, "metadata") is not None:
@@ -58,8 +59,16 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     spark = get_spark("train_classifier")
-    since_id = training_since_id(window, args.training_days)
-    features = split_features(spark, lake, fingerprint, window.end_id, since_id).persist()
+    # Every read of this run sees one snapshot of each table, which the version's metadata records (its lineage).
+    if args.train_as_of_version is None:
+        read = read_now(spark, lake, window, lake.read_run(args.run_id, "features"), args.training_days)
+    else:
+        read = read_of_version(lake, registry.metadata(args.train_as_of_version))
+        log.info("training on version %d's rows: %s", args.train_as_of_version, read.recorded())
+    fingerprint = read.fingerprint
+    since_id = training_since_id(read.window, read.training_days)
+    features = split_features(spark, lake, fingerprint, read.window.end_id, since_id,
+                              read.snapshots[lake.features(fingerprint)]).persist()
     counts = {
         (row["split"], row["label"]): row["count"] for row in features.groupBy("split", "label").count().collect()
     }
@@ -82,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     labels = model_labels(model)
     validation = classification_metrics(score(model, features.filter("split = 'validation'")), labels)
     windows = sorted(row[WINDOW_COLUMN] for row in features.select(WINDOW_COLUMN).distinct().collect())
-    ingest_runs = (spark.read.parquet(storage.spark_path(lake.images)).filter(F.col(WINDOW_COLUMN).isin(windows))
+    images = tables.read(spark, lake.images, read.snapshots[lake.images])
+    ingest_runs = (images.filter(F.col(WINDOW_COLUMN).isin(windows))
                    .select(WINDOW_COLUMN, "run_id").distinct().collect())
     registry.save_model(version, model)
     registry.write_document(
@@ -93,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
             "model_name": args.model_name,
             "labels": labels,
             "fingerprint": fingerprint,
-            "preprocessing": feature_run.get("preprocessing"),
+            "preprocessing": read.preprocessing,
             "feature_dimension": dimension,
             "model": spec.to_json(),
             "hyperparameters": chosen,
@@ -101,11 +111,13 @@ def main(argv: list[str] | None = None) -> None:
             "validation": {metric: validation[metric] for metric in ("rows", "accuracy", "macro_f1", "weighted_f1")},
             "rows": {split: {label: n for (s, label), n in sorted(counts.items()) if s == split}
                      for split in sorted({s for s, _ in counts})},
-            "data_window_end": window.end.isoformat(),
-            "training_days": args.training_days,
+            "data_window_end": read.window_end,
+            "training_days": read.training_days,
             "data_windows": [{"window": row[WINDOW_COLUMN], "ingest_run": row["run_id"],
                               "ingest_report": lake.run_document(row["run_id"], "ingest")}
                              for row in sorted(ingest_runs, key=lambda row: row[WINDOW_COLUMN])],
+            "snapshots": read.recorded(),
+            "as_of_version": args.train_as_of_version,
             "run_id": args.run_id,
             "dag_id": os.environ.get("AIRFLOW_CTX_DAG_ID"),
             "spark_application_id": spark.sparkContext.applicationId,

@@ -40,6 +40,10 @@ os.environ.update(
         "AIRFLOW__CORE__PLUGINS_FOLDER": os.path.join(os.path.dirname(os.path.dirname(__file__)), "plugins"),
         # Models pass through a local folder on their way to and from the registry: not the user's data/.
         "IMAGEPIPE_MODEL_CACHE": tempfile.mkdtemp(prefix="imagepipe-tests-models-"),
+        # The lake's Iceberg catalog: an embedded one of this process's own, not the user's data/ (each test's lake
+        # has a namespace of its own in it).
+        "IMAGEPIPE_CATALOG_URI": "jdbc:sqlite:" + os.path.join(tempfile.mkdtemp(prefix="imagepipe-tests-catalog-"),
+                                                              "catalog.sqlite"),
     }
 )
 for _variable in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):

@@ -26,7 +26,7 @@ def uri(location: str) -> str:
 
 def curated_images(lake_root: str, dataset: str = DEFAULT) -> Asset:
     """A dataset's curated images (`lake_root` is the dataset's own lake folder)."""
-    return Asset(name=suffixed("imagepipe_curated_images", dataset), uri=uri(Lake(lake_root).images))
+    return Asset(name=suffixed("imagepipe_curated_images", dataset), uri=uri(Lake(lake_root).images.location))
 
 
 def features(lake_root: str, dataset: str = DEFAULT) -> Asset:
@@ -45,4 +45,5 @@ def champion(registry_uri: str, model_name: str) -> Asset:
 
 
 def predictions(lake_root: str, model_name: str) -> Asset:
-    return Asset(name=f"imagepipe_predictions_{model_name}", uri=uri(Lake(lake_root).predictions(model_name)))
+    return Asset(name=f"imagepipe_predictions_{model_name}",
+                 uri=uri(Lake(lake_root).predictions(model_name).location))

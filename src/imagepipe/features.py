@@ -11,7 +11,6 @@ from imagepipe.lake import WINDOW_COLUMN, Lake
 FEATURE_COLUMNS = ["sha256", "label", FEATURES_COLUMN, "fingerprint", WINDOW_COLUMN]
 ERROR_COLUMNS = ["sha256", "label", ERROR_COLUMN, "fingerprint", WINDOW_COLUMN]
 IMAGE_KEYS = ("sha256", "label", WINDOW_COLUMN)
-FEATURE_SPACE_DOCUMENT = "_feature_space.json"
 
 
 def windows_to_featurize(image_windows: set[str], featurized_windows: set[str], run_window: str) -> list[str]:
@@ -55,11 +54,11 @@ def split_failures(extracted):
 
 
 def feature_space_spec(lake: Lake, fingerprint: str) -> FeatureSpec:
-    """The settings that made a stored feature space, from its _feature_space.json, to extract more images into it
-    (a champion's test images, or images to score)."""
-    space = storage.read_json(storage.join(lake.features(fingerprint), FEATURE_SPACE_DOCUMENT))
+    """The settings that made a stored feature space, from its feature_spaces/<fingerprint>.json, to extract more
+    images into it (a champion's test images, or images to score)."""
+    space = storage.read_json(lake.feature_space_document(fingerprint))
     if space is None:
-        raise InputError(f"feature space {fingerprint} has no {FEATURE_SPACE_DOCUMENT}; "
+        raise InputError(f"feature space {fingerprint} has no {lake.feature_space_document(fingerprint)}; "
                          "re-run extract_features with its settings")
     return FeatureSpec(space["backbone"], space["weights"], space["image_size"], tuple(space["preprocessing"]))
 

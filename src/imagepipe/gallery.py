@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 
-from imagepipe import storage
+from imagepipe import tables
 from imagepipe.classifiers import PREDICTED_LABEL
 from imagepipe.lake import WINDOW_COLUMN, Lake
 
@@ -90,7 +90,7 @@ def thumbnails(spark, lake: Lake, examples: list[dict]) -> dict[str, bytes]:
     if not examples:
         return {}
     make = F.udf(thumbnail, "binary", useArrow=False)  # one row at a time: a gallery is a hundred images or so
-    images = (spark.read.parquet(storage.spark_path(lake.images))
+    images = (tables.read(spark, lake.images)
               .filter(F.col(WINDOW_COLUMN).isin(sorted({example[WINDOW_COLUMN] for example in examples}))
                       & F.col("sha256").isin(sorted({example["sha256"] for example in examples})))
               .dropDuplicates(["sha256"]))

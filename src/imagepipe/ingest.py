@@ -144,7 +144,7 @@ def fetch_and_validate(candidates, bucket: str, endpoint_url: str | None, bounds
     from pyspark.sql.pandas.types import to_arrow_schema
     from pyspark.sql.types import _parse_datatype_string
 
-    arrow_schema = to_arrow_schema(_parse_datatype_string(FETCHED_DDL), timezone="UTC")
+    arrow_schema = to_arrow_schema(_parse_datatype_string(FETCHED_DDL))  # timestamps in UTC
 
     def fetch_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from imagepipe.object_store import s3_client
@@ -195,12 +195,12 @@ def curate(fetched, existing_sha256, window: Window, run_id: str):
     return images, quarantine
 
 
-def check_rejected_fraction(rejected: int, fetched: int, max_fraction: float, quarantine_uri: str) -> None:
+def check_rejected_fraction(rejected: int, fetched: int, max_fraction: float, quarantine_table: str) -> None:
     if fetched and rejected / fetched > max_fraction:
         raise InputError(
             f"{rejected} of {fetched} objects rejected ({rejected / fetched:.0%}), "
             f"above the allowed {max_fraction:.0%}: "
-            f"see their reasons in {quarantine_uri}, fix the source or raise max_rejected_fraction"
+            f"see their reasons in {quarantine_table}, fix the source or raise max_rejected_fraction"
         )
 
 

@@ -52,8 +52,11 @@ class SparkJobOperator(SparkSubmitOperator):
             raise AirflowFailException(refused) from None
 
     def _get_hook(self):
+        """The hook with the lake's Spark conf (jars, catalog, S3A) under the task's own, read where the task runs."""
+        from imagepipe import tables
+
         hook = super()._get_hook()
-        hook._conf = driver_conf(hook._connection["master"], hook._conf)
+        hook._conf = driver_conf(hook._connection["master"], {**tables.spark_conf(), **hook._conf})
         return hook
 
     def on_kill(self) -> None:

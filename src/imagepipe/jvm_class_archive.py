@@ -37,7 +37,11 @@ def archive_path() -> Path | None:
     if jars is None or java is None or not jars.is_dir():
         return None
     install = hashlib.sha256(str(jars).encode()).hexdigest()[:12]
-    build = hashlib.sha256(f"{jars.stat().st_mtime_ns} {java} {java.stat().st_mtime_ns}".encode()).hexdigest()[:12]
+    # The lake's jars (jars.lock) are on the class path the archive is checked against too.
+    lock = Path(__file__).resolve().parents[2] / "jars.lock"
+    pinned = hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else ""
+    build = hashlib.sha256(
+        f"{jars.stat().st_mtime_ns} {java} {java.stat().st_mtime_ns} {pinned}".encode()).hexdigest()[:12]
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "imagepipe"
     return cache / f"spark-classes-{install}-{build}.jsa"
 
@@ -48,11 +52,14 @@ def java_options() -> str:
     return f"-XX:SharedArchiveFile={path}" if path and path.is_file() else ""
 
 
-# What the archive holds: the classes a session, Spark SQL, Parquet, Arrow's Python UDFs and MLlib load.
+# What the archive holds: the classes a session, Spark SQL, Parquet, an Iceberg table's commit and read, Arrow's
+# Python UDFs and MLlib load.
 WORKLOAD = """
 import sys
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.linalg import Vectors
+from imagepipe import tables
+from imagepipe.lake import Lake
 from imagepipe.spark import SHORT_JVM_OPTIONS, get_spark
 
 folder, archive = sys.argv[1:]
@@ -65,6 +72,9 @@ rows.write.partitionBy("label").parquet(folder + "/rows")
 read = spark.read.parquet(folder + "/rows")
 read.groupBy("label").count().join(read, "label").orderBy("id").collect()
 read.mapInPandas(lambda batches: batches, read.schema).count()
+table = Lake(folder + "/lake").images
+tables.overwrite_partitions(read, table, "label")
+tables.read(spark, table, tables.current_snapshot(spark, table)).count()
 examples = spark.createDataFrame([(Vectors.dense([float(i % 2), 1.0]), float(i % 2)) for i in range(16)],
                                  ["features", "label"])
 model = LogisticRegression(maxIter=2).fit(examples)
@@ -84,7 +94,8 @@ def build() -> Path | None:
     with tempfile.TemporaryDirectory(prefix=".building-", dir=path.parent) as folder:
         partial = Path(folder) / path.name
         env = {name: value for name, value in os.environ.items() if not name.startswith("PYSPARK_GATEWAY_")}
-        env.update({"IMAGEPIPE_SPARK_MASTER": "local[2]", "PYSPARK_PYTHON": sys.executable})
+        env.update({"IMAGEPIPE_SPARK_MASTER": "local[2]", "PYSPARK_PYTHON": sys.executable,
+                    "IMAGEPIPE_CATALOG_URI": f"jdbc:sqlite:{folder}/catalog.sqlite"})
         workload = subprocess.run([sys.executable, "-c", WORKLOAD, folder, str(partial)], env=env,
                                   capture_output=True, text=True)
         if workload.returncode != 0 or not partial.is_file():

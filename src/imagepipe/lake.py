@@ -1,24 +1,40 @@
 """Layout of the lake: every table and document a run reads or writes, under one root URI.
 
-    <root>/images/window_id=<window>/          curated images (Parquet: bytes + metadata)
-    <root>/quarantine/window_id=<window>/      rejected objects with their reason
-    <root>/features/<fingerprint>/window_id=<window>/   feature vectors of one feature space
-    <root>/feature_errors/<fingerprint>/window_id=<window>/   images that space's decoder refused, with the reason
-    <root>/runs/<run>/                         what each DAG run decided and produced (window, reports, candidate)
-    <root>/registry/<model>/                   model versions, champion pointer, promotion history
-    <root>/predictions/<model>/run_id=<run>/   labels a scoring run gave unlabelled images with that model's champion
-    <root>/_state/ingest_watermark.json        end of the newest window ingested
+Tables are Apache Iceberg tables of the catalog (imagepipe.tables), in the lake's namespace, stored under the root:
+
+    <root>/images/                         images: curated images (bytes + metadata), partitioned by window_id
+    <root>/quarantine/                     quarantine: rejected objects with their reason, by window_id
+    <root>/features/<fingerprint>/         features_<fingerprint>: feature vectors of one feature space, by window_id
+    <root>/feature_errors/<fingerprint>/   feature_errors_<fingerprint>: images that space's decoder refused
+    <root>/predictions/<model>/            predictions_<model>: labels scoring runs gave with the champion, by run_id
+    <root>/forgotten/                      forgotten: each image forgotten, who asked, when and why, by run_id
+
+Documents sit beside them:
+
+    <root>/feature_spaces/<fingerprint>.json   the settings that made a feature space
+    <root>/runs/<run>/                     what each DAG run decided and produced (window, reports, candidate)
+    <root>/registry/<model>/               model versions, champion pointer, promotion history
+    <root>/_state/ingest_watermark.json    end of the newest window ingested
+
+A dataset's lake is <lake>/datasets/<name>: its tables are in the namespace <name> (the default dataset's in
+`default`). A lake other than the deployment's (IMAGEPIPE_LAKE_ROOT), e.g. a test's, gets namespaces suffixed with a
+digest of its root, so two lakes in one catalog never share a table.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from imagepipe import storage
+from imagepipe import settings, storage
 from imagepipe.errors import InputError, MissingRecordError
 
 WINDOW_COLUMN = "window_id"
+# The lake's Iceberg catalog as Spark SQL names it (imagepipe.tables configures it).
+CATALOG = "imagepipe"
 
 
 def run_key(run_id: str) -> str:
@@ -29,29 +45,72 @@ def run_key(run_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", lambda match: f"~{ord(match.group()):x}", run_id)
 
 
+class Table(NamedTuple):
+    """One Iceberg table of the lake: its name in the catalog and the URI its files live under."""
+
+    namespace: str
+    name: str
+    location: str
+
+    @property
+    def identifier(self) -> str:
+        """The name Spark SQL knows it by, e.g. imagepipe.`default`.`images`."""
+        return f"{CATALOG}.`{self.namespace}`.`{self.name}`"
+
+
+def table_name(*parts: str) -> str:
+    """A table name from a kind and a fingerprint or model name: letters, digits and underscores only."""
+    return re.sub(r"[^a-z0-9_]", "_", "_".join(parts).lower())
+
+
+def namespace_of(root: str) -> str:
+    """The catalog namespace of the lake at root: the dataset's name (`default` at the lake's root), suffixed with a
+    digest of the root unless it is the deployment's lake."""
+    root = root.rstrip("/")
+    dataset = re.fullmatch(r"(.*)/datasets/([a-z][a-z0-9_]*)", root)
+    base, name = (dataset.group(1), dataset.group(2)) if dataset else (root, "default")
+    if storage.spark_path(base) == storage.spark_path(settings.lake_root().rstrip("/")):
+        return name
+    return f"{name}_{hashlib.sha256(storage.spark_path(base).encode()).hexdigest()[:10]}"
+
+
 @dataclass(frozen=True)
 class Lake:
     root: str
 
     @property
-    def images(self) -> str:
-        return storage.join(self.root, "images")
+    def namespace(self) -> str:
+        return namespace_of(self.root)
+
+    def _table(self, name: str, *folders: str) -> Table:
+        return Table(self.namespace, name, storage.spark_path(storage.join(self.root, *folders)))
 
     @property
-    def quarantine(self) -> str:
-        return storage.join(self.root, "quarantine")
+    def images(self) -> Table:
+        return self._table("images", "images")
 
-    def features(self, fingerprint: str) -> str:
-        return storage.join(self.root, "features", fingerprint)
+    @property
+    def quarantine(self) -> Table:
+        return self._table("quarantine", "quarantine")
 
-    def feature_errors(self, fingerprint: str) -> str:
-        return storage.join(self.root, "feature_errors", fingerprint)
+    def features(self, fingerprint: str) -> Table:
+        return self._table(table_name("features", fingerprint), "features", fingerprint)
+
+    def feature_errors(self, fingerprint: str) -> Table:
+        return self._table(table_name("feature_errors", fingerprint), "feature_errors", fingerprint)
+
+    @property
+    def forgotten(self) -> Table:
+        return self._table("forgotten", "forgotten")
+
+    def predictions(self, model_name: str) -> Table:
+        return self._table(table_name("predictions", model_name), "predictions", model_name)
+
+    def feature_space_document(self, fingerprint: str) -> str:
+        return storage.join(self.root, "feature_spaces", f"{fingerprint}.json")
 
     def run_document(self, run_id: str, name: str) -> str:
         return storage.join(self.root, "runs", run_key(run_id), f"{name}.json")
-
-    def predictions(self, model_name: str) -> str:
-        return storage.join(self.root, "predictions", model_name)
 
     @property
     def registry(self) -> str:
@@ -71,3 +130,9 @@ class Lake:
 
     def write_run(self, run_id: str, name: str, document: dict) -> None:
         storage.write_json(self.run_document(run_id, name), document)
+
+
+def registry_uri(lake_root_uri: str | None = None) -> str:
+    """Root URI of the model registry (s3://bucket/prefix or a path): IMAGEPIPE_REGISTRY_URI, else the registry folder
+    of the lake (the given lake root, or the environment's)."""
+    return os.environ.get("IMAGEPIPE_REGISTRY_URI") or Lake(lake_root_uri or settings.lake_root()).registry

@@ -58,6 +58,17 @@ def run_type(dag_run) -> str:
     return getattr(dag_run.run_type, "value", dag_run.run_type)
 
 
+def no_lake_writer_running(dag_ids: list[str], context) -> None:
+    """Hold a task back (a fault, so retried with backoff) while a run of any of these DAGs is queued or running:
+    forgetting expires the lake's files, which a write in flight beside it would lose."""
+    from airflow.sdk.exceptions import AirflowException
+
+    busy = [dag_id for dag_id in dag_ids if context["ti"].get_dr_count(dag_id=dag_id, states=["queued", "running"])]
+    if busy:
+        raise AirflowException(f"{', '.join(busy)} has a run in progress, which may be writing the lake; "
+                               "forgetting waits until it ends (retried)")
+
+
 @functools.cache  # one parse of each job's file, however many datasets' DAGs a DAG file builds
 def job_doc(job_path) -> str:
     """A Spark job's docstring as its task's doc_md, read from the file: importing the job would slow every DAG

@@ -140,6 +140,10 @@ TRAINING_DAYS = RunParam(
     "training_days", None, {"type": ["null", "integer"], "minimum": 1}, "Training days",
     "Train only on images of windows that ended in the last N days. Empty: every image ingested up to the run's "
     "window end.")
+TRAIN_AS_OF_VERSION = RunParam(
+    "train_as_of_version", None, {"type": ["null", "integer"], "minimum": 1}, "Train as of version",
+    "Train on exactly the rows version N trained on: its feature space, window end and training days, each lake "
+    "table read at the snapshot N recorded (time travel), whatever was ingested since. Empty: the run's own data.")
 MIN_EXAMPLES_PER_CLASS = RunParam("min_examples_per_class", 5, POSITIVE, "Min examples per class",
                                   "Training refuses to start when a class has fewer training images.")
 # evaluate_model: the gate's thresholds, with the gate's own defaults
@@ -191,7 +195,7 @@ FINETUNE = Job("finetune_backbone", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSIN
                                       FINETUNE_AUGMENTATION, FINETUNE_PATIENCE, FINETUNE_PROCESSES, TRAINING_DAYS,
                                       MIN_EXAMPLES_PER_CLASS))
 TRAIN = Job("train_classifier", (CLASSIFIER, HYPERPARAMETERS_PARAM, FEATURE_TRANSFORMS, CLASS_WEIGHTS_PARAM,
-                                 SELECTION_FOLDS, TRAINING_DAYS, MIN_EXAMPLES_PER_CLASS))
+                                 SELECTION_FOLDS, TRAINING_DAYS, TRAIN_AS_OF_VERSION, MIN_EXAMPLES_PER_CLASS))
 EVALUATE = Job("evaluate_model", GATE)
 PROMOTE = Job("promote_model", (PROMOTE_ON_BACKFILL,))
 SCORE = Job("score_images", (SCORING_SOURCE_URI, *SCORING_WINDOW, MODEL_NAME), (FETCH_THREADS, BATCH_SIZE))
@@ -229,6 +233,16 @@ FORCE = (
 # run defaults (imagepipe.datasets) are values of these fields.
 PIPELINE_FORM = (INGEST, *WINDOW, REQUIRE_NEW_IMAGES, EXTRACT, FINETUNE, TRAIN, EVALUATE, *SPARK_RESOURCES, PROMOTE,
                  *FORCE)
+# forget_image (image_forget): which image, and why
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+FORGET = Job("forget_image", (
+    RunParam("image_key", None, {"type": ["null", "string"], "minLength": 1, "maxLength": 1024}, "Image key",
+             "Object key the image was ingested from, e.g. images/beach/IMG_0001.jpg. Give it or the sha256."),
+    RunParam("image_sha256", None, {"type": ["null", "string"], "pattern": SHA256_PATTERN}, "Image sha256",
+             "sha256 of the image's bytes (64 lower-case hex digits). Give it or the key."),
+    RunParam("forget_reason", REQUIRED, {"type": "string", "minLength": 5}, "Reason",
+             "Why the image is forgotten (a person's request, a withdrawn licence); recorded in the lake."),
+))
 # image_classifier_rollback
 ROLLBACK = (
     RunParam("target_version", None, {"type": ["null", "integer"], "minimum": 1}, "Target version",

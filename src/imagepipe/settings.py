@@ -20,12 +20,11 @@ def lake_root() -> str:
     return os.environ.get("IMAGEPIPE_LAKE_ROOT", str(data_dir() / "lake"))
 
 
-def registry_uri(lake_root_uri: str | None = None) -> str:
-    """Root URI of the model registry (s3://bucket/prefix or a path): IMAGEPIPE_REGISTRY_URI, else the registry folder
-    of the lake (the given lake root, or the environment's)."""
-    from imagepipe.lake import Lake
-
-    return os.environ.get("IMAGEPIPE_REGISTRY_URI") or Lake(lake_root_uri or lake_root()).registry
+def catalog_uri() -> str:
+    """JDBC URL of the lake's Iceberg catalog: IMAGEPIPE_CATALOG_URI (in production PostgreSQL, e.g.
+    jdbc:postgresql://catalog-db:5432/imagepipe?user=imagepipe, its password from the driver's PGPASSFILE, never in
+    the URL), else an embedded SQLite file in the data folder."""
+    return os.environ.get("IMAGEPIPE_CATALOG_URI") or f"jdbc:sqlite:{data_dir() / 'lake-catalog.sqlite'}"
 
 
 def model_cache_dir() -> Path:

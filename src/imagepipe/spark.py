@@ -7,16 +7,12 @@ import sys
 
 from imagepipe import jvm_class_archive
 
-# Settings every imagepipe job relies on: UTC timestamps, and overwriting only the partitions a run writes, which
-# makes a re-run of a window replace its own output instead of doubling it.
+# Settings every imagepipe job relies on (the lake's catalog and jars come from imagepipe.tables).
 BASE_CONF = {
     "spark.sql.session.timeZone": "UTC",
-    "spark.sql.sources.partitionOverwriteMode": "dynamic",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.parquet.compression.codec": "zstd",
     "spark.ui.showConsoleProgress": "false",
-    # Partition values such as window ids are names, never numbers or dates to be guessed.
-    "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
 }
 # A job on a local master is one short JVM on the machine that runs it: the JIT's optimising tier and parallel GC
 # threads cost it more CPU than they save in a job of minutes (about 40 % of a small job's CPU time,
@@ -46,11 +42,15 @@ def get_spark(app_name: str, conf: dict[str, str] | None = None):
     (tests, `python -m spark_jobs.<job>`), the master comes from IMAGEPIPE_SPARK_MASTER (default local[*])."""
     from pyspark.sql import SparkSession
 
-    conf = {**BASE_CONF, **(conf or {})}
+    from imagepipe import tables
+
+    conf = {**BASE_CONF, **tables.catalog_conf(), **(conf or {})}
     # spark-submit starts the JVM with its settings before Python runs and tells Python where by this variable. A
     # SparkConf made before the session cannot see them, so the master must not be set here: it would replace
     # --master and run the job locally on the driver.
     master = None if "PYSPARK_GATEWAY_PORT" in os.environ else os.environ.get("IMAGEPIPE_SPARK_MASTER", "local[*]")
+    if master:  # this process starts the JVM: with the lake's jars (spark-submit's got them from the task)
+        conf = {**tables.classpath_conf(), **conf}
     conf = driver_conf(master, conf)
     if master and master.startswith("local"):
         # Local Python workers run this interpreter (the project's venv), not whatever `python3` is on PATH.
@@ -61,23 +61,6 @@ def get_spark(app_name: str, conf: dict[str, str] | None = None):
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
-
-
-def read_table(spark, uri: str):
-    """The Parquet table at uri, or None while it holds no rows: a first write of an empty window leaves the folder
-    with no data files, from which Spark cannot infer a schema."""
-    from pyspark.errors import AnalysisException
-
-    from imagepipe import storage
-
-    if not storage.exists(uri):
-        return None
-    try:
-        return spark.read.parquet(storage.spark_path(uri))
-    except AnalysisException as error:
-        if error.getCondition() == "UNABLE_TO_INFER_SCHEMA":
-            return None
-        raise
 
 
 def ship_py_files_to_worker_subprocesses(spark) -> None:

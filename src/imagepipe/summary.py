@@ -15,7 +15,7 @@ import sys
 from imagepipe import datasets, storage
 from imagepipe.errors import InputError
 from imagepipe.gate import explain
-from imagepipe.lake import WINDOW_COLUMN, Lake
+from imagepipe.lake import Lake
 from imagepipe.registry import Registry, open_registry
 
 SPLITS = ("train", "validation", "test")
@@ -29,24 +29,6 @@ def newest_run(lake: Lake) -> str:
     if not records:
         raise InputError(f"no pipeline run has recorded anything in {lake.root}")
     return storage.read_json(str(records[-1]))["run_id"]
-
-
-def quarantined(lake: Lake, window_id: str, run_id: str) -> list[dict]:
-    """Key and reason of every object the run's ingest rejected, from the window's quarantine partition (a later run
-    of the same window replaces the partition: its rows carry that run's id)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    store = storage.open_store(lake.quarantine)
-    partition = f"{WINDOW_COLUMN}={window_id}"
-    rows = []
-    for name in store.list(partition):
-        if name.endswith(".parquet"):
-            table = pq.read_table(pa.BufferReader(store.get(f"{partition}/{name}").data),
-                                  columns=["key", "reason", "run_id"])
-            rows += [{"key": row["key"], "reason": row["reason"]} for row in table.to_pylist()
-                     if row["run_id"] == run_id]
-    return sorted(rows, key=lambda row: row["key"])
 
 
 def split_rows(metadata: dict) -> dict[str, int]:
@@ -65,8 +47,9 @@ def run_outcome(lake: Lake, run_id: str, registry: Registry) -> dict:
         "run_id": run_id,
         "window": window,
         "ingest": {**ingest, "conflicts": ingest.get("conflicts", 0)},
-        "quarantined": quarantined(lake, window["id"], run_id),
-        "quarantine_uri": lake.quarantine,
+        # The keys the run's ingest quarantined, as its record lists them (an older record lists none).
+        "quarantined": ingest.get("quarantined", []),
+        "quarantine_table": lake.quarantine.identifier,
         "finetune": storage.read_json(lake.run_document(run_id, "finetune")),
         "features": storage.read_json(lake.run_document(run_id, "features")),
         "candidate": None,
@@ -122,7 +105,7 @@ def summarize(outcome: dict) -> list[str]:
     keys = outcome["quarantined"]
     if keys:
         lines.append(f"quarantined:      {len(keys)} objects (rejected or label conflicts) in "
-                     f"{outcome['quarantine_uri']}")
+                     f"{outcome['quarantine_table']}")
         lines += [f"                  {row['key']}: {row['reason']}" for row in keys[:PRINTED_KEYS]]
         if len(keys) > PRINTED_KEYS:
             lines.append(f"                  ... and {len(keys) - PRINTED_KEYS} more")

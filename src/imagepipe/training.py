@@ -3,13 +3,61 @@ PipelineModel that takes feature arrays and returns label strings."""
 
 from __future__ import annotations
 
-from imagepipe import storage
+from dataclasses import dataclass
+
 from imagepipe.classifiers import FEATURE_VECTOR, FOLD_COLUMN, LABEL_INDEX, WEIGHT_COLUMN, ModelSpec, build_pipeline
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FEATURES_COLUMN
-from imagepipe.lake import WINDOW_COLUMN
+from imagepipe.lake import WINDOW_COLUMN, Lake, Table
+from imagepipe.windows import EPOCH, Window, parse_timestamp
 
 SPLITS = (("train", 80), ("validation", 90), ("test", 100))  # cumulative percent of the sha256 hash space
+
+
+@dataclass(frozen=True)
+class TrainingRead:
+    """What one training reads: a feature space's rows up to a window end (the last training_days days of them),
+    each table at one snapshot, which the version's metadata records as its lineage."""
+
+    fingerprint: str
+    preprocessing: list | None
+    window_end: str  # ISO-8601
+    training_days: int | None
+    snapshots: dict[Table, int | None]
+
+    @property
+    def window(self) -> Window:
+        return Window(EPOCH, parse_timestamp(self.window_end))
+
+    def recorded(self) -> dict[str, int | None]:
+        return {table.identifier: snapshot for table, snapshot in self.snapshots.items()}
+
+
+def read_now(spark, lake: Lake, window: Window, feature_run: dict, training_days: int | None) -> TrainingRead:
+    """The run's own training read: its feature space up to its window end, every table at its current snapshot."""
+    from imagepipe import tables
+
+    fingerprint = feature_run["fingerprint"]
+    snapshots = {table: tables.current_snapshot(spark, table) for table in (lake.features(fingerprint), lake.images)}
+    return TrainingRead(fingerprint, feature_run.get("preprocessing"), window.end.isoformat(), training_days,
+                        snapshots)
+
+
+def read_of_version(lake: Lake, metadata: dict) -> TrainingRead:
+    """The training read of an earlier version, from its metadata: the same feature space, window end, days and
+    table snapshots (time travel), so training sees exactly that version's rows whatever was ingested since."""
+    version, fingerprint = metadata["version"], metadata["fingerprint"]
+    recorded = metadata.get("snapshots")
+    if not recorded:
+        raise InputError(f"version {version} records no lake snapshots (it was trained before the lake kept "
+                         "them), so its training rows cannot be read again; train on the current lake instead")
+    snapshots = {table: recorded.get(table.identifier) for table in (lake.features(fingerprint), lake.images)}
+    missing = [table.identifier for table, snapshot in snapshots.items() if snapshot is None]
+    if missing:
+        raise InputError(f"version {version} records no snapshot of {', '.join(missing)} in this lake; "
+                         "give a version trained on this dataset's lake")
+    return TrainingRead(fingerprint, metadata.get("preprocessing"), metadata["data_window_end"],
+                        metadata.get("training_days"), snapshots)
 
 
 def with_split(features):
@@ -55,10 +103,17 @@ def check_one_feature_space(features, fingerprint: str) -> None:
         )
 
 
-def split_features(spark, lake, fingerprint: str, window_end_id: str, since_id: str | None = None):
+def split_features(spark, lake, fingerprint: str, window_end_id: str, since_id: str | None = None,
+                   snapshot_id: int | None = None):
     """The feature space's rows of every window that ended by the run's window end (and, given since_id, after it),
-    each with its split; refuses a table holding rows of another space."""
-    features = spark.read.parquet(storage.spark_path(lake.features(fingerprint)))
+    each with its split, as of the table's snapshot_id (default: its current one); refuses a table holding rows of
+    another space."""
+    from imagepipe import tables
+
+    features = tables.read(spark, lake.features(fingerprint), snapshot_id)
+    if features is None:
+        raise InputError(f"feature space {fingerprint} has no table {lake.features(fingerprint).identifier}: "
+                         "run extract_features first")
     selected = with_split(features_up_to(features, window_end_id, since_id))
     check_one_feature_space(selected, fingerprint)
     return selected

@@ -44,9 +44,9 @@ def lake_root_of(task) -> str:
     return task.application_args[task.application_args.index("--lake-root") + 1]
 
 
-def test_every_dataset_gets_its_own_three_dags(bag):
+def test_every_dataset_gets_its_own_four_dags(bag):
     assert sorted(bag.dag_ids) == sorted(f"{kind}{suffix}" for suffix in ("", "__holiday", "__scans") for kind in (
-        "image_classifier_pipeline", "image_batch_scoring", "image_classifier_rollback"))
+        "image_classifier_pipeline", "image_batch_scoring", "image_classifier_rollback", "image_forget"))
 
 
 def test_a_datasets_pipeline_has_its_schedule_lake_folder_model_assets_and_defaults(bag):

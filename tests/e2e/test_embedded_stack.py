@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from lake_tables import current_snapshot_id, table_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -17,10 +18,7 @@ def _registry(env) -> Path:
 
 
 def _lake_images(env) -> list[dict]:
-    import pyarrow.dataset as ds
-
-    table = ds.dataset(Path(env["IMAGEPIPE_DATA_DIR"]) / "lake" / "images", format="parquet", partitioning="hive")
-    return table.to_table(columns=["sha256"]).to_pylist()
+    return table_rows(env, Path(env["IMAGEPIPE_DATA_DIR"]) / "lake", "images", ("sha256",))
 
 
 def test_make_demo_twice_promotes_one_champion_and_the_second_run_finds_nothing_new(user_env, make):
@@ -32,10 +30,16 @@ def test_make_demo_twice_promotes_one_champion_and_the_second_run_finds_nothing_
     # Far above what a pipeline with detached labels or misaligned features reaches (0.25 on four classes).
     assert metrics["candidate"]["accuracy"] >= 0.9
 
+    lake = Path(user_env["IMAGEPIPE_DATA_DIR"]) / "lake"
+    snapshots = {table: current_snapshot_id(user_env, lake, table) for table in ("images", "quarantine")}
+    assert snapshots["images"] is not None
+
     second = make(user_env, "demo")
     assert "images ingested:  0 new" in second.stdout
     assert "skipped:          no new images in the window" in second.stdout
     assert "champion:         version 1" in second.stdout
+    # The second run committed nothing: the tables are at the snapshots the first run left.
+    assert {table: current_snapshot_id(user_env, lake, table) for table in snapshots} == snapshots
     images = _lake_images(user_env)
     assert len(images) == 400
     assert len({row["sha256"] for row in images}) == 400

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from lake_tables import table_rows
 
 from imagepipe import sample_data
 
@@ -28,11 +29,11 @@ def test_a_dataset_of_ones_own_images_fine_tuned_gets_a_model_of_its_own_on_the_
     own_lake = lake / "datasets" / DATASET
     metadata = json.loads((lake / "registry" / DATASET / "versions" / "1" / "metadata.json").read_text())
     assert metadata["labels"] == sorted(CLASSES)
-    assert {row["key"].split("/")[0] for row in lake_images(own_lake)} == {DATASET}
+    assert {row["key"].split("/")[0] for row in lake_images(user_env, own_lake)} == {DATASET}
 
     [record] = [json.loads(path.read_text()) for path in (own_lake / "runs").glob("*/finetune.json")]
     assert Path(record["weights"]).is_relative_to(own_lake / "finetuned") and record["epochs_run"] == 1
-    space = json.loads((own_lake / "features" / metadata["fingerprint"] / "_feature_space.json").read_text())
+    space = json.loads((own_lake / "feature_spaces" / f"{metadata['fingerprint']}.json").read_text())
     assert space["weights"] == record["weights"] and space["image_size"] == 64
     assert f"fine-tuned:       {record['weights']} (validation accuracy" in result.stdout
     # The default dataset got nothing of it: no image, no model.
@@ -62,7 +63,5 @@ def make_run_on_holiday_photos(user_env, make):
         make(user_env, "s3-stop")
 
 
-def lake_images(lake: Path) -> list[dict]:
-    import pyarrow.dataset as ds
-
-    return ds.dataset(lake / "images", format="parquet", partitioning="hive").to_table(columns=["key"]).to_pylist()
+def lake_images(env: dict[str, str], lake: Path) -> list[dict]:
+    return table_rows(env, lake, "images", ("key",))

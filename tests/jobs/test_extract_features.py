@@ -31,10 +31,10 @@ def test_runs_differing_only_in_preprocessing_write_separate_feature_spaces(spar
     assert cleaned["preprocessing"] == ["exif_transpose", "median:3", "autocontrast", "pad_to_square"]
     assert default["fingerprint"] != cleaned["fingerprint"]
     for record in (default, cleaned):
-        table = spark.read.parquet(storage.spark_path(lake.features(record["fingerprint"])))
+        table = spark.table(lake.features(record["fingerprint"]).identifier)
         assert record["rows"] == 8
         assert {row.fingerprint for row in table.select("fingerprint").distinct().collect()} == {record["fingerprint"]}
-        space = storage.read_json(storage.join(lake.features(record["fingerprint"]), "_feature_space.json"))
+        space = storage.read_json(lake.feature_space_document(record["fingerprint"]))
         assert space["preprocessing"] == record["preprocessing"]
 
 
@@ -56,19 +56,19 @@ def test_a_rerun_keeps_the_vectors_it_has_and_computes_only_images_new_to_the_wi
     extract_features.main([*common, *SMALL])
     lake = Lake(lake_root)
     first = lake.read_run("manual__again", "features")
-    uri = storage.spark_path(lake.features(first["fingerprint"]))
-    vectors = {row.sha256: row.features for row in spark.read.parquet(uri).collect()}
+    uri = lake.features(first["fingerprint"]).identifier
+    vectors = {row.sha256: row.features for row in spark.table(uri).collect()}
 
     extract_features.main([*common, *SMALL])
     again = lake.read_run("manual__again", "features")
     assert (first["rows"], first["reused"]) == (8, 0)
     assert (again["rows"], again["reused"]) == (0, 8)
-    assert {row.sha256: row.features for row in spark.read.parquet(uri).collect()} == vectors
+    assert {row.sha256: row.features for row in spark.table(uri).collect()} == vectors
 
     # The window is ingested again with a lower minimum: one more image in it, and only that one is computed.
     ingest_images.main([*ingest, "--min-side", "8"])
     extract_features.main([*common, *SMALL])
     third = lake.read_run("manual__again", "features")
-    table = spark.read.parquet(uri)
+    table = spark.table(uri)
     assert (third["rows"], third["reused"]) == (1, 8)
     assert table.count() == table.select("sha256").distinct().count() == 9

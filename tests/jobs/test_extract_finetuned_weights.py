@@ -55,7 +55,7 @@ def test_with_finetune_on_features_come_from_the_weights_the_runs_finetune_recor
     assert features["fingerprint"] == tuned.fingerprint(resolve_weights(tuned)) != base.fingerprint(
         resolve_weights(base))
     assert features["rows"] == 8
-    space = storage.read_json(storage.join(lake.features(features["fingerprint"]), "_feature_space.json"))
+    space = storage.read_json(lake.feature_space_document(features["fingerprint"]))
     assert space["weights"] == weights  # what scoring extracts new images with
 
 

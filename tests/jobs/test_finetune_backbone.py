@@ -61,7 +61,7 @@ def test_the_job_fine_tunes_in_two_processes_and_a_rerun_reuses_its_weights(spar
 
     extract_features.main([*common, *SMALL[:2], "--weights", record["weights"], "--image-size", "32"])
     features = lake.read_run("manual__finetune", "features")
-    space = storage.read_json(storage.join(lake.features(features["fingerprint"]), "_feature_space.json"))
+    space = storage.read_json(lake.feature_space_document(features["fingerprint"]))
     assert features["rows"] == 24 and space["weights"] == record["weights"]
 
 

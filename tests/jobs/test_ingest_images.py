@@ -15,6 +15,7 @@ from imagepipe import sample_data
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.tables import current_snapshot
 from spark_jobs import ingest_images
 
 FAR_FUTURE = "2100-01-01T00:00:00+00:00"
@@ -67,12 +68,12 @@ def _ingest(bucket, lake_root, run_id, *extra):
 def test_ingest_keeps_good_images_once_and_quarantines_the_rest_with_reasons(spark, messy_bucket, lake_root):
     report = _ingest(messy_bucket, lake_root, "manual__one")
 
-    images = spark.read.parquet(Lake(lake_root).images)
+    images = spark.table(Lake(lake_root).images.identifier)
     assert images.count() == 8
     assert {row["label"]: row["count"] for row in images.groupBy("label").count().collect()} == {"beach": 4,
                                                                                                   "forest": 4}
     assert images.select("sha256").distinct().count() == 8
-    quarantine = {row["key"]: row["reason"] for row in spark.read.parquet(Lake(lake_root).quarantine).collect()}
+    quarantine = {row["key"]: row["reason"] for row in spark.table(Lake(lake_root).quarantine.identifier).collect()}
     assert set(quarantine) == {
         "raw/beach/empty.jpg", "raw/forest/notes.jpg", "raw/forest/half.jpg", "raw/forest/tiny.png",
         "raw/beach/conflict.jpg", "raw/forest/conflict.jpg",
@@ -95,11 +96,11 @@ def test_ingest_keeps_good_images_once_and_quarantines_the_rest_with_reasons(spa
 
 def test_rerunning_the_same_run_gives_the_same_lake(spark, messy_bucket, lake_root):
     _ingest(messy_bucket, lake_root, "manual__one")
-    before = sorted(row["key"] for row in spark.read.parquet(Lake(lake_root).images).select("key").collect())
+    before = sorted(row["key"] for row in spark.table(Lake(lake_root).images.identifier).select("key").collect())
     _ingest(messy_bucket, lake_root, "manual__one")
-    after = sorted(row["key"] for row in spark.read.parquet(Lake(lake_root).images).select("key").collect())
+    after = sorted(row["key"] for row in spark.table(Lake(lake_root).images.identifier).select("key").collect())
     assert after == before
-    assert spark.read.parquet(Lake(lake_root).quarantine).count() == 6
+    assert spark.table(Lake(lake_root).quarantine.identifier).count() == 6
 
 
 def test_a_later_watermark_run_takes_only_new_objects(spark, messy_bucket, lake_root):
@@ -116,7 +117,18 @@ def test_a_later_watermark_run_takes_only_new_objects(spark, messy_bucket, lake_
     # The first window ended at the second its listing started, before new.jpg was written.
     assert window["start"] == Lake(lake_root).read_run("manual__one", "window")["end"] <= first_end.isoformat()
     assert report["ingested"] == 1
-    assert spark.read.parquet(Lake(lake_root).images).count() == 9
+    assert spark.table(Lake(lake_root).images.identifier).count() == 9
+
+
+def test_a_run_with_nothing_new_commits_nothing(spark, messy_bucket, lake_root):
+    _ingest(messy_bucket, lake_root, "manual__one")
+    lake = Lake(lake_root)
+    snapshots = (current_snapshot(spark, lake.images), current_snapshot(spark, lake.quarantine))
+
+    report = _ingest(messy_bucket, lake_root, "manual__two")
+
+    assert report["ingested"] == 0 and report["images_snapshot"] == snapshots[0] is not None
+    assert (current_snapshot(spark, lake.images), current_snapshot(spark, lake.quarantine)) == snapshots
 
 
 def test_objects_outside_an_explicit_window_are_left_for_their_own_run(spark, messy_bucket, lake_root):
@@ -127,7 +139,7 @@ def test_objects_outside_an_explicit_window_are_left_for_their_own_run(spark, me
 
 def test_identical_content_already_in_the_lake_is_not_taken_again(spark, messy_bucket, lake_root):
     _ingest(messy_bucket, lake_root, "manual__one")
-    first = json.dumps(sorted(r["sha256"] for r in spark.read.parquet(Lake(lake_root).images).collect()))
+    first = json.dumps(sorted(r["sha256"] for r in spark.table(Lake(lake_root).images.identifier).collect()))
     s3_client().copy_object(
         Bucket=messy_bucket, Key="raw/beach/another_copy.jpg",
         CopySource={"Bucket": messy_bucket, "Key": "raw/beach/copy_of_first.jpg"},
@@ -135,7 +147,7 @@ def test_identical_content_already_in_the_lake_is_not_taken_again(spark, messy_b
     settle()
     report = _ingest(messy_bucket, lake_root, "manual__two", "--window-start", "2000-01-01T00:00:00Z")
     assert report["ingested"] == 0
-    assert json.dumps(sorted(r["sha256"] for r in spark.read.parquet(Lake(lake_root).images).collect())) == first
+    assert json.dumps(sorted(r["sha256"] for r in spark.table(Lake(lake_root).images.identifier).collect())) == first
 
 
 def test_too_many_rejections_fail_the_run_but_keep_the_good_images_and_the_watermark(spark, messy_bucket, lake_root):
@@ -145,8 +157,8 @@ def test_too_many_rejections_fail_the_run_but_keep_the_good_images_and_the_water
             ["--source-uri", f"s3://{messy_bucket}/raw/", "--run-id", "manual__one", "--lake-root", lake_root,
              "--window-end", FAR_FUTURE]
         )
-    assert spark.read.parquet(Lake(lake_root).images).count() == 8
-    assert spark.read.parquet(Lake(lake_root).quarantine).count() == 6
+    assert spark.table(Lake(lake_root).images.identifier).count() == 8
+    assert spark.table(Lake(lake_root).quarantine.identifier).count() == 6
     assert not Path(Lake(lake_root).watermark).exists()
 
 
@@ -161,7 +173,7 @@ def test_labels_from_a_manifest_instead_of_folders(spark, s3_bucket, lake_root, 
         ["--source-uri", f"s3://{s3_bucket}/flat/", "--run-id", "manual__m", "--lake-root", lake_root,
          "--window-end", FAR_FUTURE, "--label-manifest", str(manifest)]
     )
-    rows = {row["key"]: row["label"] for row in spark.read.parquet(Lake(lake_root).images).collect()}
+    rows = {row["key"]: row["label"] for row in spark.table(Lake(lake_root).images.identifier).collect()}
     assert rows == {"flat/a.jpg": "red", "flat/b.jpg": "green"}
     assert Lake(lake_root).read_run("manual__m", "ingest")["unlabeled"] == 1
 
@@ -202,9 +214,10 @@ def test_every_accepted_format_and_mode_is_kept_with_its_mode_under_any_key(spar
     ingest_images.main(["--source-uri", f"s3://{s3_bucket}/v/", "--run-id", "manual__formats", "--lake-root", lake_root,
                         "--window-end", FAR_FUTURE])
 
-    rows = {row["key"]: (row["format"], row["mode"]) for row in spark.read.parquet(Lake(lake_root).images).collect()}
+    images = spark.table(Lake(lake_root).images.identifier)
+    rows = {row["key"]: (row["format"], row["mode"]) for row in images.collect()}
     assert rows == {key: (image_format, mode) for key, (_, image_format, mode) in objects.items()}
-    stored = spark.read.parquet(Lake(lake_root).images).filter("key = 'v/b/animated palette.gif'").first()["content"]
+    stored = images.filter("key = 'v/b/animated palette.gif'").first()["content"]
     assert bytes(stored) == objects["v/b/animated palette.gif"][0]  # original bytes, not re-encoded
 
 
@@ -245,13 +258,16 @@ def test_a_run_killed_while_writing_leaves_the_lake_readable_and_its_retry_repai
     end = datetime.now(timezone.utc).isoformat()
     second = [*common, "--run-id", "manual__second", "--window-end", end, "--fetch-threads", "1"]
 
-    images_dir = Path(lake_root) / "images"
+    lake = Lake(lake_root)
+    before = current_snapshot(spark, lake.images)
+    data_dir = Path(lake_root) / "images" / "data"
+    files_before = set(data_dir.rglob("*.parquet"))
     job = subprocess.Popen([sys.executable, "-m", "spark_jobs.ingest_images", *second], start_new_session=True,
                            cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     try:
-        # Spark stages a dynamic-overwrite write under a hidden folder of the table: kill the job while it is there.
-        while job.poll() is None and not any(path.name.startswith(".spark-staging") for path in images_dir.iterdir()):
+        # Iceberg writes a commit's data files in place, then commits: kill the job once its first file is there.
+        while job.poll() is None and not set(data_dir.rglob("*.parquet")) - files_before:
             time.sleep(0.02)
         killed_mid_write = job.poll() is None
         os.killpg(job.pid, signal.SIGKILL)
@@ -259,16 +275,13 @@ def test_a_run_killed_while_writing_leaves_the_lake_readable_and_its_retry_repai
         job.wait(timeout=60)
     assert killed_mid_write, "the job finished before it could be killed while writing"
 
-    lake = Lake(lake_root)
-    # The first run's rows are all still there and readable; the killed run left no half-written partition in view.
-    after_kill = {row["key"] for row in spark.read.parquet(lake.images).collect()}
-    first_keys = {row["key"] for row in spark.read.parquet(lake.images).filter("run_id = 'manual__first'").collect()}
-    assert len(first_keys) == 10 and first_keys <= after_kill
-    second_keys = {f"raw/{image.label}/{image.name}"
-                   for image in sample_data.generate(per_class=40, seed=32, classes=("beach", "forest"))}
-    assert after_kill in (first_keys, first_keys | second_keys)
+    # The table is still at the first run's snapshot, whole: the killed run's files are in no commit.
+    assert current_snapshot(spark, lake.images) == before
+    images = spark.table(lake.images.identifier)
+    first_keys = {row["key"] for row in images.filter("run_id = 'manual__first'").collect()}
+    assert len(first_keys) == 10 and {row["key"] for row in images.collect()} == first_keys
 
     ingest_images.main(second)
-    images = spark.read.parquet(lake.images)
+    images = spark.table(lake.images.identifier)
     assert images.count() == images.select("sha256").distinct().count() == 90
     assert lake.read_run("manual__second", "ingest")["ingested"] == 80

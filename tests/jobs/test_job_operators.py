@@ -165,7 +165,14 @@ CLUSTER = {"conn_type": "spark", "host": "spark://cluster", "port": 7077}
 ])
 def test_only_jobs_on_a_local_master_get_the_short_jvm_options_and_a_users_own_stand(
         monkeypatch, tmp_path, connection, user_conf, java_options):
+    from imagepipe import jars, settings
+
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(connection))
+    monkeypatch.setenv("IMAGEPIPE_JARS_DIR", str(jars.cache_dir()))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where no class archive is built
     operator = SparkJobOperator(task_id="job", application="job.py", conf=user_conf, conn_id="spark_default")
-    assert operator._get_hook()._conf.get("spark.driver.extraJavaOptions") == java_options
+    conf = operator._get_hook()._conf
+    assert conf.get("spark.driver.extraJavaOptions") == java_options
+    # Whatever the master, the job gets the lake: its catalog and the pinned jars on every JVM's class path.
+    assert conf["spark.sql.catalog.imagepipe.uri"] == settings.catalog_uri()
+    assert conf["spark.driver.extraClassPath"] == conf["spark.executor.extraClassPath"] == ":".join(jars.paths())

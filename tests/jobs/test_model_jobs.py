@@ -56,7 +56,7 @@ def test_pipeline_trains_a_model_that_passes_its_gate_and_becomes_champion(spark
     registry = Registry(lake.registry, "image_classifier")
 
     features = lake.read_run("manual__first", "features")
-    assert features["rows"] == spark.read.parquet(lake.images).count() == 120
+    assert features["rows"] == spark.table(lake.images.identifier).count() == 120
     metadata = registry.metadata(1)
     assert metadata["labels"] == sorted(sample_data.CLASSES)
     assert metadata["fingerprint"] == features["fingerprint"]
@@ -85,7 +85,7 @@ def test_the_trained_model_labels_images_by_name(spark, trained_lake):
     lake = Lake(trained_lake)
     fingerprint = lake.read_run("manual__first", "features")["fingerprint"]
     model = Registry(lake.registry, "image_classifier").load_model(1)
-    scored = score(model, spark.read.parquet(lake.features(fingerprint)))
+    scored = score(model, spark.table(lake.features(fingerprint).identifier))
     right = scored.filter("predicted_label = label").count()
     assert right / scored.count() >= 0.8
 
@@ -141,7 +141,7 @@ def test_the_report_shows_the_test_images_the_model_got_wrong_from_thumbnails_in
     # Every example's thumbnail is in the version, listed in its manifest: a small JPEG of the lake's image.
     files = registry.manifest(1)["files"]
     sizes = {row["sha256"]: (row["width"], row["height"]) for row in
-             spark.read.parquet(lake.images).select("sha256", "width", "height").collect()}
+             spark.table(lake.images.identifier).select("sha256", "width", "height").collect()}
     for row in shown["misclassified"] + shown["correct"]:
         assert row["thumbnail"] == f"thumbnails/{row['sha256']}.jpg" and row["thumbnail"] in files
         with Image.open(io.BytesIO(registry.read_file(1, row["thumbnail"]))) as thumbnail:
@@ -174,7 +174,7 @@ def test_training_refuses_a_feature_table_mixing_feature_spaces(spark, trained_l
 
     lake = Lake(trained_lake)
     fingerprint = lake.read_run("manual__first", "features")["fingerprint"]
-    features = spark.read.parquet(lake.features(fingerprint))
+    features = spark.table(lake.features(fingerprint).identifier)
     check_one_feature_space(features, fingerprint)
     other_space = F.when(F.col("label") == "beach", F.lit("resnet50-other")).otherwise(F.col("fingerprint"))
     mixed = features.withColumn("fingerprint", other_space)

@@ -1,5 +1,6 @@
 """score_images on local Spark against a real S3 endpoint: a champion trained by the pipeline's own jobs labels a
-prefix of unlabelled images."""
+prefix of unlabelled images. The lake is on that endpoint too (s3a://), as in production: every job of the path
+reads and writes its Iceberg tables there."""
 
 from __future__ import annotations
 
@@ -21,19 +22,26 @@ CLASSES = ("beach", "night_sky")
 
 
 @pytest.fixture(scope="module")
-def champion_lake(spark, s3_endpoint, tmp_path_factory) -> str:
-    """A lake whose registry has a champion, trained and promoted by the pipeline's jobs on two sample classes."""
+def champion_lake(spark, s3_endpoint) -> str:
+    """A lake on object storage whose registry has a champion, trained and promoted by the pipeline's jobs on two
+    sample classes."""
     bucket = "scoring-training-set"
     s3_client().create_bucket(Bucket=bucket)
     sample_data.upload(s3_client(), bucket, "set", sample_data.generate(per_class=20, seed=21, classes=CLASSES))
     settle()
-    lake_root = str(tmp_path_factory.mktemp("scoring") / "lake")
+    lake_root = f"s3a://{bucket}/lake"
     common = ["--run-id", "manual__train", "--lake-root", lake_root]
     ingest_images.main([*common, "--source-uri", f"s3://{bucket}/set/", "--window-end", FAR_FUTURE])
     extract_features.main([*common, *FEATURES])
     train_classifier.main([*common, *TRAIN])
     evaluate_model.main([*common, "--min-test-images", "1"])
     promote_model.main(common)
+    # The tables' data and metadata files are objects under the lake's prefix: nothing went to a local path.
+    keys = {item["Key"] for item in s3_client().list_objects_v2(Bucket=bucket, Prefix="lake/")["Contents"]}
+    fingerprint = Lake(lake_root).read_run("manual__train", "features")["fingerprint"]
+    for table in ("images", f"features/{fingerprint}"):
+        assert any(key.startswith(f"lake/{table}/data/") for key in keys), table
+        assert any(key.startswith(f"lake/{table}/metadata/") and key.endswith(".metadata.json") for key in keys), table
     return lake_root
 
 
@@ -57,7 +65,8 @@ def unlabelled(s3_endpoint) -> tuple[str, dict[str, str]]:
 
 
 def _predictions(spark, lake_root: str, run_id: str) -> dict[str, dict]:
-    rows = spark.read.parquet(Lake(lake_root).predictions("image_classifier")).filter(f"run_id = '{run_id}'").collect()
+    predictions = spark.table(Lake(lake_root).predictions("image_classifier").identifier)
+    rows = predictions.filter(f"run_id = '{run_id}'").collect()
     return {row["key"]: row.asDict() for row in rows}
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from imagepipe import jvm_class_archive
+from imagepipe import jvm_class_archive, tables
 from imagepipe.spark import SHORT_JVM_OPTIONS, driver_conf, own_jvm_environment
 
 
@@ -34,8 +34,11 @@ def test_a_local_job_loads_sparks_classes_from_the_class_archive(tmp_path):
     job.write_text("from pyspark.sql import SparkSession\n"
                    "SparkSession.builder.getOrCreate().range(8).selectExpr('sum(id)').collect()\n")
     class_log = tmp_path / "classes.log"
+    # The class path every job's driver gets (the lake's jars after Spark's own), which the archive is checked against.
+    classpath = tables.classpath_conf()["spark.driver.extraClassPath"]
     subprocess.run([str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]", "--conf",
-                    f"spark.driver.extraJavaOptions={options} -Xlog:class+load=info:file={class_log}", str(job)],
+                    f"spark.driver.extraJavaOptions={options} -Xlog:class+load=info:file={class_log}",
+                    "--conf", f"spark.driver.extraClassPath={classpath}", str(job)],
                    env=own_jvm_environment(), check=True, capture_output=True)
     # Lambdas' classes are made at run time, never loaded from a jar or an archive.
     spark_classes = [line for line in class_log.read_text().splitlines()

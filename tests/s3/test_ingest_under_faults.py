@@ -28,7 +28,7 @@ def test_every_image_is_ingested_once_despite_503s_and_dropped_connections(spark
         )
 
     assert proxy.injected["slow_down"] >= 2 and proxy.injected["dropped"] >= 2
-    rows = spark.read.parquet(Lake(lake_root).images).select("key", "sha256").collect()
+    rows = spark.table(Lake(lake_root).images.identifier).select("key", "sha256").collect()
     assert sorted(row["key"] for row in rows) == sorted(f"set/{image.label}/{image.name}" for image in images)
     report = Lake(lake_root).read_run("manual__faults", "ingest")
     assert report["ingested"] == 20 and report["rejected"] == {}

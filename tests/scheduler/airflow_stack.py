@@ -21,6 +21,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+from lake_tables import table_rows
+
 PROJECT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
@@ -329,7 +331,4 @@ def run_document(stack, run_id: str, name: str, dataset: str | None = None) -> d
 
 
 def lake_images(stack, dataset: str | None = None) -> list[dict]:
-    import pyarrow.dataset as ds
-
-    table = ds.dataset(dataset_lake(stack, dataset) / "images", format="parquet", partitioning="hive")
-    return table.to_table(columns=["sha256", "key", "window_id"]).to_pylist()
+    return table_rows(stack.env, dataset_lake(stack, dataset), "images", ("sha256", "key", "window_id"))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from imagepipe import gallery, report, sample_data, storage
 from imagepipe.gate import Thresholds, decide
-from imagepipe.lake import WINDOW_COLUMN, Lake
+from imagepipe.lake import Lake
 from imagepipe.registry import Registry
 from imagepipe.windows import Window, parse_timestamp
 
@@ -134,20 +134,6 @@ def _train_version(registry: Registry, run_id: str, accuracy: float, dag_id: str
     return version
 
 
-def _write_quarantine(lake: Lake, window: Window, run_id: str) -> None:
-    """The window's quarantine partition, one Parquet file with ingest's quarantine columns."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table({"key": [key for key, _ in QUARANTINED], "etag": ["0" * 32] * len(QUARANTINED),
-                      "size": [100] * len(QUARANTINED), "reason": [reason for _, reason in QUARANTINED],
-                      "run_id": [run_id] * len(QUARANTINED)})
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    storage.open_store(lake.quarantine).put(f"{WINDOW_COLUMN}={window.id}/part-00000-test.snappy.parquet",
-                                            buffer.getvalue())
-
-
 def _record_run(lake: Lake, registry: Registry, index: int, version: int, promoted: bool) -> None:
     run_id = RUNS[index]
     window = Window(*(parse_timestamp(text) for text in WINDOWS[index]))
@@ -156,9 +142,8 @@ def _record_run(lake: Lake, registry: Registry, index: int, version: int, promot
     lake.write_run(run_id, "ingest", {
         "window": window.to_json(), "listed": 130, "outside_window": 0, "unlabeled": 3, "fetched": 127,
         "ingested": 120, "duplicates": 5 - (2 if index == 1 else 0), "conflicts": 2 if index == 1 else 0,
-        "rejected": rejected, "labels": {label: 40 for label in LABELS}})
-    if index == 1:
-        _write_quarantine(lake, window, run_id)
+        "rejected": rejected, "labels": {label: 40 for label in LABELS},
+        "quarantined": [{"key": key, "reason": reason} for key, reason in sorted(QUARANTINED)] if index == 1 else []})
     lake.write_run(run_id, "features", {"fingerprint": FINGERPRINT, "rows": 120})
     lake.write_run(run_id, "candidate", {"version": version, "model_name": registry.model_name})
     if promoted:

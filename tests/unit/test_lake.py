@@ -35,9 +35,13 @@ def test_empty_run_id_is_refused_with_an_example():
 def test_lake_layout_under_object_storage_root(root):
     lake = Lake(root)
 
-    assert lake.images == "s3://bucket/lake/images"
-    assert lake.quarantine == "s3://bucket/lake/quarantine"
-    assert lake.features("resnet18-0123456789abcdef") == "s3://bucket/lake/features/resnet18-0123456789abcdef"
+    assert lake.images.location == "s3a://bucket/lake/images"
+    assert lake.quarantine.location == "s3a://bucket/lake/quarantine"
+    features = lake.features("resnet18-0123456789abcdef")
+    assert features.location == "s3a://bucket/lake/features/resnet18-0123456789abcdef"
+    assert features.name == "features_resnet18_0123456789abcdef"
+    assert lake.feature_space_document("resnet18-0123456789abcdef") == (
+        "s3://bucket/lake/feature_spaces/resnet18-0123456789abcdef.json")
     assert lake.registry == "s3://bucket/lake/registry"
     assert lake.watermark == "s3://bucket/lake/_state/ingest_watermark.json"
     assert lake.run_document(MANUAL_RUN, "window") == "s3://bucket/lake/runs/manual__2026-01-01T00~3a00~3a00~2b00~3a00/window.json"
@@ -73,3 +77,20 @@ def test_runs_do_not_see_each_others_documents(tmp_path):
 
     with pytest.raises(MissingRecordError):
         lake.read_run("manual__2026-01-02T00:00:00+00:00", "candidate")
+
+
+def test_the_deployments_lake_and_its_datasets_have_their_names_as_namespaces(monkeypatch):
+    monkeypatch.setenv("IMAGEPIPE_LAKE_ROOT", "s3a://imagepipe-lake/lake")
+
+    assert Lake("s3://imagepipe-lake/lake/").images.identifier == "imagepipe.`default`.`images`"
+    assert Lake("s3a://imagepipe-lake/lake/datasets/holiday").predictions("holiday").identifier == (
+        "imagepipe.`holiday`.`predictions_holiday`")
+
+
+def test_two_other_lakes_never_share_a_namespace(monkeypatch):
+    monkeypatch.setenv("IMAGEPIPE_LAKE_ROOT", "s3a://imagepipe-lake/lake")
+    namespaces = {Lake(root).namespace for root in ("/tmp/a/lake", "/tmp/b/lake", "s3a://other/lake")}
+
+    assert len(namespaces) == 3
+    assert all(namespace.startswith("default_") for namespace in namespaces)
+    assert Lake("/tmp/a/lake/datasets/holiday").namespace.startswith("holiday_")

@@ -96,3 +96,20 @@ def test_python_dash_m_runs_the_command_line(root):
                            capture_output=True, text=True, check=True)
 
     assert json.loads(shown.stdout) == registry.champion()
+
+
+def test_show_prints_the_lake_snapshot_each_table_was_read_at_for_training_and_evaluation(root, capsys):
+    registry = Registry(root, MODEL)
+    version = registry.allocate_version("run-lineage")
+    registry.write_document(version, "metadata", {"version": version, "snapshots": {
+        "imagepipe.`default`.`images`": 11, "imagepipe.`default`.`features_resnet18_0a`": 12}})
+    registry.write_document(version, "metrics", {"snapshots": {"imagepipe.`default`.`features_resnet18_0a`": 13}})
+
+    cli(root, "show", str(version))
+
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith(("trained:", "evaluated:"))] == [
+        "trained:   imagepipe.`default`.`features_resnet18_0a` snapshot 12",
+        "trained:   imagepipe.`default`.`images` snapshot 11",
+        "evaluated: imagepipe.`default`.`features_resnet18_0a` snapshot 13",
+    ]

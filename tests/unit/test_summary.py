@@ -35,7 +35,7 @@ def test_the_summary_names_the_quarantined_keys_the_promotion_and_the_champion(c
 
     assert "label conflicts:  2" in lines
     assert "images rejected:  2 (too small=1, undecodable=1)" in lines
-    assert f"quarantined:      4 objects (rejected or label conflicts) in {records.lake.quarantine}" in lines
+    assert f"quarantined:      4 objects (rejected or label conflicts) in {records.lake.quarantine.identifier}" in lines
     assert [line.strip() for line in lines if line.strip().startswith("images/")] == sorted(
         f"{key}: {reason}" for key, reason in QUARANTINED)
     assert "gate verdict:     FAILED" in lines

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 
-from imagepipe import settings, storage
+from imagepipe import lake, storage
 from imagepipe.errors import InputError
 from imagepipe.registry.versions import Versions, now
 
@@ -153,4 +153,4 @@ class Registry(Versions):
 def open_registry(model_name: str, registry_uri: str | None = None, lake_root: str | None = None) -> Registry:
     """The registry at registry_uri, else at IMAGEPIPE_REGISTRY_URI, else in the lake (lake_root, else the
     environment's lake)."""
-    return Registry(registry_uri or settings.registry_uri(lake_root), model_name)
+    return Registry(registry_uri or lake.registry_uri(lake_root), model_name)

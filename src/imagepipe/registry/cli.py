@@ -59,6 +59,14 @@ def _history_row(entry: dict) -> dict:
             "verdict": None if verdict is None else _verdict_summary(verdict)}
 
 
+def _snapshot_lines(registry: Registry, version: int) -> list[str]:
+    """The lake snapshot of each table the version's training and its evaluation read (its lineage)."""
+    read = [("trained", (registry.document(version, "metadata") or {}).get("snapshots") or {}),
+            ("evaluated", (registry.document(version, "metrics") or {}).get("snapshots") or {})]
+    return [f"{step + ':':<10} {table} snapshot {snapshot}"
+            for step, snapshots in read for table, snapshot in sorted(snapshots.items())]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = JobArgumentParser(prog="python -m imagepipe.registry", description=__doc__.split("\n\n")[0])
     parser.add_argument("--registry-uri", default=None,
@@ -97,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
                      f"run:      {manifest.get('run_id')}", f"created:  {manifest.get('created_at')}",
                      f"verdict:  {'-' if verdict is None else _verdict_summary(verdict)}"]
             files = [{"file": name, **entry} for name, entry in sorted(manifest["files"].items())]
-            text = "\n".join(lines + ["", _table(files, ["file", "size", "sha256"])])
+            text = "\n".join(lines + _snapshot_lines(registry, args.version)
+                             + ["", _table(files, ["file", "size", "sha256"])])
         elif args.command == "champion":
             result = registry.champion()
             text = (f"{args.model_name} has no champion" if result is None

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 
-from imagepipe import charts, report, settings, storage
+from imagepipe import charts, report, storage
 from imagepipe.errors import InputError, MissingRecordError
-from imagepipe.lake import Lake
+from imagepipe.lake import Lake, registry_uri
 from imagepipe.registry import Registry
 from imagepipe.summary import promotion_line, run_outcome
 
@@ -19,7 +19,7 @@ class NotFound(LookupError):
 
 
 def registry_root() -> str:
-    return settings.registry_uri()
+    return registry_uri()
 
 
 def model_names(root: str) -> list[str]:
