@@ -7,6 +7,10 @@ from `airflow dags test` to its exit, and each task's duration is read from the 
 ingest report's counts, the feature rows, the model's labels and rows, and its test metrics.
 
     .venv/bin/python bench/pipeline_old_new.py --base 645513d --images 3000 --json out.json
+
+A base that needs other packages than this checkout (another Spark release) runs on --base-python, e.g. a venv with
+that release whose site-packages are followed by this venv's (a .pth naming them) for everything else; the base
+tree's own class archive is built for it first, as its `make install` does.
 """
 
 from __future__ import annotations
@@ -26,12 +30,14 @@ from extract_small_images import small_images  # noqa: E402  (bench/ is the scri
 from job_fixed_costs import start_s3  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
 DAG_ID = "image_classifier_pipeline"
 
 
-def tree_env(base_env: dict[str, str], tree: Path, work: Path) -> dict[str, str]:
+def tree_env(base_env: dict[str, str], tree: Path, work: Path, python: str) -> dict[str, str]:
+    """The tree's environment: its library first, its interpreter (and that one's spark-submit) for every process."""
+    bin_dir = str(Path(python).parent)
     return {**base_env, "PYTHONPATH": str(tree / "src"), "AIRFLOW_HOME": str(work / "airflow"),
+            "PATH": f"{bin_dir}:{base_env['PATH']}", "PYSPARK_PYTHON": python,
             "IMAGEPIPE_DATA_DIR": str(work), "IMAGEPIPE_MODEL_CACHE": str(work / "model_cache"),
             "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags"), "AIRFLOW__CORE__PLUGINS_FOLDER": str(tree / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "IMAGEPIPE_WEIGHTS": "random:0",
@@ -60,6 +66,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=3000)
     parser.add_argument("--side", type=int, default=28)
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--base-python", default=sys.executable,
+                        help="the interpreter the base tree runs on (default: this one)")
     args = parser.parse_args()
 
     server, env = start_s3()
@@ -68,19 +76,23 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="imagepipe-pipeline-old-new-"))
     trees = {"base": work / "base-tree", "this": PROJECT}
+    pythons = {"base": args.base_python, "this": sys.executable}
     subprocess.run(["git", "-C", str(PROJECT), "worktree", "add", "--detach", str(trees["base"]), args.base],
                    check=True, capture_output=True)
     results = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node(),
-               "cores": os.cpu_count(), "images": args.images, "side": args.side, "base": args.base, "runs": {}}
+               "cores": os.cpu_count(), "images": args.images, "side": args.side, "base": args.base,
+               "base_python": args.base_python, "runs": {}}
     try:
         sample_data.upload(s3_client(), "bench", "images", small_images(args.images, args.side))
         conf = json.dumps({"source_uri": "s3://bench/images/"})
         for name, tree in trees.items():
-            run_env = tree_env(env, tree, work / name)
-            subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=run_env, check=True,
+            python = pythons[name]
+            run_env = tree_env(env, tree, work / name, python)
+            subprocess.run([python, "-m", "imagepipe.jvm_class_archive", "build"], env=run_env, check=True,
                            capture_output=True)
+            subprocess.run([python, "-m", "airflow", "db", "migrate"], env=run_env, check=True, capture_output=True)
             started = time.perf_counter()
-            result = subprocess.run([str(VENV_BIN / "airflow"), "dags", "test", DAG_ID, "--conf", conf],
+            result = subprocess.run([python, "-m", "airflow", "dags", "test", DAG_ID, "--conf", conf],
                                     env=run_env, capture_output=True, text=True)
             seconds = time.perf_counter() - started
             (work / f"{name}.log").write_text(result.stdout + result.stderr)
