@@ -8,6 +8,7 @@ from conftest import settle
 from imagepipe import sample_data, storage
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from pipeline_runs import upload_with_a_small_image
 from spark_jobs import extract_features, ingest_images
 
 # Each scenario runs the job several times, each a fresh set of torch workers: make test only.
@@ -39,16 +40,7 @@ def test_runs_differing_only_in_preprocessing_write_separate_feature_spaces(spar
 
 
 def test_a_rerun_keeps_the_vectors_it_has_and_computes_only_images_new_to_the_window(spark, s3_bucket, lake_root):
-    import io
-
-    from PIL import Image
-
-    client = s3_client()
-    sample_data.upload(client, s3_bucket, "set", sample_data.generate(per_class=2, seed=4))
-    small = io.BytesIO()
-    Image.new("RGB", (12, 12), (30, 120, 200)).save(small, format="PNG")
-    client.put_object(Bucket=s3_bucket, Key="set/beach/small.png", Body=small.getvalue())
-    settle()
+    upload_with_a_small_image(s3_bucket, per_class=2, seed=4)
     common = ["--run-id", "manual__again", "--lake-root", lake_root]
     ingest = [*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", "2100-01-01T00:00:00+00:00",
               "--max-rejected-fraction", "0.5"]

@@ -3,14 +3,12 @@ a reprocessing overwrite, two writers of one table at once, and training again o
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from conftest import settle
 from imagepipe import sample_data
@@ -19,7 +17,7 @@ from imagepipe.object_store import s3_client
 from imagepipe.registry import Registry
 from imagepipe.spark import own_jvm_environment
 from imagepipe.tables import current_snapshot
-from pipeline_runs import FAR_FUTURE, FEATURES, TRAIN
+from pipeline_runs import FAR_FUTURE, FEATURES, SMALL_IMAGE_KEY, TRAIN, upload_with_a_small_image
 from spark_jobs import extract_features, ingest_images, train_classifier
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -33,20 +31,10 @@ def _ingest_job(*args: str) -> subprocess.Popen:
                             env=own_jvm_environment(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _upload_with_one_small_image(bucket: str) -> None:
-    """Eight sample images and one 12-pixel image, which ingest quarantines unless --min-side allows it."""
-    client = s3_client()
-    sample_data.upload(client, bucket, "set", sample_data.generate(per_class=2, seed=41))
-    small = io.BytesIO()
-    Image.new("RGB", (12, 12), (30, 120, 200)).save(small, format="PNG")
-    client.put_object(Bucket=bucket, Key="set/beach/small.png", Body=small.getvalue())
-    settle()
-
-
 @pytest.mark.slow
 def test_a_reader_beside_a_reprocessing_overwrite_sees_the_old_rows_or_the_new_never_a_mix(spark, s3_bucket,
                                                                                            lake_root):
-    _upload_with_one_small_image(s3_bucket)
+    upload_with_a_small_image(s3_bucket, per_class=2, seed=41)
     common = ["--run-id", "manual__window", "--lake-root", lake_root, "--source-uri", f"s3://{s3_bucket}/set/",
               *SAME_WINDOW, "--max-rejected-fraction", "0.5"]
     ingest_images.main(common)
@@ -60,7 +48,7 @@ def test_a_reader_beside_a_reprocessing_overwrite_sees_the_old_rows_or_the_new_n
     assert job.returncode == 0, job.stdout.read()[-3000:]
     new = frozenset(row["key"] for row in spark.table(images).collect())
 
-    assert new == old | {"set/beach/small.png"}
+    assert new == old | {SMALL_IMAGE_KEY}
     assert seen <= {old, new}
     # Still one commit per write: the reprocessing replaced the window's partition, it did not add to it.
     assert spark.table(images).filter(f"{WINDOW_COLUMN} IS NOT NULL").count() == len(new)
@@ -68,7 +56,7 @@ def test_a_reader_beside_a_reprocessing_overwrite_sees_the_old_rows_or_the_new_n
 
 @pytest.mark.slow
 def test_two_writers_of_one_window_commit_in_turn_and_the_table_holds_one_of_them_whole(spark, s3_bucket, lake_root):
-    _upload_with_one_small_image(s3_bucket)
+    upload_with_a_small_image(s3_bucket, per_class=2, seed=41)
     common = ["--lake-root", lake_root, "--source-uri", f"s3://{s3_bucket}/set/", *SAME_WINDOW,
               "--max-rejected-fraction", "0.5"]
     # Both at once, e.g. a retry started beside a zombie attempt; one keeps the small image, the other does not.

@@ -3,20 +3,16 @@ tables were Iceberg tables), in local Spark against a real S3 endpoint."""
 
 from __future__ import annotations
 
-import io
 import shutil
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from conftest import settle
-from imagepipe import sample_data, storage
+from imagepipe import storage
 from imagepipe.errors import InputError
 from imagepipe.lake import WINDOW_COLUMN, Lake
-from imagepipe.object_store import s3_client
 from imagepipe.tables import current_snapshot
-from pipeline_runs import FAR_FUTURE, FEATURES, TRAIN
+from pipeline_runs import FAR_FUTURE, FEATURES, TRAIN, upload_with_a_small_image
 from spark_jobs import extract_features, ingest_images, migrate_lake, train_classifier
 
 pytestmark = pytest.mark.slow
@@ -39,11 +35,7 @@ def _earlier_layout(spark, lake: Lake, earlier_root: Path) -> None:
 
 
 def test_an_earlier_lake_is_refused_until_migrated_then_keeps_every_row_and_trains(spark, s3_bucket, tmp_path):
-    sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=6, seed=61))
-    small = io.BytesIO()
-    Image.new("RGB", (12, 12), (30, 120, 200)).save(small, format="PNG")
-    s3_client().put_object(Bucket=s3_bucket, Key="set/beach/small.png", Body=small.getvalue())  # quarantined
-    settle()
+    upload_with_a_small_image(s3_bucket, per_class=6, seed=61)  # the small one quarantined
     current = Lake(str(tmp_path / "current"))
     common = ["--run-id", "manual__first", "--lake-root", current.root]
     ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
