@@ -109,7 +109,7 @@ forget: $(INSTALLED) $(AIRFLOW_HOME)/airflow.db
 	@$(PY) -m imagepipe.datasets list '$(DATASET)' > /dev/null
 	@$(S3_ENV); airflow dags test image_forget$(if $(filter-out default,$(DATASET)),__$(DATASET)) \
 	  --conf "$$($(FORGET_CONF))" > $(RUN_LOG) 2>&1 || { $(RUN_FAILURE); exit 1; }
-	@grep -hE "forgot .* rows removed" $(RUN_LOG) | sed -E 's/^.*forget_image: //' | tail -1
+	@grep -hE "forgot .* rows removed" $(RUN_LOG) | sed -E 's/^.*forget_image: //; s/ +\[airflow\..*$$//' | tail -1
 
 # Declares a dataset (checked, appended to dags/datasets.toml), e.g.
 #   make dataset NAME=holiday SOURCE=s3://my-photos/holiday/ [SCHEDULE="0 3 * * *"] [SCORING=s3://my-photos/inbox/]

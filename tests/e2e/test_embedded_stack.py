@@ -47,3 +47,19 @@ def test_make_demo_twice_promotes_one_champion_and_the_second_run_finds_nothing_
     assert json.loads((_registry(user_env) / "versions" / "1" / "verdict.json").read_text())["passed"]
     # The embedded S3 that demo started is stopped again.
     assert not (Path(user_env["IMAGEPIPE_DATA_DIR"]) / "s3" / "moto.pid").exists()
+
+
+def test_make_forget_removes_one_image_of_the_demos_lake_through_the_forget_dag(user_env, make):
+    make(user_env, "demo")
+    lake = Path(user_env["IMAGEPIPE_DATA_DIR"]) / "lake"
+    key = sorted(row["key"] for row in table_rows(user_env, lake, "images", ("key",)))[0]
+
+    forgotten = make(user_env, "forget", f"KEY={key}", "REASON=the person in it asked")
+
+    assert forgotten.stdout.startswith(f"forgot {key} (the person in it asked)")
+    assert "model versions whose training read it: [1]" in forgotten.stdout
+    keys = {row["key"] for row in table_rows(user_env, lake, "images", ("key",))}
+    assert key not in keys and len(keys) == 399
+    refused = make(user_env, "forget", f"KEY={key}", "REASON=asked twice", check=False)
+    assert refused.returncode != 0
+    assert f"forget_image: error: no table of the lake {lake} holds an image with key {key}" in refused.stderr
