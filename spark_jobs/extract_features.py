@@ -17,6 +17,7 @@ import time
 from imagepipe import cli, params, storage, tables
 from imagepipe.errors import InputError
 from imagepipe.features import (
+    backbone_record,
     extract_features,
     split_failures,
     split_reusable,
@@ -75,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     run_window = lake.read_run(args.run_id, "window")["id"]
     if args.finetune:
         args.spec = finetuned(args.spec, lake, args.run_id)
-    fingerprint = args.spec.fingerprint(resolve_weights(args.spec))
+    weights = resolve_weights(args.spec)
+    fingerprint = args.spec.fingerprint(weights)
     # One Arrow batch is one forward pass: 64 images at 224x224 is ~40 MB of input tensors, small enough for a CPU
     # worker's memory, large enough to keep the backbone's matrix work efficient.
     spark = get_spark("extract_features", {"spark.sql.execution.arrow.maxRecordsPerBatch": str(args.batch_size)})
@@ -100,15 +102,15 @@ def main(argv: list[str] | None = None) -> None:
         rows, failures = features.count(), failed.count()
         reused_rows = 0 if reused is None else reused.count()
         extracted.unpersist()
+    backbone = backbone_record(args.spec, weights, lake, args.finetune)
     storage.write_json(
         lake.feature_space_document(fingerprint),
-        {"fingerprint": fingerprint, "backbone": args.backbone, "weights": args.spec.weights,
-         "image_size": args.image_size, "preprocessing": list(args.spec.steps),
+        {"fingerprint": fingerprint, **backbone, "preprocessing": list(args.spec.steps),
          "backbone_transforms": repr(args.spec.preprocessing())},
     )
     lake.write_run(args.run_id, "features", {"fingerprint": fingerprint, "preprocessing": list(args.spec.steps),
-                                             "windows": todo, "rows": rows, "reused": reused_rows,
-                                             "undecodable": failures})
+                                             "backbone": backbone, "windows": todo, "rows": rows,
+                                             "reused": reused_rows, "undecodable": failures})
     seconds = time.monotonic() - started
     log.info("computed %d feature rows in %.1f s (%.1f images/s) and kept %d already computed in %s; %d images "
              "could not be decoded", rows, seconds, (rows + failures) / seconds, reused_rows,

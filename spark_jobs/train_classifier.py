@@ -16,6 +16,7 @@ import time
 from imagepipe import cli, params, settings, tables
 from imagepipe.classifiers import check_transforms_fit, model_spec
 from imagepipe.evaluation import classification_metrics, score
+from imagepipe.features import stored_backbone
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.registry import open_registry
 from imagepipe.spark import get_spark
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
             "labels": labels,
             "fingerprint": fingerprint,
             "preprocessing": read.preprocessing,
+            "backbone": stored_backbone(lake, fingerprint),
             "feature_dimension": dimension,
             "model": spec.to_json(),
             "hyperparameters": chosen,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from imagepipe import storage
 from imagepipe.errors import InputError
-from imagepipe.featurizer import ERROR_COLUMN, FEATURES_COLUMN, FeatureSpec
+from imagepipe.featurizer import ERROR_COLUMN, FEATURES_COLUMN, FeatureSpec, ResolvedWeights
 from imagepipe.featurizer.engine import extractor_for, resolve_device
 from imagepipe.lake import WINDOW_COLUMN, Lake
 
 FEATURE_COLUMNS = ["sha256", "label", FEATURES_COLUMN, "fingerprint", WINDOW_COLUMN]
 ERROR_COLUMNS = ["sha256", "label", ERROR_COLUMN, "fingerprint", WINDOW_COLUMN]
 IMAGE_KEYS = ("sha256", "label", WINDOW_COLUMN)
+BACKBONE_FIELDS = ("backbone", "library", "weights", "weights_kind", "weights_sha256", "image_size")
 
 
 def windows_to_featurize(image_windows: set[str], featurized_windows: set[str], run_window: str) -> list[str]:
@@ -51,6 +52,41 @@ def split_failures(extracted):
 
     failed = F.col(ERROR_COLUMN).isNotNull()
     return extracted.filter(~failed).select(*FEATURE_COLUMNS), extracted.filter(failed).select(*ERROR_COLUMNS)
+
+
+def backbone_record(spec: FeatureSpec, weights: ResolvedWeights, lake: Lake, finetuned: bool) -> dict:
+    """Which backbone and weights make a feature space's features: its feature space document's fields, also carried
+    by the run's features record and the model version's metadata. Weights are random (seeded), fine-tuned (by the
+    run, or a fine-tune's artifact in this lake given as weights) or pretrained (named, or a state-dict file)."""
+    if spec.random_seed is not None:
+        kind = "random"
+    elif finetuned or spec.weights.startswith(storage.join(lake.root, "finetuned") + "/"):
+        kind = "fine-tuned"
+    else:
+        kind = "pretrained"
+    return {"backbone": spec.backbone, "library": spec.library(), "weights": spec.weights, "weights_kind": kind,
+            "weights_sha256": weights.sha256, "image_size": spec.image_size}
+
+
+def stored_backbone(lake: Lake, fingerprint: str) -> dict | None:
+    """The backbone record of a stored feature space (its document's fields of backbone_record), None without one."""
+    space = storage.read_json(lake.feature_space_document(fingerprint))
+    if space is None:
+        return None
+    return {name: space[name] for name in BACKBONE_FIELDS if name in space}
+
+
+def describe_backbone(record: dict | None) -> str:
+    """One line for people: `timm:tf_efficientnet_lite0 (timm 1.0.31), pretrained weights <file> (sha256 1433548b),
+    64 px`; records of older runs name the backbone and weights only."""
+    if not record:
+        return "–"
+    library = f" ({record['library']})" if record.get("library") else ""
+    kind = f"{record['weights_kind']} " if record.get("weights_kind") else ""
+    digest = record.get("weights_sha256")
+    sha = f" (sha256 {digest[:8]})" if digest and digest != record["weights"] else ""
+    size = f", {record['image_size']} px" if record.get("image_size") else ""
+    return f"{record['backbone']}{library}, {kind}weights {record['weights']}{sha}{size}"
 
 
 def feature_space_spec(lake: Lake, fingerprint: str) -> FeatureSpec:

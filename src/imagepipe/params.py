@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from imagepipe import settings
 from imagepipe.classifiers import CLASS_WEIGHTS, CLASSIFIERS, HYPERPARAMETERS, TRANSFORM_PATTERN, ModelSpec
-from imagepipe.featurizer import BACKBONES, FeatureSpec
+from imagepipe.featurizer import backbones
 from imagepipe.finetune.config import AUGMENTATION_PATTERN, MAX_FREEZE, OPTIMIZERS, FinetuneConfig
 from imagepipe.gate import COMPARABLE_METRICS, Thresholds
 from imagepipe.images import ValidationBounds
@@ -67,15 +67,18 @@ MAX_PIXELS = RunParam("max_pixels", ValidationBounds.max_pixels, POSITIVE, "Max 
 FETCH_THREADS = RunParam("fetch_threads", 16, POSITIVE, "Fetch threads",
                          "concurrent object fetches per Spark task (and connections in its pool)")
 # extract_features
-BACKBONE = RunParam("backbone", FeatureSpec.backbone, {"enum": sorted(BACKBONES)}, "Backbone",
-                    "Frozen torchvision feature extractor.")
+BACKBONE = RunParam(
+    "backbone", settings.default_backbone, {"enum": backbones.choices()}, "Backbone",
+    "Feature extractor: a torchvision model (resnet18, ...) or any timm model as timm:<model>[.<pretrained tag>], "
+    "e.g. timm:convnext_tiny.fb_in22k; its pooled features, its own resize, crop and normalisation.")
 WEIGHTS = RunParam(
     "weights", settings.default_weights, {"type": "string", "minLength": 1, "pattern": WEIGHTS_PATTERN},
     "Backbone weights",
-    "torchvision weights name (DEFAULT, IMAGENET1K_V1), a state-dict file path or s3:// URI, or random:SEED.")
+    "DEFAULT (the backbone's pretrained weights: torchvision's, or the timm tag's from the Hugging Face cache), a "
+    "torchvision weights name (IMAGENET1K_V1) or timm tag, a state-dict file path or s3:// URI, or random:SEED.")
 IMAGE_SIZE = RunParam(
     "image_size", 224, {"type": "integer", "minimum": 32, "maximum": 1024}, "Image size",
-    "Square input crop fed to the backbone, in pixels (vit_b_16 takes 224 only).")
+    "Square input crop fed to the backbone, in pixels (vit_b_16 takes 224 only; a timm ViT its pretrained size).")
 PREPROCESSING = RunParam(
     "preprocessing", list(DEFAULT_STEPS), {"type": "array", "items": {"type": "string", "pattern": STEP_PATTERN}},
     "Image preprocessing",

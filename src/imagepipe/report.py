@@ -8,6 +8,7 @@ import html
 import json
 
 from imagepipe import charts
+from imagepipe.features import describe_backbone
 from imagepipe.gate import explain
 
 SUMMARY_METRICS = ("accuracy", "macro_f1", "weighted_f1", "log_loss", "rows")
@@ -26,6 +27,7 @@ def _model_rows(metadata: dict) -> list[list[str]]:
     listed = lambda items: ", ".join(items) if items else "none"  # noqa: E731
     return [
         ["feature space", metadata.get("fingerprint", "–")],
+        ["backbone", describe_backbone(metadata.get("backbone"))],
         ["image preprocessing", listed(metadata.get("preprocessing") or [])],
         ["classifier", model.get("classifier", "–")],
         ["hyperparameters", json.dumps(metadata.get("hyperparameters"), sort_keys=True)],

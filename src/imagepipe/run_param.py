@@ -109,6 +109,9 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
 
 
+LISTED_CHOICES = 20  # a longer list of accepted values is not repeated in a refusal's line
+
+
 def schema_error(value, schema: dict) -> str | None:
     """jsonschema's message for a value its schema refuses (the one Param.resolve raises), with where in the value
     when it is inside a list or an object; None when the value is valid."""
@@ -117,7 +120,11 @@ def schema_error(value, schema: dict) -> str | None:
     try:
         validate(value, {**DIALECT, **schema}, format_checker=FormatChecker())
     except ValidationError as error:
-        return error.message + (f" (at {error.json_path})" if error.absolute_path else "")
+        message = error.message
+        if error.validator == "enum" and len(error.validator_value) > LISTED_CHOICES:  # thousands of timm models
+            message = (f"{error.instance!r} is not one of the {len(error.validator_value)} accepted values (the "
+                       "field's list in the trigger form)")
+        return message + (f" (at {error.json_path})" if error.absolute_path else "")
     return None
 
 

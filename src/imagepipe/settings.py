@@ -48,6 +48,12 @@ def default_scoring_uri() -> str:
     return os.environ.get("IMAGEPIPE_SCORING_URI", "s3://imagepipe-samples/unlabelled/")
 
 
+def default_backbone() -> str:
+    """Backbone used when a run names none: resnet18 unless the environment says otherwise (the laptop's Makefile
+    sets the packaged pretrained EfficientNet-Lite0, imagepipe.packaged_weights)."""
+    return os.environ.get("IMAGEPIPE_BACKBONE", "resnet18")
+
+
 def default_weights() -> str:
     """Backbone weights used when a run names none: pretrained torchvision weights unless the environment says
     otherwise (the embedded stack has no internet, so its Makefile sets seeded random weights)."""

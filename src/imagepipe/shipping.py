@@ -23,10 +23,11 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def build_archive(package_dir: Path, out_dir: Path) -> Path:
-    """Zip the package's Python sources (no caches) under its own name into out_dir as <name>-<hash>.zip."""
+    """Zip the package's Python sources and its text data (timm's model names) under its own name, without caches,
+    into out_dir as <name>-<hash>.zip."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for source in sorted(package_dir.rglob("*.py")):
+        for source in sorted([*package_dir.rglob("*.py"), *package_dir.rglob("*.txt")]):
             if "__pycache__" in source.parts:
                 continue
             entry = zipfile.ZipInfo(f"{package_dir.name}/{source.relative_to(package_dir).as_posix()}", _ZIP_DATE)

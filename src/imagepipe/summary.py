@@ -14,6 +14,7 @@ import sys
 
 from imagepipe import datasets, storage
 from imagepipe.errors import InputError
+from imagepipe.features import describe_backbone
 from imagepipe.gate import explain
 from imagepipe.lake import Lake
 from imagepipe.registry import Registry, open_registry
@@ -119,6 +120,7 @@ def summarize(outcome: dict) -> list[str]:
         lines.append("skipped:          no new images in the window, so no features, training or evaluation")
     else:
         lines.append(f"feature rows:     {features['rows']} computed this run in {features['fingerprint']}")
+        lines.append(f"backbone:         {describe_backbone(features.get('backbone'))}")
     candidate = outcome["candidate"]
     if candidate is not None:
         rows = candidate["rows"]

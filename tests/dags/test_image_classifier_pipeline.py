@@ -135,12 +135,13 @@ def test_params_refuse_invalid_trigger_input(dag):
     from airflow.sdk.exceptions import ParamValidationError
 
     params = dag.params
-    refused = {"backbone": "not-a-backbone", "source_uri": "/local/path", "min_accuracy": 1.5, "image_size": 8,
+    refused = {"backbone": "timm:not_a_timm_model", "source_uri": "/local/path", "min_accuracy": 1.5, "image_size": 8,
                "window_end": "yesterday", "label_manifest": "s3://bucket/labels.xlsx", "max_rejected_fraction": -0.1}
     for name, value in refused.items():
         with pytest.raises(ParamValidationError):
             params.get_param(name).resolve(value)
     assert params.get_param("backbone").resolve("resnet18") == "resnet18"
+    assert params.get_param("backbone").resolve("timm:convnext_tiny.fb_in22k") == "timm:convnext_tiny.fb_in22k"
     assert params.get_param("window_end").resolve("2026-11-27T00:00:00+00:00") == "2026-11-27T00:00:00+00:00"
 
 
@@ -246,3 +247,15 @@ def test_with_finetune_on_extraction_takes_the_runs_fine_tuned_weights_and_both_
     # extract_features is told to take the run's finetune record's weights, not left to find one by itself.
     assert extract.finetune is finetune
     assert (extract.spec.backbone, extract.spec.weights, extract.spec.image_size) == ("resnet18", "random:3", 64)
+
+
+def test_a_timm_backbone_reaches_both_jobs_and_a_size_it_does_not_take_is_refused_by_the_job(dag):
+    from spark_jobs import extract_features, finetune_backbone
+
+    sent = {"backbone": "timm:vit_small_patch14_dinov2.lvd142m", "weights": "random:0", "image_size": 518}
+    extract = extract_features.parse_args(_rendered_args(dag, "extract_features", sent))
+    assert (extract.spec.backbone, extract.spec.image_size) == ("timm:vit_small_patch14_dinov2.lvd142m", 518)
+    assert finetune_backbone.parse_args(_rendered_args(dag, "finetune_backbone", sent)).spec == extract.spec
+
+    with pytest.raises(SystemExit):
+        extract_features.parse_args(_rendered_args(dag, "extract_features", {**sent, "image_size": 224}))

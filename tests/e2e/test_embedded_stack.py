@@ -5,6 +5,7 @@ test_own_images.py, on a worker of its own under make test.)"""
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,10 @@ def test_make_demo_twice_promotes_one_champion_and_the_second_run_finds_nothing_
     assert "images ingested:  400 new" in first.stdout
     assert "gate verdict:     PASSED" in first.stdout
     assert "champion:         version 1" in first.stdout
+    # The laptop's default backbone: pretrained EfficientNet-Lite0, offline, from the packaged weights.
+    assert (f"backbone:         timm:tf_efficientnet_lite0 (timm {version('timm')}), pretrained weights "
+            f"{Path.home()}/.cache/imagepipe/weights/efficientnet_lite0_imagenet.pth (sha256 1433548b), 224 px"
+            in first.stdout), first.stdout
     metrics = json.loads((_registry(user_env) / "versions" / "1" / "metrics.json").read_text())
     # Far above what a pipeline with detached labels or misaligned features reaches (0.25 on four classes).
     assert metrics["candidate"]["accuracy"] >= 0.9

@@ -28,9 +28,14 @@ def test_a_source_without_credentials_fails_the_run_in_one_try_with_the_jobs_lin
     assert "******" not in log
 
 
-def test_a_conf_the_trigger_form_refuses_ends_make_run_with_the_forms_line(user_env, make):
-    result = make(user_env, "run", 'CONF={"preprocessing": ["median:4"]}', check=False)
+@pytest.mark.parametrize(("conf", "line"), [
+    ('{"preprocessing": ["median:4"]}', "Invalid input for param preprocessing: 'median:4' does not match"),
+    ('{"backbone": "timm:resnet_nope"}', "Invalid input for param backbone: 'timm:resnet_nope' is not one of the "
+                                         "values its trigger-form field lists"),
+], ids=["preprocessing", "unknown_timm_model"])
+def test_a_conf_the_trigger_form_refuses_ends_make_run_with_the_forms_line(user_env, make, conf, line):
+    result = make(user_env, "run", f"CONF={conf}", check=False)
 
     assert result.returncode != 0
     first = result.stderr.splitlines()[0]
-    assert first.startswith("Invalid input for param preprocessing: 'median:4' does not match"), result.stderr
+    assert first.startswith(line) and len(first) < 300, result.stderr[:600]

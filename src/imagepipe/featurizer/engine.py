@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from imagepipe.featurizer.spec import BACKBONES, CONTENT_COLUMN, ERROR_COLUMN, FEATURES_COLUMN, FeatureSpec
+from imagepipe.featurizer import timm_backbone
+from imagepipe.featurizer.backbones import TORCHVISION, is_timm, timm_model
+from imagepipe.featurizer.spec import CONTENT_COLUMN, ERROR_COLUMN, FEATURES_COLUMN, FeatureSpec
 from imagepipe.featurizer.weights import weights_file
 from imagepipe.preprocessing import EncodedImage, gpu_can_apply, is_upright, preprocess
 
@@ -33,9 +35,15 @@ def load_backbone(spec: FeatureSpec):
     import torch
     import torchvision.models
 
-    backbone = BACKBONES[spec.backbone]
     if spec.random_seed is not None:
         torch.manual_seed(spec.random_seed)
+    if is_timm(spec.backbone):
+        if spec.random_seed is not None:
+            return timm_backbone.build(timm_model(spec.backbone), None, pretrained=False)
+        if spec.is_file:
+            return timm_backbone.build(timm_model(spec.backbone), weights_file(spec), pretrained=False)
+        return timm_backbone.build(spec.timm_weights_model, weights_file(spec), pretrained=True)
+    backbone = TORCHVISION[spec.backbone]
     model = getattr(torchvision.models, backbone.builder)(weights=None)
     *parents, head = backbone.head.split(".")
     owner = functools.reduce(

@@ -1,7 +1,7 @@
-"""What defines a feature space: the backbones on offer, a FeatureSpec (backbone, weights, input size, preprocessing
-steps), and the fingerprint that names the space in the lake.
+"""What defines a feature space: a FeatureSpec (backbone, weights, input size, preprocessing steps), its transforms,
+and the fingerprint that names the space in the lake. The backbones on offer are in imagepipe.featurizer.backbones.
 
-Light: torchvision is imported only by the methods that need it, so DAG files import this module for the backbones.
+Light: torchvision and timm are imported only by the methods that need them, so DAG files import this module.
 The fingerprint takes the weights as imagepipe.featurizer.weights.resolve_weights made them ready: resolving is the
 one step that may download anything.
 """
@@ -9,46 +9,18 @@ one step that may download anything.
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 from dataclasses import dataclass
 
+from imagepipe.featurizer import timm_backbone
+from imagepipe.featurizer.backbones import TORCHVISION, check_known, is_timm, timm_model
 from imagepipe.preprocessing import DEFAULT_STEPS, keeps_whole_image, parse_steps
-
-
-@dataclass(frozen=True)
-class Backbone:
-    """A torchvision classifier used as a frozen feature extractor."""
-
-    builder: str  # torchvision.models function
-    weights_enum: str  # its torchvision weights enum
-    head: str  # dotted path of the classification head, replaced by an identity
-    dim: int  # width of the features left once the head is gone
-    fixed_size: int | None = None  # input size the architecture requires, if any
-
-
-BACKBONES: dict[str, Backbone] = {
-    "resnet18": Backbone("resnet18", "ResNet18_Weights", "fc", 512),
-    "resnet50": Backbone("resnet50", "ResNet50_Weights", "fc", 2048),
-    "efficientnet_b0": Backbone("efficientnet_b0", "EfficientNet_B0_Weights", "classifier", 1280),
-    "mobilenet_v3_large": Backbone("mobilenet_v3_large", "MobileNet_V3_Large_Weights", "classifier", 960),
-    "convnext_tiny": Backbone("convnext_tiny", "ConvNeXt_Tiny_Weights", "classifier.2", 768),
-    "vit_b_16": Backbone("vit_b_16", "ViT_B_16_Weights", "heads", 768, fixed_size=224),
-}
 
 # Columns of the feature tables: the engine turns a batch's content into features (or the error that stopped it).
 FEATURES_COLUMN = "features"
 CONTENT_COLUMN = "content"
 ERROR_COLUMN = "error"
-
-
-def feature_dim(backbone: str) -> int:
-    return BACKBONES[_known_backbone(backbone)].dim
-
-
-def _known_backbone(backbone: str) -> str:
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(sorted(BACKBONES))}")
-    return backbone
 
 
 @dataclass(frozen=True)
@@ -63,8 +35,10 @@ class ResolvedWeights:
 class FeatureSpec:
     """What defines a feature space: backbone, weights, input size and the image preprocessing steps.
 
-    weights is one of: `random:SEED` (seeded random initialisation, for smoke tests and offline demos), a torchvision
-    weights name of the backbone (`DEFAULT`, `IMAGENET1K_V1`, ...), or a state-dict file by path or s3:// URI.
+    backbone is a torchvision name or `timm:<model>[.<tag>]` (imagepipe.featurizer.backbones). weights is one of:
+    `random:SEED` (seeded random initialisation, for smoke tests), the backbone's pretrained weights by name
+    (`DEFAULT`; a torchvision weights name such as `IMAGENET1K_V1`; a timm pretrained tag such as `fb_in22k`), or a
+    state-dict file by path or s3:// URI.
     image_size is the square crop fed to the backbone; None takes the weights' own. steps are the Pillow steps
     applied before the backbone's own transforms (imagepipe.preprocessing), kept in their canonical form.
     """
@@ -75,11 +49,11 @@ class FeatureSpec:
     steps: tuple[str, ...] = DEFAULT_STEPS
 
     def __post_init__(self):
-        _known_backbone(self.backbone)
+        check_known(self.backbone)
         object.__setattr__(self, "steps", parse_steps(self.steps))  # frozen: canonical steps, one fingerprint
         if self.image_size is not None and not 32 <= self.image_size <= 1024:
             raise ValueError(f"image_size {self.image_size} is out of range; use 32..1024 pixels")
-        fixed = BACKBONES[self.backbone].fixed_size
+        fixed = self.fixed_size()
         if fixed is not None and self.image_size not in (None, fixed):
             raise ValueError(f"{self.backbone} takes {fixed}-pixel inputs only; use image_size {fixed}")
         if self.weights.startswith("random"):
@@ -87,9 +61,27 @@ class FeatureSpec:
             if not seed.isdigit():
                 raise ValueError(f"weights {self.weights!r} needs an explicit seed, e.g. random:0")
 
+    def fixed_size(self) -> int | None:
+        """The only input size the backbone takes, if it has one (a ViT's)."""
+        if is_timm(self.backbone):
+            return timm_backbone.fixed_size(timm_model(self.backbone))
+        return TORCHVISION[self.backbone].fixed_size
+
     @property
     def dim(self) -> int:
-        return BACKBONES[self.backbone].dim
+        if is_timm(self.backbone):
+            return timm_backbone.architecture(timm_model(self.backbone)).dim
+        return TORCHVISION[self.backbone].dim
+
+    def library(self) -> str:
+        """The library and release that build the backbone, e.g. `timm 1.0.31`."""
+        name = "timm" if is_timm(self.backbone) else "torchvision"
+        return f"{name} {importlib.metadata.version(name)}"
+
+    @property
+    def timm_weights_model(self) -> str:
+        """timm's name of the pretrained weights a timm spec names (DEFAULT or a tag)."""
+        return timm_backbone.pretrained_model(timm_model(self.backbone), self.weights)
 
     @property
     def random_seed(self) -> int | None:
@@ -107,7 +99,7 @@ class FeatureSpec:
         """The torchvision weights enum member this spec names, or the backbone's default one for its transforms."""
         from torchvision.models import get_weight
 
-        enum_name = BACKBONES[self.backbone].weights_enum
+        enum_name = TORCHVISION[self.backbone].weights_enum
         member = "DEFAULT" if self.random_seed is not None or self.is_file else self.weights
         try:
             return get_weight(f"{enum_name}.{member}")
@@ -117,11 +109,22 @@ class FeatureSpec:
                 "a state-dict file path or random:SEED"
             ) from None
 
+    def timm_transforms(self) -> dict:
+        """A timm backbone's resize, crop, interpolation and normalisation as explicit fields (timm_backbone)."""
+        return timm_backbone.transforms(timm_model(self.backbone), self.image_size, keeps_whole_image(self.steps))
+
     def preprocessing(self):
         """The backbone's own resize, crop and normalisation, at image_size when one is set. After pad_to_square
         the square is resized to the crop size, so the crop keeps all of it."""
+        from torchvision.transforms import InterpolationMode
         from torchvision.transforms._presets import ImageClassification
 
+        if is_timm(self.backbone):
+            fields = self.timm_transforms()
+            preset = ImageClassification(crop_size=fields["crop_size"], mean=fields["mean"], std=fields["std"],
+                                         interpolation=InterpolationMode(fields["interpolation"]))
+            preset.resize_size = fields["resize_size"]  # [side] resizes the shorter side, [side, side] squashes
+            return preset
         transforms = self.torchvision_weights().transforms()
         crop = self.image_size or transforms.crop_size[0]
         resize_ratio = transforms.resize_size[0] / transforms.crop_size[0]
@@ -140,6 +143,8 @@ class FeatureSpec:
         implied."""
         if weights.name != self.weights:
             raise ValueError(f"weights {weights.name!r} were resolved for another feature space than {self.weights!r}")
+        if is_timm(self.backbone):
+            return self._timm_fingerprint(weights)
         identity = {
             "backbone": self.backbone,
             "weights_sha256": weights.sha256,
@@ -148,3 +153,19 @@ class FeatureSpec:
         }
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
         return f"{self.backbone}-{digest}"
+
+    def _timm_fingerprint(self, weights: ResolvedWeights) -> str:
+        """A timm space's identity: the model and timm's version (a release may change a model), the weights' sha256,
+        the transforms' fields, the input size and the steps. Prefixed by the model's name without its `timm:`, as
+        the name becomes a folder."""
+        transforms = self.timm_transforms()
+        identity = {
+            "backbone": self.backbone,
+            "library": self.library(),
+            "weights_sha256": weights.sha256,
+            "transforms": transforms,
+            "input_size": transforms["crop_size"],
+            "steps": list(self.steps),
+        }
+        digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+        return f"timm-{timm_model(self.backbone)}-{digest}"

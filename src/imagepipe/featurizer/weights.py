@@ -6,6 +6,7 @@ and its sha256 for the feature space's fingerprint.
     s3://bucket/key             fetched once into TORCH_HOME, under the bucket, the object's ETag and its name, so a
                                 replaced object is fetched again
     DEFAULT, IMAGENET1K_V1, ... torchvision's checkpoint in TORCH_HOME, downloaded when missing
+    DEFAULT, a tag (timm)       the model's weights in the Hugging Face cache, downloaded when missing
 
 These are the only functions that download weights; the fingerprint and the engine call them, never a property.
 """
@@ -18,6 +19,8 @@ from pathlib import Path
 
 from imagepipe import storage
 from imagepipe.errors import InputError
+from imagepipe.featurizer import timm_backbone
+from imagepipe.featurizer.backbones import is_timm
 from imagepipe.featurizer.spec import FeatureSpec, ResolvedWeights
 
 
@@ -33,7 +36,7 @@ def resolve_weights(spec: FeatureSpec) -> ResolvedWeights:
 
 
 def weights_file(spec: FeatureSpec) -> Path:
-    """The local state-dict file of the spec's weights, downloaded first for object storage and for named torchvision
+    """The local state-dict file of the spec's weights, downloaded first for object storage and for named pretrained
     weights not cached yet."""
     if spec.random_seed is not None:
         raise ValueError(f"weights {spec.weights} are drawn from their seed: there is no file")
@@ -41,6 +44,8 @@ def weights_file(spec: FeatureSpec) -> Path:
         path = _fetch_from_object_storage(spec.weights)
     elif spec.is_file:
         path = Path(spec.weights.removeprefix("file://"))
+    elif is_timm(spec.backbone):
+        path = timm_backbone.hub_weights_file(spec.timm_weights_model)
     else:
         path = _fetch_named(spec)
     if not path.exists():

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from imagepipe.errors import InputError
+from imagepipe.featurizer.backbones import is_timm, timm_model
 
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -24,9 +25,10 @@ AUGMENTATION_PATTERN = r"^(horizontal_flip|random_resized_crop:(0?\.[0-9]*[1-9][
                        r"|color_jitter:(0?\.[0-9]*[1-9][0-9]*|1(\.0*)?))$"
 DEFAULT_AUGMENTATION = ("random_resized_crop:0.5", "horizontal_flip")
 
-# Blocks a backbone's parameters fall in, in the order the image passes them: the stem first, then its stages. Each
-# block is the parameter-name prefixes it holds. `freeze: N` freezes the first N blocks.
-FREEZABLE_BLOCKS: dict[str, tuple[tuple[str, ...], ...]] = {
+# Blocks a torchvision backbone's parameters fall in, in the order the image passes them: the stem first, then its
+# stages. Each block is the parameter-name prefixes it holds. `freeze: N` freezes the first N blocks. A timm model's
+# blocks are its own coarse parameter groups (imagepipe.featurizer.timm_backbone).
+TORCHVISION_BLOCKS: dict[str, tuple[tuple[str, ...], ...]] = {
     "resnet18": (("conv1.", "bn1."), ("layer1.",), ("layer2.",), ("layer3.",), ("layer4.",)),
     "resnet50": (("conv1.", "bn1."), ("layer1.",), ("layer2.",), ("layer3.",), ("layer4.",)),
     "efficientnet_b0": tuple((f"features.{index}.",) for index in range(9)),
@@ -35,7 +37,17 @@ FREEZABLE_BLOCKS: dict[str, tuple[tuple[str, ...], ...]] = {
     "vit_b_16": (("conv_proj.", "class_token", "encoder.pos_embedding"),
                  *((f"encoder.layers.encoder_layer_{index}.",) for index in range(12)), ("encoder.ln.",)),
 }
-MAX_FREEZE = max(len(blocks) for blocks in FREEZABLE_BLOCKS.values())
+# The form's bound; the job checks the chosen backbone's own count (FinetuneConfig.check_backbone).
+MAX_FREEZE = 64
+
+
+def freezable_blocks(backbone: str) -> tuple[tuple[str, ...], ...]:
+    """The backbone's blocks, stem first (imports timm for a timm backbone)."""
+    if is_timm(backbone):
+        from imagepipe.featurizer.timm_backbone import architecture
+
+        return architecture(timm_model(backbone)).blocks
+    return TORCHVISION_BLOCKS[backbone]
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,7 @@ class FinetuneConfig:
 
     def check_backbone(self, backbone: str) -> None:
         """What one field's bounds cannot say: freeze counts the chosen backbone's blocks."""
-        blocks = len(FREEZABLE_BLOCKS[backbone])
+        blocks = len(freezable_blocks(backbone))
         if self.freeze > blocks:
             raise InputError(f"freeze {self.freeze} is more than the {blocks} blocks of {backbone} (its stem and "
                              f"stages); use 0..{blocks}")

@@ -7,7 +7,7 @@ import torch
 
 from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.engine import load_backbone
-from imagepipe.finetune.config import FREEZABLE_BLOCKS, FinetuneConfig
+from imagepipe.finetune.config import FinetuneConfig, freezable_blocks
 
 
 class ImageClassifier(torch.nn.Module):
@@ -27,7 +27,7 @@ def build_classifier(spec: FeatureSpec, classes: int, config: FinetuneConfig):
     backbone = load_backbone(spec)
     torch.manual_seed(config.seed)  # the same head on every process
     model = ImageClassifier(backbone, torch.nn.Linear(spec.dim, classes))
-    prefixes = tuple(prefix for block in FREEZABLE_BLOCKS[spec.backbone][: config.freeze] for prefix in block)
+    prefixes = tuple(prefix for block in freezable_blocks(spec.backbone)[: config.freeze] for prefix in block)
     for name, parameter in backbone.named_parameters():
         if name.startswith(prefixes):
             parameter.requires_grad_(False)
