@@ -18,6 +18,7 @@ from imagepipe.classifiers import CLASSIFIERS, TRANSFORM_PATTERN
 from imagepipe.errors import REFUSED
 from imagepipe.finetune.config import AUGMENTATION_PATTERN
 from imagepipe.preprocessing import STEP_PATTERN
+from imagepipe.run_param import without_long_list
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 # Strings just outside each pattern of the forms.
@@ -113,13 +114,14 @@ def is_arg_set(value) -> bool:
 
 
 def form_message(param, value) -> str | None:
-    """The message the trigger form refuses the value with (jsonschema's, through Param.resolve), or None."""
+    """The message the trigger form refuses the value with (jsonschema's, through Param.resolve, without a list of
+    thousands of accepted values, as make run shows it), or None."""
     from airflow.sdk.exceptions import ParamValidationError
 
     try:
         copy.deepcopy(param).resolve(value)
     except ParamValidationError as error:
-        return error.args[0].message
+        return without_long_list(error.args[0].message)
     return None
 
 
