@@ -37,7 +37,8 @@ def parse_args(argv: list[str] | None):
         args.config = FinetuneConfig(
             epochs=args.finetune_epochs, learning_rate=args.finetune_learning_rate,
             batch_size=args.finetune_batch_size, optimizer=args.finetune_optimizer, freeze=args.finetune_freeze,
-            augmentation=tuple(args.finetune_augmentation), patience=args.finetune_patience)
+            augmentation=tuple(args.finetune_augmentation), patience=args.finetune_patience,
+            label_smoothing=args.finetune_label_smoothing)
         args.config.check_backbone(args.backbone)
     except ValueError as error:
         parser.error(str(error))

@@ -113,6 +113,9 @@ FINETUNE_AUGMENTATION = RunParam(
     "horizontal_flip, color_jitter:STRENGTH (0..1]. Without a random crop, images are cropped as extraction does.")
 FINETUNE_PATIENCE = RunParam("finetune_patience", FinetuneConfig.patience, POSITIVE, "Fine-tune: patience",
                              "Stop after this many epochs without a better validation accuracy; the best is kept.")
+FINETUNE_LABEL_SMOOTHING = RunParam(
+    "finetune_label_smoothing", FinetuneConfig.label_smoothing, {"type": "number", "minimum": 0, "maximum": 0.5},
+    "Fine-tune: label smoothing", "Share of each training label's weight spread over the other classes (0: none).")
 FINETUNE_PROCESSES = RunParam("finetune_processes", 1, {"type": "integer", "minimum": 1, "maximum": 256},
                               "Fine-tune: processes", "TorchDistributor's processes: one per GPU, else on the CPUs.")
 # train_classifier
@@ -195,7 +198,8 @@ INGEST = Job("ingest_images", (SOURCE_URI, LABEL_MANIFEST, MAX_REJECTED_FRACTION
 EXTRACT = Job("extract_features", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSING, FINETUNE_FIRST), (BATCH_SIZE,))
 FINETUNE = Job("finetune_backbone", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSING, FINETUNE_EPOCHS,
                                       FINETUNE_LEARNING_RATE, FINETUNE_BATCH_SIZE, FINETUNE_OPTIMIZER, FINETUNE_FREEZE,
-                                      FINETUNE_AUGMENTATION, FINETUNE_PATIENCE, FINETUNE_PROCESSES, TRAINING_DAYS,
+                                      FINETUNE_AUGMENTATION, FINETUNE_PATIENCE, FINETUNE_LABEL_SMOOTHING,
+                                      FINETUNE_PROCESSES, TRAINING_DAYS,
                                       MIN_EXAMPLES_PER_CLASS))
 TRAIN = Job("train_classifier", (CLASSIFIER, HYPERPARAMETERS_PARAM, FEATURE_TRANSFORMS, CLASS_WEIGHTS_PARAM,
                                  SELECTION_FOLDS, TRAINING_DAYS, TRAIN_AS_OF_VERSION, MIN_EXAMPLES_PER_CLASS))

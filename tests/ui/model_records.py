@@ -117,7 +117,10 @@ def _train_version(registry: Registry, run_id: str, accuracy: float, dag_id: str
             "validation": {label: 12 for label in LABELS}, "test": dict(zip(LABELS, [14, 13, 13], strict=True))}
     metadata = {"version": version, "model_name": registry.model_name, "labels": LABELS, "fingerprint": FINGERPRINT,
                 "preprocessing": ["exif_transpose"], "model": {"classifier": "logistic_regression"},
-                "hyperparameters": {"reg_param": 0.01}, "rows": rows, "run_id": run_id, "dag_id": dag_id}
+                "hyperparameters": {"reg_param": 0.01}, "rows": rows, "run_id": run_id, "dag_id": dag_id,
+                "backbone": {"backbone": "timm:tf_efficientnet_lite0", "library": "timm 1.0.31",
+                             "weights": "/weights/efficientnet_lite0_imagenet.pth", "weights_kind": "pretrained",
+                             "weights_sha256": "1433548bb6ec3a48e5f5fcaea2c3801070594b29", "image_size": 224}}
     registry.write_document(version, "metadata", metadata)
     champion_version = registry.champion_version()
     champion = None if champion_version is None else {

@@ -79,6 +79,9 @@ def test_version_page_shows_the_report_its_picture_the_gate_checks_and_every_fil
     page = viewer.get(version_url(2))
 
     assert page.status_code == 200
+    assert row_starting(page.text, "backbone") == [
+        "backbone", "timm:tf_efficientnet_lite0 (timm 1.0.31), pretrained weights "
+        "/weights/efficientnet_lite0_imagenet.pth (sha256 1433548b), 224 px"]
     assert row_starting(page.text, "accuracy") == ["accuracy", "0.6000", "0.9000", "-0.3000"]
     assert row_starting(page.text, "FAIL", "min_accuracy") == ["FAIL", "min_accuracy", "accuracy", "0.6000", "0.8000"]
     assert row_starting(page.text, "FAIL", "max_drop")[3:] == ["0.6000", "0.8900"]

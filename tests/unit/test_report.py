@@ -15,7 +15,10 @@ CANDIDATE = {
 METADATA = {"version": 4, "fingerprint": "resnet18-0123456789abcdef", "preprocessing": ["exif_transpose", "median:3"],
             "model": {"classifier": "mlp", "feature_transforms": ["pca:64"],
                       "fitted_transforms": ["pca:64", "standard_scaler"], "class_weights": "none"},
-            "hyperparameters": {"reg_param": 0.01, "max_iter": 100}}
+            "hyperparameters": {"reg_param": 0.01, "max_iter": 100},
+            "backbone": {"backbone": "timm:tf_efficientnet_lite0", "library": "timm 1.0.31",
+                         "weights": "s3://weights/lite0-tuned.pth", "weights_kind": "fine-tuned",
+                         "weights_sha256": "9f8e7d6c5b4a39281706f5e4d3c2b1a0", "image_size": 96}}
 CHAMPION = {**CANDIDATE, "accuracy": 0.85, "version": 3, "log_loss": None,
             "per_class": {"beach": {"recall": 0.7, "f1": 0.8, "support": 10}}}
 
@@ -38,6 +41,8 @@ def test_report_names_the_feature_space_preprocessing_and_model():
     text = report.markdown(METADATA, CANDIDATE, None, decide(CANDIDATE, None, Thresholds()))
 
     assert "| feature space | resnet18-0123456789abcdef |" in text
+    assert ("| backbone | timm:tf_efficientnet_lite0 (timm 1.0.31), fine-tuned weights s3://weights/lite0-tuned.pth "
+            "(sha256 9f8e7d6c), 96 px |") in text
     assert "| image preprocessing | exif_transpose, median:3 |" in text
     assert '| hyperparameters | {"max_iter": 100, "reg_param": 0.01} |' in text
     assert "| feature transforms | pca:64 |" in text
@@ -148,3 +153,9 @@ def test_a_label_holding_a_pipe_or_a_line_break_stays_inside_its_markdown_cell()
     table = text.split("| class |", 1)[1].split("\n\n", 1)[0].splitlines()
     widths = {len(re.split(r"(?<!\\)\|", line)) for line in table[1:]}
     assert len(widths) == 1, table
+
+
+def test_a_version_trained_before_backbones_were_recorded_shows_a_dash():
+    older = {key: value for key, value in METADATA.items() if key != "backbone"}
+
+    assert "| backbone | – |" in report.markdown(older, CANDIDATE, None, decide(CANDIDATE, None, Thresholds()))

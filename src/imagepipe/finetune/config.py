@@ -62,6 +62,7 @@ class FinetuneConfig:
     freeze: int = 0
     augmentation: tuple[str, ...] = DEFAULT_AUGMENTATION
     patience: int = 3  # epochs without a better validation accuracy before training stops
+    label_smoothing: float = 0.1  # share of each target spread over the other classes: less over-confident heads
     seed: int = 0
 
     def __post_init__(self):

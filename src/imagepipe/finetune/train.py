@@ -118,7 +118,7 @@ def _train(job: FinetuneJob, device) -> dict | None:
     model.to(device, memory_format=torch.channels_last)
     replica = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                         else None)
-    loss_function = torch.nn.CrossEntropyLoss()
+    loss_function = torch.nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     seconds_this_run: list[float] = []
     for epoch in range(state["epoch"] + 1, config.epochs + 1):
         if state["stopped"]:
