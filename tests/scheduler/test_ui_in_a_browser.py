@@ -217,8 +217,9 @@ def test_a_viewer_cannot_roll_back_and_an_admins_rollback_from_the_models_page_r
 
 
 def test_the_pipelines_trigger_form_refuses_a_source_the_ingest_job_refuses_with_the_jobs_message(browser, stack):
-    """Airflow's own trigger form, built from the params' schemas: a source that is not an S3 prefix is refused on
-    Trigger with the message the job gives for it, and no run is created (nor the DAG unpaused)."""
+    """Airflow's own trigger form, built from the params' schemas: a timm backbone is found by typing part of its
+    name; a source that is not an S3 prefix is refused on Trigger with the message the job gives for it, and no run
+    is created (nor the DAG unpaused)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -234,6 +235,17 @@ def test_the_pipelines_trigger_form_refuses_a_source_the_ingest_job_refuses_with
     unpause = browser.find_element(By.XPATH, "//*[@role='dialog']//input[@type='checkbox']")
     if unpause.is_selected():  # "Unpause on trigger": the DAG stays paused, as the other tests need it
         browser.find_element(By.XPATH, "//*[@role='dialog']//label[contains(., 'on trigger')]").click()
+    # The backbone field offers thousands of timm models: typing filters them, and one is chosen from the list.
+    backbone = browser.find_element(By.ID, "element_backbone")
+    browser.execute_script("arguments[0].scrollIntoView()", backbone)
+    backbone.find_element(By.XPATH, ".//input[@role='combobox']").send_keys("efficientnet_lite0")
+    lite0 = ".//*[@role='option' and normalize-space()='timm:tf_efficientnet_lite0']"
+    wait(browser).until(lambda d: backbone.find_elements(By.XPATH, lite0))
+    offered = [option.get_attribute("textContent") for option in backbone.find_elements(By.XPATH, ".//*[@role='option']")]
+    assert offered and all("efficientnet_lite0" in option for option in offered), offered
+    screenshot(browser, "trigger-form-backbone")
+    backbone.find_element(By.XPATH, lite0).click()
+    assert backbone.text.strip() == "timm:tf_efficientnet_lite0"
     source = browser.find_element(By.NAME, "element_source_uri")
     source.send_keys(Keys.CONTROL, "a")
     source.send_keys("http://my-photos/holiday/")
