@@ -11,7 +11,7 @@ from imagepipe.lake import WINDOW_COLUMN, Lake
 FEATURE_COLUMNS = ["sha256", "label", FEATURES_COLUMN, "fingerprint", WINDOW_COLUMN]
 ERROR_COLUMNS = ["sha256", "label", ERROR_COLUMN, "fingerprint", WINDOW_COLUMN]
 IMAGE_KEYS = ("sha256", "label", WINDOW_COLUMN)
-BACKBONE_FIELDS = ("backbone", "library", "weights", "weights_kind", "weights_sha256", "image_size")
+BACKBONE_FIELDS = ("backbone", "library", "weights", "weights_kind", "weights_sha256", "image_size", "input_size")
 
 
 def windows_to_featurize(image_windows: set[str], featurized_windows: set[str], run_window: str) -> list[str]:
@@ -65,7 +65,8 @@ def backbone_record(spec: FeatureSpec, weights: ResolvedWeights, lake: Lake, fin
     else:
         kind = "pretrained"
     return {"backbone": spec.backbone, "library": spec.library(), "weights": spec.weights, "weights_kind": kind,
-            "weights_sha256": weights.sha256, "image_size": spec.image_size}
+            "weights_sha256": weights.sha256, "image_size": spec.image_size,
+            "input_size": spec.preprocessing().crop_size[0]}
 
 
 def stored_backbone(lake: Lake, fingerprint: str) -> dict | None:
@@ -85,7 +86,8 @@ def describe_backbone(record: dict | None) -> str:
     kind = f"{record['weights_kind']} " if record.get("weights_kind") else ""
     digest = record.get("weights_sha256")
     sha = f" (sha256 {digest[:8]})" if digest and digest != record["weights"] else ""
-    size = f", {record['image_size']} px" if record.get("image_size") else ""
+    pixels = record.get("input_size") or record.get("image_size")
+    size = f", {pixels} px" if pixels else ""
     return f"{record['backbone']}{library}, {kind}weights {record['weights']}{sha}{size}"
 
 

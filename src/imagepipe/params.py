@@ -77,8 +77,9 @@ WEIGHTS = RunParam(
     "DEFAULT (the backbone's pretrained weights: torchvision's, or the timm tag's from the Hugging Face cache), a "
     "torchvision weights name (IMAGENET1K_V1) or timm tag, a state-dict file path or s3:// URI, or random:SEED.")
 IMAGE_SIZE = RunParam(
-    "image_size", 224, {"type": "integer", "minimum": 32, "maximum": 1024}, "Image size",
-    "Square input crop fed to the backbone, in pixels (vit_b_16 takes 224 only; a timm ViT its pretrained size).")
+    "image_size", None, {"type": ["null", "integer"], "minimum": 32, "maximum": 1024}, "Image size",
+    "Square input crop fed to the backbone, in pixels. Empty: the backbone's own (224 for torchvision's, a timm "
+    "model's pretrained size). A backbone with a fixed input size (vit_b_16, most timm ViTs) takes that size only.")
 PREPROCESSING = RunParam(
     "preprocessing", list(DEFAULT_STEPS), {"type": "array", "items": {"type": "string", "pattern": STEP_PATTERN}},
     "Image preprocessing",

@@ -252,9 +252,10 @@ def test_with_finetune_on_extraction_takes_the_runs_fine_tuned_weights_and_both_
 def test_a_timm_backbone_reaches_both_jobs_and_a_size_it_does_not_take_is_refused_by_the_job(dag):
     from spark_jobs import extract_features, finetune_backbone
 
-    sent = {"backbone": "timm:vit_small_patch14_dinov2.lvd142m", "weights": "random:0", "image_size": 518}
+    sent = {"backbone": "timm:vit_small_patch14_dinov2.lvd142m", "weights": "random:0"}  # the form's image_size
     extract = extract_features.parse_args(_rendered_args(dag, "extract_features", sent))
-    assert (extract.spec.backbone, extract.spec.image_size) == ("timm:vit_small_patch14_dinov2.lvd142m", 518)
+    assert (extract.spec.backbone, extract.spec.image_size) == ("timm:vit_small_patch14_dinov2.lvd142m", None)
+    assert extract.spec.preprocessing().crop_size == [518]  # the model's own, as the form's empty size says
     assert finetune_backbone.parse_args(_rendered_args(dag, "finetune_backbone", sent)).spec == extract.spec
 
     with pytest.raises(SystemExit):
