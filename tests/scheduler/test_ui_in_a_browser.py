@@ -241,7 +241,8 @@ def test_the_pipelines_trigger_form_refuses_a_source_the_ingest_job_refuses_with
     backbone.find_element(By.XPATH, ".//input[@role='combobox']").send_keys("efficientnet_lite0")
     lite0 = ".//*[@role='option' and normalize-space()='timm:tf_efficientnet_lite0']"
     wait(browser).until(lambda d: backbone.find_elements(By.XPATH, lite0))
-    offered = [option.get_attribute("textContent") for option in backbone.find_elements(By.XPATH, ".//*[@role='option']")]
+    options = backbone.find_elements(By.XPATH, ".//*[@role='option']")
+    offered = [option.get_attribute("textContent") for option in options]
     assert offered and all("efficientnet_lite0" in option for option in offered), offered
     screenshot(browser, "trigger-form-backbone")
     backbone.find_element(By.XPATH, lite0).click()
