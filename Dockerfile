@@ -15,6 +15,10 @@ COPY --from=java /opt/java/openjdk /opt/java/openjdk
 ENV JAVA_HOME=/opt/java/openjdk \
     PATH=/opt/java/openjdk/bin:$PATH
 COPY deploy/spark/getGpusResources.sh /opt/spark/scripts/getGpusResources.sh
+# CJK glyphs for the report's charts (class names are folder names, in any script).
+RUN apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/*
 # Folders the named volumes start from: owned by airflow, writable by group 0 like the rest of the image, so the
 # stack also runs under another AIRFLOW_UID.
 RUN chmod 0755 /opt/spark/scripts/getGpusResources.sh \

@@ -8,6 +8,7 @@ and says how many it left out.
 
 from __future__ import annotations
 
+import functools
 import io
 
 CELL_COUNTS_UP_TO = 20  # classes: above, the matrix's cells are too small to carry their counts
@@ -27,7 +28,26 @@ def _figure(width: float, height: float):
     matplotlib.use("Agg")  # no display on workers
     from matplotlib.figure import Figure
 
+    matplotlib.rcParams["font.family"] = _font_families()
     return Figure(figsize=(width, height))
+
+
+@functools.cache
+def _font_families() -> list[str]:
+    """matplotlib's default font, then each installed sans-serif CJK font (Debian's fonts-noto-cjk): a glyph the first
+    lacks is drawn from the next, so labels in Chinese, Japanese or Korean show as text, not empty boxes. Fonts
+    installed after matplotlib cached its font list are added from the system's."""
+    from matplotlib import font_manager
+
+    def cjk() -> list[str]:
+        return sorted({font.name for font in font_manager.fontManager.ttflist
+                       if "CJK" in font.name and "Sans" in font.name})
+
+    if not cjk():
+        for path in font_manager.findSystemFonts(fontext="otf") + font_manager.findSystemFonts(fontext="ttf"):
+            if "CJK" in path:
+                font_manager.fontManager.addfont(path)
+    return ["DejaVu Sans", *cjk()]
 
 
 def _shown(label: str) -> str:

@@ -90,7 +90,8 @@ def decide(candidate: dict, champion: dict | None, thresholds: Thresholds) -> di
     before they did), leaving the labels unchecked.
     """
     t = thresholds
-    checks = [_check("min_test_images", "rows", _number(candidate, "rows"), t.min_test_images,
+    rows = candidate.get("rows")  # a count: shown as one, not as a rate with four decimals
+    checks = [_check("min_test_images", "rows", None if rows is None else int(rows), t.min_test_images,
                      "enough held-out images to judge", digits=0)]
     if t.min_accuracy is not None:
         checks.append(_check("min_accuracy", "accuracy", _number(candidate, "accuracy"), t.min_accuracy, "minimum"))

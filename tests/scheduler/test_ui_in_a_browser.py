@@ -144,7 +144,20 @@ def test_models_page_opens_from_the_navigation_bar(browser, records):
 
     assert "Champion: version 1 rollback" in text(browser)
     assert "by alice: version 3 mislabels <b>forest</b> at night" in text(browser)  # shown as text
+    # Verdicts, classifier names, instants and kinds stay whole on their line (not "PASSE" over "D").
+    assert browser.execute_script("return document.querySelectorAll('.badge, td.nowrap').length") > 10
+    assert browser.execute_script(WRAPPED_TEXT, ".badge, td.nowrap") == []
     screenshot(browser, "models")
+
+
+# The texts of the elements matching a selector (arguments[0]) that the browser laid out on more than one line.
+WRAPPED_TEXT = """
+return [...document.querySelectorAll(arguments[0])].filter(element => {
+  const range = document.createRange();
+  range.selectNodeContents(element);
+  return new Set([...range.getClientRects()].map(rect => Math.round(rect.top))).size > 1;
+}).map(element => element.textContent.trim());
+"""
 
 
 def test_a_versions_report_shows_its_pictures_and_gallery(browser, records):

@@ -119,7 +119,7 @@ def _train_version(registry: Registry, run_id: str, accuracy: float, dag_id: str
                 "preprocessing": ["exif_transpose"], "model": {"classifier": "logistic_regression"},
                 "hyperparameters": {"reg_param": 0.01}, "rows": rows, "run_id": run_id, "dag_id": dag_id,
                 "backbone": {"backbone": "timm:tf_efficientnet_lite0", "library": "timm 1.0.31",
-                             "weights": "/weights/efficientnet_lite0_imagenet.pth", "weights_kind": "pretrained",
+                             "weights": "/weights/lite0_ünïcödé-标签.pth", "weights_kind": "pretrained",
                              "weights_sha256": "1433548bb6ec3a48e5f5fcaea2c3801070594b29", "image_size": 224}}
     registry.write_document(version, "metadata", metadata)
     champion_version = registry.champion_version()

@@ -81,7 +81,10 @@ def test_version_page_shows_the_report_its_picture_the_gate_checks_and_every_fil
     assert page.status_code == 200
     assert row_starting(page.text, "backbone") == [
         "backbone", "timm:tf_efficientnet_lite0 (timm 1.0.31), pretrained weights "
-        "/weights/efficientnet_lite0_imagenet.pth (sha256 1433548b), 224 px"]
+        "/weights/lite0_ünïcödé-标签.pth (sha256 1433548b), 224 px"]
+    # The metadata block shows its text as written, not as \u escapes.
+    [metadata_block] = [html.unescape(block) for block in re.findall(r"<pre>(.*?)</pre>", page.text, re.DOTALL)]
+    assert '"weights": "/weights/lite0_ünïcödé-标签.pth"' in metadata_block and "\\u" not in metadata_block
     assert row_starting(page.text, "accuracy") == ["accuracy", "0.6000", "0.9000", "-0.3000"]
     assert row_starting(page.text, "FAIL", "min_accuracy") == ["FAIL", "min_accuracy", "accuracy", "0.6000", "0.8000"]
     assert row_starting(page.text, "FAIL", "max_drop")[3:] == ["0.6000", "0.8900"]

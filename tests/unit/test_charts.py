@@ -57,3 +57,17 @@ def test_the_comparison_is_drawn_only_against_a_champion():
     assert all(data.startswith(b"\x89PNG") for data in pictures.values())
     axes = charts.comparison_figure(3, candidate, champion).axes[0]
     assert [text.get_text() for text in axes.texts] == ["0.900", "0.800", "0.850", "0.700", "0.800", "0.850"]
+
+
+def test_cjk_and_accented_class_names_are_drawn_as_text_not_empty_boxes():
+    import warnings
+
+    labels = ["ünïcödé-标签", "海滩", "夜空"]
+    figure = charts.confusion_matrix_figure(4, {"labels": labels, "counts": [[2, 0, 0], [0, 3, 1], [0, 0, 4]]})
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        charts.png(figure)  # matplotlib warns of each glyph no font in its list has
+
+    assert [str(warning.message) for warning in caught if "missing from font" in str(warning.message)] == []
+    assert [tick.get_text() for tick in figure.axes[0].get_xticklabels()] == labels

@@ -159,3 +159,9 @@ def test_a_version_trained_before_backbones_were_recorded_shows_a_dash():
     older = {key: value for key, value in METADATA.items() if key != "backbone"}
 
     assert "| backbone | – |" in report.markdown(older, CANDIDATE, None, decide(CANDIDATE, None, Thresholds()))
+
+
+def test_the_gates_row_count_reads_as_a_count_not_a_rate():
+    text = report.markdown(METADATA, CANDIDATE, None, decide(CANDIDATE, None, Thresholds(min_test_images=10)))
+
+    assert "| PASS | min_test_images | rows | 20 | 10 |" in text
