@@ -99,7 +99,8 @@ def version_detail(registry: Registry, version: int) -> dict:
     except InputError as error:
         return {**detail, "problem": str(error)}
     detail.update(metadata=metadata, verdict=verdict,
-                  metadata_json=None if metadata is None else json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False))
+                  metadata_json=None if metadata is None else json.dumps(metadata, indent=2, sort_keys=True,
+                                                                         ensure_ascii=False))
     if metadata is not None and metrics is not None and verdict is not None:
         detail["sections"] = report.sections(metadata, metrics["candidate"], metrics["champion"], verdict)
         detail["notes"] = verdict.get("notes", [])
