@@ -165,3 +165,11 @@ def build(lake_root: str, registry_uri: str | None = None, dataset: str | None =
         _record_run(lake, registry, index, version, promoted)
     registry.rollback(ROLLBACK_REASON, to=1, user="alice")
     return Records(lake, registry)
+
+
+def build_first_champion_only(lake_root: str) -> Records:
+    """One run of the default dataset whose version became the first champion: no former champion to roll back to."""
+    lake, registry = Lake(lake_root), Registry(Lake(lake_root).registry, MODEL)
+    version = _train_version(registry, RUNS[0], 0.9, "image_classifier_pipeline")
+    _record_run(lake, registry, 0, version, True)
+    return Records(lake, registry)

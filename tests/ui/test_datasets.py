@@ -45,8 +45,8 @@ def test_a_datasets_run_tab_reads_its_own_lake_folder(viewer, two_datasets):
     assert unknown.status_code == 404 and "train no model" in unknown.text
 
 
-def test_each_models_rollback_form_triggers_its_own_datasets_rollback_dag(viewer, two_datasets):
-    page = viewer.get("/imagepipe/models").text
+def test_each_models_rollback_form_triggers_its_own_datasets_rollback_dag(user, two_datasets):
+    page = user.get("/imagepipe/models").text
 
     assert 'action="/imagepipe/dags/image_classifier_rollback/runs"' in model_section(page, "image_classifier")
     assert f'action="/imagepipe/dags/image_classifier_rollback__{HOLIDAY}/runs"' in model_section(page, HOLIDAY)

@@ -45,9 +45,11 @@ def row_starting(page: str, *first: str) -> list[str]:
 
 
 def test_anonymous_requests_to_every_page_are_refused(anonymous, records):
-    for path in ["/imagepipe/", MODELS, version_url(1), f"{version_url(1)}/files/report.html", run_url(records.run(1))]:
+    for path in ["/imagepipe/", MODELS, version_url(1), f"{version_url(1)}/files/report.html", run_url(records.run(1)),
+                 "/imagepipe/no/such/page", "/imagepipe/models/image_classifier/nothing"]:
         answer = anonymous.get(path)
-        assert answer.status_code == 401, path
+        assert answer.status_code == 401, path  # before any routing answer: no 404 tells what exists
+        assert answer.headers["content-type"].startswith("text/html") and "<h1>Log in first</h1>" in answer.text
         assert "image_classifier" not in answer.text
     assert anonymous.post("/imagepipe/dags/image_classifier_rollback/runs",
                           data={"reason": "anonymous rollback"}).status_code == 401
@@ -190,3 +192,12 @@ def test_run_tab_of_another_dag_or_an_unknown_run_says_so(viewer, records):
     assert "this tab shows the outcome of a pipeline run (image_classifier_pipeline or" in other.text
     unknown = viewer.get(run_url("manual__never"))
     assert unknown.status_code == 404 and "run manual__never has no window record" in unknown.text
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_an_unknown_path_is_a_not_found_page_in_airflows_frame(viewer, records, method):
+    answer = viewer.request(method, "/imagepipe/no/such/page")
+
+    assert answer.status_code == 404
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in answer.text and "no page at /imagepipe/no/such/page" in answer.text

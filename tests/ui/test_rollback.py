@@ -43,11 +43,24 @@ def audit_log(run_owner: str) -> list[tuple]:
         return [(row.dag_id, row.owner) for row in rows]
 
 
-def test_the_models_page_offers_a_rollback_to_former_champions(viewer, records):
-    page = viewer.get("/imagepipe/models").text
+def test_the_models_page_offers_a_rollback_to_former_champions_to_who_may_trigger_it(user, viewer, records):
+    page = user.get("/imagepipe/models").text
 
     assert f'action="{FORM}"' in page
-    assert re.findall(r'<option value="(\d*)"', page) == ["", "3"]  # the champion's predecessor, or version 3
+    # Only versions that have been champion; the champion's predecessor first chosen.
+    assert re.findall(r'<option value="(\d*)"( selected)?>', page) == [("3", " selected")]
+    assert f'action="{FORM}"' not in viewer.get("/imagepipe/models").text  # a viewer may not trigger it
+
+
+def test_no_form_is_offered_without_a_former_champion(user, tmp_path, monkeypatch):
+    from .model_records import build_first_champion_only
+
+    monkeypatch.setenv("IMAGEPIPE_LAKE_ROOT", str(tmp_path / "lake"))
+    build_first_champion_only(str(tmp_path / "lake"))
+
+    page = user.get("/imagepipe/models").text
+
+    assert "Champion: " in page and "<form" not in page
 
 
 def test_a_user_who_may_trigger_it_rolls_back_through_airflow_as_themselves(user, records):
@@ -73,6 +86,7 @@ def test_a_viewer_may_read_but_not_trigger_a_rollback(viewer, records):
     answer = viewer.post(FORM, data={"reason": "a viewer tries to roll back"})
 
     assert answer.status_code == 403
+    assert answer.headers["content-type"].startswith("text/html") and "<h1>Not allowed</h1>" in answer.text
     assert rollback_runs() == before
 
 
@@ -91,18 +105,27 @@ def test_a_form_post_from_another_site_or_of_unknown_origin_is_refused(airflow_a
     assert rollback_runs() == before
 
 
-@pytest.mark.parametrize("form, refusal", [
-    ({"reason": "no"}, "is too short"),  # the DAG's own param schema: a reason of at least 5 characters
-    ({"reason": "a good reason", "target_version": "two"}, "target version 'two' is not a version number"),
-])
-def test_a_refused_form_triggers_nothing_and_says_why(user, records, form, refusal):
-    before = rollback_runs()
+@pytest.mark.parametrize("form, status, refusal", [
+    # The DAG's own param schema: a reason of at least 5 characters.
+    ({"reason": "no"}, 400, "Invalid input for param reason: 'no' is too short"),
+    ({}, 400, "Invalid input for param reason: '' is too short"),
+    ({"reason": "a good reason", "target_version": "two"}, 400, "target version 'two' is not a version number"),
+    # The rollback job's own lines, from the registry's rule.
+    ({"reason": "a good reason", "target_version": "2"}, 409,
+     "version 2 of image_classifier has never been champion, so there is nothing to roll back to"),
+    ({"reason": "a good reason", "target_version": "9"}, 409, "image_classifier has no version 9 in "),
+    ({"reason": "a good reason", "target_version": "1"}, 409, "version 1 already is the champion of image_classifier"),
+], ids=["short_reason", "no_reason", "not_a_number", "never_champion", "no_such_version", "the_champion"])
+def test_a_refused_form_triggers_nothing_logs_no_trigger_and_says_why_on_a_page(user, records, form, status, refusal):
+    before, logged = rollback_runs(), audit_log("user")
 
     answer = user.post(FORM, data=form)
 
-    assert answer.status_code == 400
+    assert answer.status_code == status
+    assert answer.headers["content-type"].startswith("text/html") and "<h1>Rollback not triggered</h1>" in answer.text
     assert refusal in html.unescape(answer.text)
     assert rollback_runs() == before
+    assert audit_log("user") == logged
 
 
 def test_no_other_dag_is_triggered_from_these_pages(user, records):

@@ -126,10 +126,18 @@ class Registry(Versions):
         if not (reason or "").strip():
             raise InputError("a rollback needs a reason; nothing was changed")
         current = self.champion()
+        if current is not None and run_id is not None and current["kind"] == "rollback" and current["run_id"] == run_id:
+            return current  # a retry of a rollback that already happened: rolling back again would undo it
+        target = self.rollback_target(to)
+        self.promote(target, current["version"], run_id, reason, kind="rollback", user=user)
+        return self.champion()
+
+    def rollback_target(self, to: int | None = None) -> int:
+        """The version a rollback to `to` (None: the champion before the current one) would make champion, or the
+        rollback's refusal in one line: what the rollback job and the Models page's form both check."""
+        current = self.champion()
         if current is None:
             raise InputError(f"{self.model_name} has no champion in {self.where}: nothing to roll back")
-        if run_id is not None and current["kind"] == "rollback" and current["run_id"] == run_id:
-            return current  # a retry of a rollback that already happened: rolling back again would undo it
         target = current["from"] if to is None else to
         if target is None:
             raise InputError(
@@ -146,8 +154,7 @@ class Registry(Versions):
                 f"version {target} of {self.model_name} has never been champion, so there is nothing to roll back to; "
                 "to make it champion past its gate, use a forced promotion (force_promote with a force_reason)"
             )
-        self.promote(target, current["version"], run_id, reason, kind="rollback", user=user)
-        return self.champion()
+        return target
 
 
 def open_registry(model_name: str, registry_uri: str | None = None, lake_root: str | None = None) -> Registry:

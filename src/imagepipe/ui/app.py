@@ -1,9 +1,12 @@
 """imagepipe's FastAPI app, which Airflow's api-server mounts under /imagepipe (see plugin.py).
 
 Airflow does not guard a plugin's app, so every route here depends on Airflow's own auth: an authenticated Airflow
-user with read access to the pipeline DAG. The rollback form also needs Airflow's permission to trigger the rollback
-DAG, and triggers it with Airflow's own trigger code (its param validation, the run's triggering user, the audit log);
-the rollback itself is the DAG's work, so nothing here writes to the registry.
+user with read access to the pipeline DAG; an unknown path is a route too, so an anonymous request learns nothing
+from a 404. The rollback form also needs Airflow's permission to trigger the rollback DAG, and is checked first with
+the rollback DAG's params and the registry's own rule (what the rollback job would refuse is refused here, with its
+line, before anything is triggered or written to the audit log); then it triggers the DAG with Airflow's own trigger
+code (the run's triggering user, the audit log). The rollback itself is the DAG's work: nothing here writes to the
+registry. Every refusal is a page in Airflow's frame, never a raw JSON body.
 """
 
 from __future__ import annotations
@@ -13,20 +16,22 @@ from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 import jinja2
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.common.dagbag import create_dag_bag
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.api_fastapi.logging.decorators import action_logging
 from fastapi import Depends, FastAPI, Form, HTTPException, Request, Response
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from imagepipe import datasets
+from imagepipe import datasets, params
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
+from imagepipe.run_param import schema_error
 from imagepipe.ui import PIPELINE_DAG, ROLLBACK_DAG, URL_PREFIX, pages
 
 # The pages show their own pictures and inline styles, run no script, post forms only here, and only Airflow's UI
@@ -65,6 +70,23 @@ def message(request: Request, status_code: int, title: str, text: str) -> Respon
     return render(request, "message.html", status_code, title=title, text=text)
 
 
+class Refused(Exception):
+    """A request answered with a page saying why, before Airflow does anything for it."""
+
+    def __init__(self, status_code: int, title: str, text: str):
+        super().__init__(text)
+        self.status_code, self.title, self.text = status_code, title, text
+
+
+# What each refusal of Airflow's auth or of routing says, in Airflow's frame.
+REFUSALS = {
+    401: ("Log in first", "these pages are for Airflow's logged-in users: log in to Airflow and open them again"),
+    403: ("Not allowed", "your Airflow user lacks the permission this needs; ask an Airflow admin for it"),
+    404: ("Not found", None),
+    405: ("Not found", None),
+}
+
+
 def same_origin(request: Request) -> None:
     """A form post carrying the session cookie must come from a page of this server: Airflow's cookie is SameSite=Lax,
     which still lets a sibling subdomain's page post. A client sending its own bearer token needs no such check."""
@@ -84,6 +106,34 @@ def parse_target(text: str) -> int | None:
     return int(text)
 
 
+def checked_rollback(dag_id: str, reason: Annotated[str, Form()] = "",
+                     target_version: Annotated[str, Form()] = "") -> dict:
+    """The rollback's conf, when the rollback DAG's params and the registry's rollback rule accept it: refused
+    otherwise with the line the DAG's form or the rollback job would give, before anything is triggered or logged."""
+    dataset = datasets.of_dag(dag_id, ROLLBACK_DAG)
+    if dataset is None:
+        raise pages.NotFound(f"only a rollback DAG ({ROLLBACK_DAG} or {ROLLBACK_DAG}__<dataset>) is triggered "
+                             f"from these pages, not {dag_id}")
+    try:
+        conf = {"target_version": parse_target(target_version), "reason": reason}
+    except ValueError as error:
+        raise Refused(400, "Rollback not triggered", str(error)) from None
+    for param in params.ROLLBACK:
+        problem = schema_error(conf[param.name], param.schema)
+        if problem:
+            raise Refused(400, "Rollback not triggered", f"Invalid input for param {param.name}: {problem}")
+    try:
+        pages.open_model(pages.registry_root(), dataset.model_name).rollback_target(conf["target_version"])
+    except InputError as error:
+        raise Refused(409, "Rollback not triggered", str(error)) from None
+    return conf
+
+
+def may_trigger(user, dag_id: str) -> bool:
+    return get_auth_manager().is_authorized_dag(method="POST", access_entity=DagAccessEntity.RUN,
+                                                details=DagDetails(id=dag_id), user=user)
+
+
 def create_app() -> FastAPI:
     app = FastAPI(title="imagepipe", dependencies=[read_pipeline], docs_url=None, redoc_url=None, openapi_url=None)
     app.state.dag_bag = create_dag_bag()
@@ -100,11 +150,23 @@ def create_app() -> FastAPI:
         return message(request, 404, "Not found", str(error))
 
     @app.exception_handler(RequestValidationError)
-    async def not_a_page(request: Request, error: RequestValidationError) -> Response:
+    def not_a_page(request: Request, error: RequestValidationError) -> Response:
         # A version that is no number (/versions/x, or a `..` the client resolved into the path): no such page.
         if all(problem["loc"][0] == "path" for problem in error.errors()):
             return message(request, 404, "Not found", f"no page at {request.url.path}")
-        return await request_validation_exception_handler(request, error)
+        problem = error.errors()[0]
+        return message(request, 422, "Not accepted", f"{'.'.join(map(str, problem['loc']))}: {problem['msg']}")
+
+    @app.exception_handler(StarletteHTTPException)
+    def refused_by_airflow(request: Request, error: StarletteHTTPException) -> Response:
+        title, text = REFUSALS.get(error.status_code, ("Refused", None))
+        response = message(request, error.status_code, title, text or str(error.detail))
+        response.headers.update(error.headers or {})
+        return response
+
+    @app.exception_handler(Refused)
+    def refused(request: Request, error: Refused) -> Response:
+        return message(request, error.status_code, error.title, error.text)
 
     @app.exception_handler(InputError)
     def unusable(request: Request, error: InputError) -> Response:
@@ -116,13 +178,15 @@ def create_app() -> FastAPI:
         return RedirectResponse(app_path(request, "models"), status_code=303)
 
     @app.get("/models")
-    def models_page(request: Request) -> Response:
+    def models_page(request: Request, user: GetUserDep) -> Response:
         root = pages.registry_root()
         names = pages.model_names(root)
         models = [pages.model_overview(pages.open_model(root, name)) for name in names]
-        # Each dataset's model is rolled back by its dataset's rollback DAG; a model of no dataset has none.
+        # Each dataset's model is rolled back by its dataset's rollback DAG; a model of no dataset has none. The form
+        # is offered to those who may trigger that DAG.
         owners = {name: dataset for name, dataset in datasets.by_model().items() if name in names}
-        rollback_dags = {name: dataset.suffixed(ROLLBACK_DAG) for name, dataset in owners.items()}
+        rollback_dags = {name: dataset.suffixed(ROLLBACK_DAG) for name, dataset in owners.items()
+                         if may_trigger(user, dataset.suffixed(ROLLBACK_DAG))}
         pipeline_dags = {name: dataset.suffixed(PIPELINE_DAG) for name, dataset in owners.items()}
         return render(request, "models.html", models=models, root=root, rollback_dags=rollback_dags,
                       pipeline_dags=pipeline_dags, pipeline_dag=PIPELINE_DAG)
@@ -147,21 +211,17 @@ def create_app() -> FastAPI:
         detail = pages.run_detail(Lake(dataset.lake_root()), run_id, dataset.model_name)
         return render(request, "run.html", run=detail, dag_id=dag_id)
 
+    # Checked before Airflow's audit log records a trigger: a refused form triggers nothing and is no trigger.
+    logged_trigger = Depends(action_logging("trigger_dag_run"))
+
     @app.post("/dags/{dag_id}/runs",
-              dependencies=[trigger_rollback_dag, Depends(same_origin), Depends(action_logging("trigger_dag_run"))])
+              dependencies=[trigger_rollback_dag, Depends(same_origin), Depends(checked_rollback), logged_trigger])
     def trigger_rollback(request: Request, dag_id: str, user: GetUserDep, session: SessionDep,
-                         reason: Annotated[str, Form()], target_version: Annotated[str, Form()] = "") -> Response:
+                         conf: Annotated[dict, Depends(checked_rollback)]) -> Response:
         """Trigger the rollback DAG as the logged-in user, through Airflow's own trigger endpoint code."""
         from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
         from airflow.api_fastapi.core_api.routes.public.dag_run import trigger_dag_run
 
-        if datasets.of_dag(dag_id, ROLLBACK_DAG) is None:
-            raise pages.NotFound(f"only a rollback DAG ({ROLLBACK_DAG} or {ROLLBACK_DAG}__<dataset>) is triggered "
-                                 f"from these pages, not {dag_id}")
-        try:
-            conf = {"target_version": parse_target(target_version), "reason": reason}
-        except ValueError as error:
-            return message(request, 400, "Rollback not triggered", str(error))
         body = TriggerDAGRunPostBody(logical_date=None, conf=conf)
         try:
             run = trigger_dag_run(dag_id, body, request.app.state.dag_bag, user, session, request)
@@ -169,6 +229,11 @@ def create_app() -> FastAPI:
             session.rollback()
             return message(request, error.status_code, "Rollback not triggered", str(error.detail))
         return render(request, "rollback.html", status_code=201, dag_id=dag_id, run_id=run.run_id,
-                      target_version=conf["target_version"], reason=reason, user=user.get_name())
+                      target_version=conf["target_version"], reason=conf["reason"], user=user.get_name())
+
+    # Last: any other path, after the app's auth like every route (an anonymous request gets 401, not 404).
+    @app.api_route("/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"])
+    def no_page(request: Request, path: str) -> Response:
+        raise pages.NotFound(f"no page at {request.url.path}")
 
     return app
