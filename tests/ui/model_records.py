@@ -173,3 +173,10 @@ def build_first_champion_only(lake_root: str) -> Records:
     version = _train_version(registry, RUNS[0], 0.9, "image_classifier_pipeline")
     _record_run(lake, registry, 0, version, True)
     return Records(lake, registry)
+
+
+def add_refused_candidate(records: Records) -> int:
+    """A newer run whose candidate failed its gate (accuracy 0.6 against the champion's): not promoted."""
+    version = _train_version(records.registry, RUNS[1], 0.6, "image_classifier_pipeline")
+    _record_run(records.lake, records.registry, 1, version, False)
+    return version

@@ -201,3 +201,21 @@ def test_an_unknown_path_is_a_not_found_page_in_airflows_frame(viewer, records, 
     assert answer.status_code == 404
     assert answer.headers["content-type"].startswith("text/html")
     assert "<h1>Not found</h1>" in answer.text and "no page at /imagepipe/no/such/page" in answer.text
+
+
+def test_models_page_says_when_the_last_candidate_failed_its_gate(viewer, tmp_path, monkeypatch):
+    from .model_records import add_refused_candidate, build_first_champion_only
+
+    monkeypatch.setenv("IMAGEPIPE_LAKE_ROOT", str(tmp_path / "lake"))
+    monkeypatch.delenv("IMAGEPIPE_REGISTRY_URI", raising=False)
+    records = build_first_champion_only(str(tmp_path / "lake"))
+    first = viewer.get(MODELS).text
+    assert "Champion: " in first and "Last candidate" not in first  # the newest candidate is the champion
+    version = add_refused_candidate(records)
+
+    page = viewer.get(MODELS).text
+
+    failed = [check["name"] for check in records.registry.document(version, "verdict")["checks"] if not check["passed"]]
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    assert failed and (f"Last candidate: version {version} FAILED not promoted, failed {', '.join(failed)} "
+                       f"(run {records.run(2)} )") in text  # the run id is a link: its tag reads as a space here

@@ -56,6 +56,7 @@ def test_no_form_is_offered_without_a_former_champion(user, tmp_path, monkeypatc
     from .model_records import build_first_champion_only
 
     monkeypatch.setenv("IMAGEPIPE_LAKE_ROOT", str(tmp_path / "lake"))
+    monkeypatch.delenv("IMAGEPIPE_REGISTRY_URI", raising=False)
     build_first_champion_only(str(tmp_path / "lake"))
 
     page = user.get("/imagepipe/models").text

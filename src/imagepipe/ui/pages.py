@@ -52,6 +52,7 @@ def _version_row(registry: Registry, version: int, champion: int | None) -> dict
         **row,
         "complete": metadata is not None,
         "verdict": None if verdict is None else "PASSED" if verdict["passed"] else "FAILED",
+        "failed_checks": [check["name"] for check in (verdict or {}).get("checks", []) if not check["passed"]],
         "accuracy": candidate.get("accuracy"),
         "macro_f1": candidate.get("macro_f1"),
         "fingerprint": (metadata or {}).get("fingerprint"),
@@ -63,17 +64,23 @@ def _version_row(registry: Registry, version: int, champion: int | None) -> dict
 
 
 def model_overview(registry: Registry) -> dict:
-    """The champion and the history entry that made it, every version newest first, the history newest first, and
-    the versions a rollback may name (former champions)."""
+    """The champion and the history entry that made it, the newest evaluated version when its gate failed, every
+    version newest first, the history newest first, and the versions a rollback may name (former champions)."""
     champion = registry.champion()
     champion_version = None if champion is None else champion["version"]
     history = registry.history()
     former = sorted({entry["version"] for entry in history} - {champion_version}, reverse=True)
+    versions = [_version_row(registry, version, champion_version) for version in reversed(registry.versions())]
+    evaluated = [row for row in versions if row.get("verdict")]
+    # The newest evaluated version, when its gate kept it from becoming champion: what the last run decided.
+    newest = evaluated[0] if evaluated else None
+    refused = newest if newest and newest["verdict"] == "FAILED" and not newest["champion"] else None
     return {
         "name": registry.model_name,
         "where": registry.where,
         "champion": champion,
-        "versions": [_version_row(registry, version, champion_version) for version in reversed(registry.versions())],
+        "last_refused": refused,
+        "versions": versions,
         "history": list(reversed(history)),
         "former_champions": former,
     }
