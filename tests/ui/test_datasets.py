@@ -51,3 +51,37 @@ def test_each_models_rollback_form_triggers_its_own_datasets_rollback_dag(user, 
     assert 'action="/imagepipe/dags/image_classifier_rollback/runs"' in model_section(page, "image_classifier")
     assert f'action="/imagepipe/dags/image_classifier_rollback__{HOLIDAY}/runs"' in model_section(page, HOLIDAY)
     assert f"/dags/image_classifier_pipeline__{HOLIDAY}/runs/" in model_section(page, HOLIDAY)
+
+
+@pytest.fixture
+def holiday_reader(monkeypatch):
+    """Airflow's auth manager deciding per DAG, as one with per-DAG permissions does (FAB's): the viewer may read the
+    holiday dataset's DAGs and no other; every other decision is the simple auth manager's own."""
+    from airflow.api_fastapi.app import get_auth_manager
+
+    manager = get_auth_manager()
+    decide = manager.is_authorized_dag
+
+    def per_dag(**request):
+        details = request.get("details")
+        if request["user"].get_name() == "viewer" and not (details and str(details.id).endswith(f"__{HOLIDAY}")):
+            return False
+        return decide(**request)
+
+    monkeypatch.setattr(manager, "is_authorized_dag", per_dag)
+
+
+def test_a_user_who_may_read_one_datasets_dags_sees_that_datasets_model_only(viewer, two_datasets, holiday_reader):
+    default, holiday = two_datasets
+
+    page = viewer.get("/imagepipe/models").text
+    assert f"<h2>{HOLIDAY}</h2>" in page and "<h2>image_classifier</h2>" not in page
+
+    assert viewer.get(f"/imagepipe/models/{HOLIDAY}/versions/1").status_code == 200
+    assert viewer.get(run_url(holiday.run(3), dag_id=f"image_classifier_pipeline__{HOLIDAY}")).status_code == 200
+    for path in ["/imagepipe/models/image_classifier/versions/1",
+                 "/imagepipe/models/image_classifier/versions/1/files/metadata.json", run_url(default.run(3))]:
+        refused = viewer.get(path)
+        assert refused.status_code == 403, path
+        assert "<h1>Not allowed</h1>" in refused.text and "may not read image_classifier_pipeline" in refused.text
+        assert "0.9000" not in refused.text

@@ -1,12 +1,15 @@
 """imagepipe's FastAPI app, which Airflow's api-server mounts under /imagepipe (see plugin.py).
 
 Airflow does not guard a plugin's app, so every route here depends on Airflow's own auth: an authenticated Airflow
-user with read access to the pipeline DAG; an unknown path is a route too, so an anonymous request learns nothing
-from a 404. The rollback form also needs Airflow's permission to trigger the rollback DAG, and is checked first with
-the rollback DAG's params and the registry's own rule (what the rollback job would refuse is refused here, with its
-line, before anything is triggered or written to the audit log); then it triggers the DAG with Airflow's own trigger
-code (the run's triggering user, the audit log). The rollback itself is the DAG's work: nothing here writes to the
-registry. Every refusal is a page in Airflow's frame, never a raw JSON body.
+user (an unknown path is a route too, so an anonymous request learns nothing from a 404), and each page on read access
+to its own dataset's pipeline DAG: the Models page lists the models of the datasets the user may read, a version page
+needs its model's dataset, a run tab its DAG.
+
+The rollback form also needs Airflow's permission to trigger the rollback DAG, and is checked first with the rollback
+DAG's params and the registry's own rule (what the rollback job would refuse is refused here, with its line, before
+anything is triggered or written to the audit log); then it triggers the DAG with Airflow's own trigger code (the
+run's triggering user, the audit log). The rollback itself is the DAG's work: nothing here writes to the registry.
+Every refusal is a page in Airflow's frame, never a raw JSON body.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.common.dagbag import create_dag_bag
 from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
+from airflow.api_fastapi.core_api.security import GetUserDep, get_user, requires_access_dag
 from airflow.api_fastapi.logging.decorators import action_logging
 from fastapi import Depends, FastAPI, Form, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -45,7 +48,6 @@ FILE_POLICY = "sandbox allow-same-origin; default-src 'none'; img-src 'self'; st
 templates = Jinja2Templates(env=jinja2.Environment(
     loader=jinja2.PackageLoader("imagepipe.ui", "templates"), autoescape=True, undefined=jinja2.StrictUndefined))
 
-read_pipeline = Depends(requires_access_dag("GET", param_dag_id=PIPELINE_DAG))
 trigger_rollback_dag = Depends(requires_access_dag("POST", DagAccessEntity.RUN))  # the dag_id of the path
 
 
@@ -134,8 +136,25 @@ def may_trigger(user, dag_id: str) -> bool:
                                                 details=DagDetails(id=dag_id), user=user)
 
 
+def may_read(user, dag_id: str) -> bool:
+    return get_auth_manager().is_authorized_dag(method="GET", details=DagDetails(id=dag_id), user=user)
+
+
+def pipeline_of(model_name: str) -> str:
+    """The pipeline DAG whose readers may see a model: its dataset's (the default one's for a model of none)."""
+    dataset = datasets.of_model(model_name)
+    return PIPELINE_DAG if dataset is None else dataset.suffixed(PIPELINE_DAG)
+
+
+def check_read(user, dag_id: str) -> None:
+    if not may_read(user, dag_id):
+        raise Refused(403, "Not allowed", f"your Airflow user may not read {dag_id}, whose model this is; ask an "
+                                          "Airflow admin for access to it")
+
+
 def create_app() -> FastAPI:
-    app = FastAPI(title="imagepipe", dependencies=[read_pipeline], docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="imagepipe", dependencies=[Depends(get_user)], docs_url=None, redoc_url=None,
+                  openapi_url=None)
     app.state.dag_bag = create_dag_bag()
 
     @app.middleware("http")
@@ -180,7 +199,7 @@ def create_app() -> FastAPI:
     @app.get("/models")
     def models_page(request: Request, user: GetUserDep) -> Response:
         root = pages.registry_root()
-        names = pages.model_names(root)
+        names = [name for name in pages.model_names(root) if may_read(user, pipeline_of(name))]
         models = [pages.model_overview(pages.open_model(root, name)) for name in names]
         # Each dataset's model is rolled back by its dataset's rollback DAG; a model of no dataset has none. The form
         # is offered to those who may trigger that DAG.
@@ -192,18 +211,21 @@ def create_app() -> FastAPI:
                       pipeline_dags=pipeline_dags, pipeline_dag=PIPELINE_DAG)
 
     @app.get("/models/{model_name}/versions/{version}")
-    def version_page(request: Request, model_name: str, version: int) -> Response:
+    def version_page(request: Request, user: GetUserDep, model_name: str, version: int) -> Response:
+        check_read(user, pipeline_of(model_name))
         detail = pages.version_detail(pages.open_model(pages.registry_root(), model_name), version)
         return render(request, "version.html", version=detail, pipeline_dag=PIPELINE_DAG)
 
     @app.get("/models/{model_name}/versions/{version}/files/{name:path}")
-    def version_file(model_name: str, version: int, name: str) -> Response:
+    def version_file(user: GetUserDep, model_name: str, version: int, name: str) -> Response:
+        check_read(user, pipeline_of(model_name))
         data = pages.version_file(pages.open_model(pages.registry_root(), model_name), version, name)
         return Response(data, media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
                         headers={"Content-Security-Policy": FILE_POLICY})
 
     @app.get("/runs/{dag_id}/{run_id}")
-    def run_page(request: Request, dag_id: str, run_id: str) -> Response:
+    def run_page(request: Request, user: GetUserDep, dag_id: str, run_id: str) -> Response:
+        check_read(user, dag_id)
         dataset = datasets.of_dag(dag_id, PIPELINE_DAG)
         if dataset is None:
             return message(request, 404, "No model run here", f"runs of {dag_id} train no model: this tab shows the "
