@@ -135,3 +135,25 @@ def test_no_other_dag_is_triggered_from_these_pages(user, records):
     assert answer.status_code == 404
     assert "only a rollback DAG (image_classifier_rollback or image_classifier_rollback__&lt;dataset&gt;) is " \
            "triggered from these pages, not image_classifier_pipeline" in answer.text
+
+
+def test_a_rollback_whose_run_failed_shows_on_the_models_page(user, viewer, records):
+    """A rollback the form accepted can still fail in its run (the champion moved meanwhile): the Models page says so,
+    with the run, its target, who and why."""
+    from airflow.models import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    before = rollback_runs()
+    assert user.post(FORM, data={"target_version": "3", "reason": "back to the night model"}).status_code == 201
+    [run_id] = [run_id for run_id in rollback_runs() if run_id not in before]
+    assert "Last rollback failed" not in viewer.get("/imagepipe/models").text  # queued, not failed
+    with create_session() as session:
+        session.execute(update(DagRun).where(DagRun.dag_id == ROLLBACK_DAG, DagRun.run_id == run_id)
+                        .values(state="failed"))
+
+    page = viewer.get("/imagepipe/models").text
+
+    text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+    assert f"Last rollback failed: run {run_id} (to version 3, by user: back to the night model)" in text
+    assert records.registry.champion_version() == 1

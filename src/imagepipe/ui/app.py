@@ -146,6 +146,21 @@ def pipeline_of(model_name: str) -> str:
     return PIPELINE_DAG if dataset is None else dataset.suffixed(PIPELINE_DAG)
 
 
+def failed_rollbacks(session, dag_ids) -> dict[str, dict]:
+    """The newest run of each rollback DAG, when it failed (a rollback that became impossible after the form checked
+    it): its run id, target, reason and who triggered it."""
+    from airflow.models import DagRun
+    from airflow.utils.state import DagRunState
+    from sqlalchemy import select
+
+    failed = {}
+    for dag_id in dag_ids:
+        run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(1)).first()
+        if run is not None and run.state == DagRunState.FAILED:
+            failed[dag_id] = {"run_id": run.run_id, "conf": run.conf or {}, "user": run.triggering_user_name}
+    return failed
+
+
 def check_read(user, dag_id: str) -> None:
     if not may_read(user, dag_id):
         raise Refused(403, "Not allowed", f"your Airflow user may not read {dag_id}, whose model this is; ask an "
@@ -197,7 +212,7 @@ def create_app() -> FastAPI:
         return RedirectResponse(app_path(request, "models"), status_code=303)
 
     @app.get("/models")
-    def models_page(request: Request, user: GetUserDep) -> Response:
+    def models_page(request: Request, user: GetUserDep, session: SessionDep) -> Response:
         root = pages.registry_root()
         names = [name for name in pages.model_names(root) if may_read(user, pipeline_of(name))]
         models = [pages.model_overview(pages.open_model(root, name)) for name in names]
@@ -206,8 +221,12 @@ def create_app() -> FastAPI:
         owners = {name: dataset for name, dataset in datasets.by_model().items() if name in names}
         rollback_dags = {name: dataset.suffixed(ROLLBACK_DAG) for name, dataset in owners.items()
                          if may_trigger(user, dataset.suffixed(ROLLBACK_DAG))}
+        failed = failed_rollbacks(session, [dataset.suffixed(ROLLBACK_DAG) for dataset in owners.values()])
+        failed_rollback = {name: {**failed[dataset.suffixed(ROLLBACK_DAG)], "dag_id": dataset.suffixed(ROLLBACK_DAG)}
+                           for name, dataset in owners.items() if dataset.suffixed(ROLLBACK_DAG) in failed}
         pipeline_dags = {name: dataset.suffixed(PIPELINE_DAG) for name, dataset in owners.items()}
         return render(request, "models.html", models=models, root=root, rollback_dags=rollback_dags,
+                      failed_rollback=failed_rollback,
                       pipeline_dags=pipeline_dags, pipeline_dag=PIPELINE_DAG)
 
     @app.get("/models/{model_name}/versions/{version}")
