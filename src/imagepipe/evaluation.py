@@ -1,7 +1,10 @@
-"""Scoring a model on held-out images and its metrics, from MLlib's MulticlassMetrics and
-MulticlassClassificationEvaluator."""
+"""Scoring a model on held-out images and its metrics: per class and accuracy from the confusion matrix's counts (one
+aggregate), weighted F1 and log loss from MLlib's MulticlassClassificationEvaluator. The formulas are MLlib's
+MulticlassMetrics' own, in its order of operations, so the figures are the same to the last bit, without the RDD API."""
 
 from __future__ import annotations
+
+import collections
 
 from imagepipe.classifiers import LABEL_INDEX
 from imagepipe.training import as_vectors
@@ -21,9 +24,6 @@ def classification_metrics(predictions, labels: list[str]) -> dict:
     indexer keeps for it, shown as UNSEEN_LABEL, and counts as an error. Macro F1 is the mean F1 over the classes
     that have test images.
     """
-    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
-    from pyspark.mllib.evaluation import MulticlassMetrics
-
     # Several passes over the predictions: cached here unless the caller cached them for passes of its own.
     cached_here = not predictions.is_cached
     predictions = predictions.persist()
@@ -31,35 +31,44 @@ def classification_metrics(predictions, labels: list[str]) -> dict:
     names = [*labels, UNSEEN_LABEL]
     cells = {(int(row[LABEL_INDEX]), int(row["prediction"])): row["count"]
              for row in predictions.groupBy(LABEL_INDEX, "prediction").count().collect()}
-    # Every class of the model, plus the unseen-label row when the test split has one: MulticlassMetrics' own
-    # matrix covers only the labels present in the test split.
+    # Every class of the model, plus the unseen-label row when the test split has one.
     indices = sorted(set(range(len(labels))) | {true for true, _ in cells})
     matrix = [[cells.get((true, predicted), 0) for predicted in indices] for true in indices]
-    pairs = predictions.select("prediction", predictions[LABEL_INDEX].cast("double"))
-    metrics = MulticlassMetrics(pairs.rdd.map(tuple))
-    per_class = {}
-    for position, index in enumerate(indices):
-        support = sum(matrix[position])
-        per_class[names[index]] = {
-            "precision": metrics.precision(float(index)) if support else None,
-            "recall": metrics.recall(float(index)) if support else None,
-            "f1": metrics.fMeasure(float(index), 1.0) if support else None,
-            "support": support,
-        }
+    predicted = collections.Counter()
+    for (_, prediction), count in cells.items():
+        predicted[prediction] += count
+    per_class = {names[index]: _class_metrics(cells.get((index, index), 0), predicted[index], sum(matrix[position]))
+                 for position, index in enumerate(indices)}
     with_support = [row["f1"] for row in per_class.values() if row["support"] > 0]
     result = {
         "rows": rows,
-        "accuracy": metrics.accuracy if rows else None,
+        "accuracy": sum(matrix[position][position] for position in range(len(indices))) / rows if rows else None,
         "macro_f1": sum(with_support) / len(with_support) if with_support else None,
-        "weighted_f1": metrics.weightedFMeasure() if rows else None,
+        "weighted_f1": _evaluate(predictions, "f1") if rows else None,
         "per_class": per_class,
         "confusion_matrix": {"labels": [names[index] for index in indices], "counts": matrix},
         "log_loss": None,
         "labels": list(labels),
     }
     if rows and "probability" in predictions.columns:
-        evaluator = MulticlassClassificationEvaluator(labelCol=LABEL_INDEX, metricName="logLoss")
-        result["log_loss"] = evaluator.evaluate(predictions)
+        result["log_loss"] = _evaluate(predictions, "logLoss")
     if cached_here:
         predictions.unpersist()
     return result
+
+
+def _class_metrics(true_positives: int, predicted: int, support: int) -> dict:
+    """Precision, recall and F1 of one class as MulticlassMetrics computes them (0 where a ratio has no cases), None
+    for a class without test images."""
+    if not support:
+        return {"precision": None, "recall": None, "f1": None, "support": support}
+    precision = true_positives / predicted if predicted else 0.0
+    recall = true_positives / support
+    f1 = 0.0 if precision + recall == 0 else 2.0 * precision * recall / (1.0 * precision + recall)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def _evaluate(predictions, metric: str) -> float:
+    from pyspark.ml.evaluation import MulticlassClassificationEvaluator
+
+    return MulticlassClassificationEvaluator(labelCol=LABEL_INDEX, metricName=metric).evaluate(predictions)

@@ -142,9 +142,9 @@ def fetch_and_validate(candidates, bucket: str, endpoint_url: str | None, bounds
     connection pool of the same size, and validate them; rejected rows keep their reason and no bytes."""
     import pyarrow as pa
     from pyspark.sql.pandas.types import to_arrow_schema
-    from pyspark.sql.types import _parse_datatype_string
+    from pyspark.sql.types import DataType
 
-    arrow_schema = to_arrow_schema(_parse_datatype_string(FETCHED_DDL))  # timestamps in UTC
+    arrow_schema = to_arrow_schema(DataType.fromDDL(FETCHED_DDL))  # timestamps in UTC
 
     def fetch_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from imagepipe.object_store import s3_client

@@ -171,3 +171,28 @@ def test_adding_images_moves_no_existing_image_to_another_split(spark):
     assert {sha: after[sha] for sha in before} == before
     shares = {split: list(after.values()).count(split) / len(after) for split in ("train", "validation", "test")}
     assert 0.7 < shares["train"] < 0.9 and 0.05 < shares["validation"] < 0.15 and 0.05 < shares["test"] < 0.15
+
+
+def test_metrics_are_mllibs_multiclass_metrics_to_the_last_bit(spark, clusters):
+    """The figures of today's evaluations are MulticlassMetrics' (the RDD API, which evaluation no longer uses):
+    on predictions with mistakes and a label the model never saw, every figure is the same float."""
+    from pyspark.mllib.evaluation import MulticlassMetrics
+
+    from imagepipe.classifiers import LABEL_INDEX
+
+    train, _ = clusters
+    model, _, _ = fit_classifier(train, model_spec("logistic_regression", {}, [], "none", 3), DIMENSION)
+    noisy = _rows(30, seed=11, noise=2.5) + [(sha, "snowfield", vector, w) for sha, _, vector, w in _rows(2, seed=12)]
+    scored = score(model, _frame(spark, noisy)).persist()
+    labels = list(model.stages[0].labels)
+
+    metrics = classification_metrics(scored, labels)
+
+    reference = MulticlassMetrics(scored.select("prediction", scored[LABEL_INDEX].cast("double")).rdd.map(tuple))
+    assert 0.5 < metrics["accuracy"] < 1.0  # mistakes to count
+    assert metrics["accuracy"] == reference.accuracy
+    assert metrics["weighted_f1"] == reference.weightedFMeasure()
+    for index, label in enumerate([*labels, "(not in training)"]):
+        row = metrics["per_class"][label]
+        assert (row["precision"], row["recall"], row["f1"]) == (
+            reference.precision(float(index)), reference.recall(float(index)), reference.fMeasure(float(index), 1.0))
