@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from ui.model_records import build
+from ui.model_records import FOREST, build
 
 from .airflow_stack import PROJECT, AirflowStack, s3_env
 
@@ -175,9 +175,11 @@ def test_a_versions_report_shows_its_pictures_and_gallery(browser, records):
     assert min(browser.execute_script("return arguments[0].naturalWidth", image) for image in pictures) > 100
     assert {browser.execute_script("return Math.max(arguments[0].naturalWidth, arguments[0].naturalHeight)", image)
             for image in thumbnails} == {96}
-    assert "true: beach predicted: forest p = 0.90" in text(browser)
+    assert f"true: beach predicted: {FOREST} p = 0.90" in text(browser)
     assert "FAIL min_accuracy accuracy 0.6000 0.8000" in text(browser)
     assert "<script>alert(1)</script>" in text(browser)  # the label, as text: no script ran
+    assert f'"{FOREST}"' in browser.find_element(By.TAG_NAME, "pre").text  # the metadata's labels, as written
+    browser.execute_script("arguments[0].scrollIntoView()", pictures[-1])  # the confusion matrix, names on its axes
     screenshot(browser, "version")
 
 

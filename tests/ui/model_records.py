@@ -24,7 +24,8 @@ from imagepipe.windows import Window, parse_timestamp
 
 MODEL = "image_classifier"
 HOSTILE = "<script>alert(1)</script>"
-LABELS = ["beach", "forest", HOSTILE]
+FOREST = "森林-forêt"  # a label in Chinese and French: text in tables, charts (a CJK font) and metadata
+LABELS = ["beach", FOREST, HOSTILE]
 FINGERPRINT = "resnet18-0123456789abcdef"
 RUNS = ("scheduled__2026-11-20T00:00:00+00:00", "manual__2026-11-21T08:00:00+00:00",
         "manual__2026-11-22T10:15:30.123456+00:00")
@@ -80,7 +81,7 @@ def _gallery(version: int, candidate: dict) -> tuple[dict, dict[str, bytes]]:
     SHOWN_MISTAKES, and two correct images of each class."""
     rng = random.Random(version)
     mistakes = candidate["confusion_matrix"]["counts"][0][1]
-    wrong = [_example(rng, "beach", "forest", 0.9 - index / 100) for index in range(min(mistakes, SHOWN_MISTAKES))]
+    wrong = [_example(rng, "beach", FOREST, 0.9 - index / 100) for index in range(min(mistakes, SHOWN_MISTAKES))]
     right = [_example(rng, label, label, 0.95) for label in LABELS for _ in range(2)]
     document = {"thumbnail_side": gallery.THUMBNAIL_SIDE, "probabilities": True,
                 "misclassified": [row for row, _ in wrong], "misclassified_total": mistakes,

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .model_records import FINGERPRINT, HOSTILE, QUARANTINED, ROLLBACK_REASON
+from .model_records import FINGERPRINT, FOREST, HOSTILE, QUARANTINED, ROLLBACK_REASON
 
 MODELS = "/imagepipe/models"
 
@@ -113,7 +113,7 @@ def test_version_page_shows_the_gallery_of_test_images_from_thumbnails_in_the_ve
     figures = re.findall(r'<img class="thumbnail" src="([^"]+)".*?<figcaption>(.*?)</figcaption>', mistakes, re.S)
     assert [(source, " ".join(caption.split())) for source, caption in figures] == [
         (f"{version_url(2)}/files/thumbnails/{row['sha256']}.jpg",
-         f"true: beach<br>predicted: forest<br>p = {row['probability']:.2f}") for row in shown["misclassified"]]
+         f"true: beach<br>predicted: {FOREST}<br>p = {row['probability']:.2f}") for row in shown["misclassified"]]
     correct = section(page.text, "Correctly classified test images")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;<br>p = 0.95" in correct
     assert correct.count('<img class="thumbnail"') == len(shown["correct"]) == 6
