@@ -177,6 +177,7 @@ def test_timm_weights_not_cached_offline_are_refused_naming_the_file_to_place(tm
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)})
 
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith("imagepipe.errors.InputError: weights of timm:convnext_tiny.fb_in22k are not in the ")
+    assert message.startswith("imagepipe.errors.InputError: weights of timm:convnext_tiny.fb_in22k are not in the "
+                              "Hugging Face cache; at install time run ")
     assert "hf download timm/convnext_tiny.fb_in22k model.safetensors" in message
     assert f"{tmp_path}/hub/models--timm--convnext_tiny.fb_in22k" in message

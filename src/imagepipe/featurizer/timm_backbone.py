@@ -1,6 +1,6 @@
 """timm models as backbones: each model's own pretrained config (input size, resize, crop, interpolation,
 normalisation), its pooled pre-logits features (built with num_classes=0), its stem-and-stages structure for freezing,
-and its pretrained weights from the Hugging Face cache.
+and its pretrained weights from the Hugging Face cache (filled at install time, never by a job).
 
 timm and torch are imported inside the functions: imagepipe.featurizer.spec imports this module for its light
 helpers. `python -m imagepipe.featurizer.timm_backbone` prints what timm_models.txt holds, for the installed timm.
@@ -101,9 +101,10 @@ def pretrained_model(model: str, weights: str) -> str:
 
 
 def hub_weights_file(model: str) -> Path:
-    """The pretrained weights file of `model` (architecture.tag) in the Hugging Face cache, downloaded when missing
-    and the hub is reachable."""
+    """The pretrained weights file of `model` (architecture.tag) in the Hugging Face cache. Jobs never download
+    weights: a missing file is refused in one line saying how to put it there at install time."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
     config = architecture(model).config
     repository = config.get("hf_hub_id")
@@ -112,17 +113,16 @@ def hub_weights_file(model: str) -> Path:
                          "file or random:SEED")
     filenames = [config["hf_hub_filename"]] if config.get("hf_hub_filename") else [
         "model.safetensors", "pytorch_model.bin"]
-    for local_files_only in (True, False):  # the cache first: no network round trip for weights already there
-        for filename in filenames:
-            try:
-                return Path(hf_hub_download(repository, filename, local_files_only=local_files_only))
-            except Exception:  # noqa: BLE001 - not cached, not downloadable: the next way, then one instruction
-                continue
+    for filename in filenames:
+        try:
+            return Path(hf_hub_download(repository, filename, local_files_only=True))
+        except LocalEntryNotFoundError:
+            continue
     hub_home = os.environ.get("HF_HOME", "~/.cache/huggingface")
     raise InputError(
-        f"weights of timm:{model} are not in the Hugging Face cache and could not be downloaded; on a connected "
-        f"machine run `hf download {repository} {filenames[0]}` and copy {hub_home}/hub/models--"
-        f"{repository.replace('/', '--')} to this machine's cache, or give the file itself as weights")
+        f"weights of timm:{model} are not in the Hugging Face cache; at install time run `hf download {repository} "
+        f"{filenames[0]}` (or copy {hub_home}/hub/models--{repository.replace('/', '--')} from a machine that did), "
+        "or give a state-dict file as weights")
 
 
 def build(model: str, weights_path: Path | None, *, pretrained: bool):

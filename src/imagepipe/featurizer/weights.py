@@ -6,7 +6,7 @@ and its sha256 for the feature space's fingerprint.
     s3://bucket/key             fetched once into TORCH_HOME, under the bucket, the object's ETag and its name, so a
                                 replaced object is fetched again
     DEFAULT, IMAGENET1K_V1, ... torchvision's checkpoint in TORCH_HOME, downloaded when missing
-    DEFAULT, a tag (timm)       the model's weights in the Hugging Face cache, downloaded when missing
+    DEFAULT, a tag (timm)       the model's weights in the Hugging Face cache, filled at install time (never here)
 
 These are the only functions that download weights; the fingerprint and the engine call them, never a property.
 """
