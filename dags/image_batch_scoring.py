@@ -20,7 +20,7 @@ replaces its own predictions; other runs' stay. Asset-triggered runs take the fo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG
@@ -39,15 +39,11 @@ def batch_scoring(dataset: datasets.Dataset) -> DAG:
     defaults = {} if dataset.is_default else {"model_name": dataset.model_name,
                                               "source_uri": dataset.scoring_uri or run_param.REQUIRED}
     with DAG(
-        dag_id=dataset.suffixed(Path(__file__).stem),
+        **orchestration.dataset_dag(dataset, __file__, timedelta(hours=2)),
         description=f"dataset {dataset.name}: labels {dataset.scoring_uri or 'the prefix its run names'}",
         doc_md=__doc__,
         schedule=[champion] if dataset.scoring_uri else None,  # manual triggers work as well
-        start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
         tags=["imagepipe", "spark", "ml", "scoring", f"dataset:{dataset.name}"],
-        default_args=orchestration.task_defaults(execution_timeout=timedelta(hours=2)),
         user_defined_macros={"s3_endpoint_url": orchestration.s3_endpoint_url},
         params=params.dag_params(params.SCORE, defaults=defaults),
     ) as dag:

@@ -43,7 +43,7 @@ finetune_backbone and extract_features alone.
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG, TriggerRule, task
@@ -72,15 +72,11 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
     champion = assets.champion(registry_uri, model_name)
 
     with DAG(
-        dag_id=dataset.suffixed(Path(__file__).stem),
+        **orchestration.dataset_dag(dataset, __file__, timedelta(hours=2)),
         description=f"dataset {dataset.name}: {dataset.source_uri}",
         doc_md=__doc__,
         schedule=orchestration.timetable(dataset.schedule),
-        start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
         tags=["imagepipe", "spark", "ml", f"dataset:{dataset.name}"],
-        default_args=orchestration.task_defaults(execution_timeout=timedelta(hours=2)),
         user_defined_macros={
             "window_start": orchestration.window_start,
             "run_type": orchestration.run_type,

@@ -15,7 +15,7 @@ see what is there with `python -m imagepipe.registry history` and `list`. Each d
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG, task
@@ -32,15 +32,11 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
     model_name = dataset.model_name
     champion = assets.champion(REGISTRY_URI, model_name)
     with DAG(
-        dag_id=dataset.suffixed(Path(__file__).stem),
+        **orchestration.dataset_dag(dataset, __file__, timedelta(minutes=15)),
         description=f"dataset {dataset.name}: rolls back model {model_name}",
         doc_md=__doc__,
         schedule=None,  # manual trigger only
-        start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
         tags=["imagepipe", "ml", "registry", f"dataset:{dataset.name}"],
-        default_args=orchestration.task_defaults(execution_timeout=timedelta(minutes=15)),
         params=params.dag_params(*params.ROLLBACK),
     ) as dag:
 

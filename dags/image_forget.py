@@ -20,7 +20,7 @@ It waits (retried) while a run of the dataset's pipeline or batch scoring is in 
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG
@@ -35,15 +35,11 @@ def forget_dag(dataset: datasets.Dataset) -> DAG:
     """The forgetting of one image of the dataset."""
     writers = [dataset.suffixed(name) for name in ("image_classifier_pipeline", "image_batch_scoring")]
     with DAG(
-        dag_id=dataset.suffixed(Path(__file__).stem),
+        **orchestration.dataset_dag(dataset, __file__, timedelta(hours=1)),
         description=f"dataset {dataset.name}: forgets one image",
         doc_md=__doc__,
         schedule=None,  # manual trigger only
-        start_date=datetime(2026, 11, 1, tzinfo=timezone.utc),
-        catchup=False,
-        max_active_runs=1,
         tags=["imagepipe", "spark", "lake", f"dataset:{dataset.name}"],
-        default_args=orchestration.task_defaults(execution_timeout=timedelta(hours=1)),
         params=params.dag_params(params.FORGET),
     ) as dag:
         SparkJobOperator(

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from imagepipe.windows import WATERMARK
 
@@ -15,14 +16,22 @@ INTERVAL_RUN_TYPES = ("scheduled", "backfill")
 S3_CONNECTION = "imagepipe_s3"
 
 
-def task_defaults(execution_timeout: timedelta) -> dict:
-    """Every imagepipe DAG's task policy: retries with exponential backoff, and a timeout that stops a stuck task."""
+def dataset_dag(dataset, dag_file: str, execution_timeout: timedelta) -> dict:
+    """The DAG arguments every DAG of a dataset shares: its id (the DAG file's name, suffixed by the dataset's), a
+    fixed start, no catch-up, one run at a time, and the task policy: retries with exponential backoff, and a timeout
+    that stops a stuck task."""
     return {
-        "retries": 2,
-        "retry_delay": timedelta(minutes=1),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=30),
-        "execution_timeout": execution_timeout,
+        "dag_id": dataset.suffixed(Path(dag_file).stem),
+        "start_date": datetime(2026, 11, 1, tzinfo=timezone.utc),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": {
+            "retries": 2,
+            "retry_delay": timedelta(minutes=1),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(minutes=30),
+            "execution_timeout": execution_timeout,
+        },
     }
 
 
