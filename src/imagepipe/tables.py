@@ -108,7 +108,13 @@ def overwrite_partitions(frame, table: Table, partition_column: str) -> int | No
     spark = frame.sparkSession
     if not exists(spark, table):
         create(frame, table, partition_column)
-    frame.writeTo(table.identifier).overwritePartitions()
+    # Serializable: a writer that committed data to these partitions after this write began (a zombie attempt beside
+    # its retry) makes this commit fail, rather than both writers' files ending in one partition.
+    writer = frame.writeTo(table.identifier).option("isolation-level", "serializable")
+    started_from = current_snapshot(spark, table)
+    if started_from is not None:
+        writer = writer.option("validate-from-snapshot-id", str(started_from))
+    writer.overwritePartitions()
     return current_snapshot(spark, table)
 
 
