@@ -137,9 +137,8 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
         def gate(run_id=None, params=None) -> bool:
             """Let promotion run only when every check of the candidate's verdict passed, or when the run forces it
             with a reason; the log names each check."""
-            return orchestration.verdict_passed(
-                lake_root, run_id, model_name, registry_uri, params["force_promote"], params["force_reason"]
-            )
+            return orchestration.verdict_passed(lake_root, run_id, model_name, registry_uri, params["force_promote"],
+                                                params["force_reason"], dataset.name)
 
         promote = LocalJobOperator(
             task_id="promote",
@@ -157,7 +156,8 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
         def publish_champion(run_id=None, outlet_events=None) -> None:
             """Update the champion asset, so DAGs scheduled on it (image_batch_scoring) run, only when this run's
             promotion changed the champion; skipped, sending no asset event, when the champion stayed (a backfill)."""
-            outlet_events[champion].extra = orchestration.champion_change(lake_root, run_id, model_name, registry_uri)
+            outlet_events[champion].extra = orchestration.champion_change(lake_root, run_id, model_name, registry_uri,
+                                                                          dataset.name)
 
         ingest >> finetune >> extract >> train >> evaluate >> gate() >> promote >> publish_champion()
     return dag

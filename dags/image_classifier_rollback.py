@@ -45,7 +45,8 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
         def rollback(params=None, run_id=None, dag_run=None, outlet_events=None) -> dict:
             """Move the champion pointer back by compare-and-swap; a retry of a rollback that happened changes
             nothing. The champion asset is updated, so DAGs scheduled on it (batch scoring) run with the restored
-            model."""
+            model, and the dataset's champion_change targets are told."""
+            from imagepipe import notifications
             from imagepipe.registry import Registry
 
             entry = Registry(REGISTRY_URI, model_name).rollback(
@@ -54,6 +55,7 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
             log.info("champion of %s rolled back from version %s to version %s: %s", model_name, entry["from"],
                      entry["to"], entry["reason"])
             outlet_events[champion].extra = orchestration.champion_event(entry, model_name)
+            notifications.send(notifications.champion_change(dataset.name, model_name, entry))
             return entry
 
         rollback()

@@ -3,7 +3,8 @@ assets, DAGs and run defaults.
 
 The `default` dataset is always there and is the lake and registry as they were before datasets existed: its tables
 stay at the lake's root, its model keeps its name, its DAGs keep their ids, and the environment gives its source,
-schedule and scoring prefix (IMAGEPIPE_SOURCE_URI, IMAGEPIPE_SCHEDULE, IMAGEPIPE_SCORING_URI). The demo runs on it.
+schedule, scoring prefix and subscriptions (IMAGEPIPE_SOURCE_URI, IMAGEPIPE_SCHEDULE, IMAGEPIPE_SCORING_URI,
+IMAGEPIPE_NOTIFY_<EVENT>). The demo runs on it.
 Every other dataset is declared in one file (dags/datasets.toml, or IMAGEPIPE_DATASETS_FILE), lives under
 `<lake>/datasets/<name>/` and has a registry model of its own name:
 
@@ -13,6 +14,9 @@ Every other dataset is declared in one file (dags/datasets.toml, or IMAGEPIPE_DA
     scoring_uri = "s3://my-photos/inbox/"  # optional: what its batch scoring labels when the champion changes
     [datasets.holiday.defaults]          # optional: the run's defaults, any field of the pipeline's trigger form
     image_size = 64
+    [datasets.holiday.notify]            # optional: who hears what (imagepipe.subscriptions), by connection
+    gate_failed = ["email:ml-team@example.com"]
+    champion_change = ["webhook:deploy_hook"]
 
 Each mistake is refused in one line that names the entry. `python -m imagepipe.datasets add NAME --source-uri URI`
 appends a checked entry. Light: standard library, tomllib and jsonschema; DAG files read it at parse.
@@ -36,7 +40,7 @@ DEFAULT = "default"
 # A dataset's name becomes part of DAG ids, asset names, a registry model's name and a lake folder.
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 SCHEDULE_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "none"}
-KEYS = {"source_uri", "label_manifest", "schedule", "scoring_uri", "defaults"}
+KEYS = {"source_uri", "label_manifest", "schedule", "scoring_uri", "defaults", "notify"}
 # Form fields a dataset sets as its own keys, not as run defaults.
 DATASET_FIELDS = {"source_uri", "label_manifest"}
 
@@ -49,6 +53,7 @@ class Dataset:
     label_manifest: str | None = None
     scoring_uri: str | None = None
     defaults: dict = field(default_factory=dict)  # trigger-form field -> the dataset's default value
+    notify: dict = field(default_factory=dict)  # event -> its notification targets (imagepipe.subscriptions)
 
     @property
     def is_default(self) -> bool:
@@ -77,7 +82,10 @@ class Dataset:
 
 
 def default_dataset() -> Dataset:
-    return Dataset(DEFAULT, settings.default_source_uri(), settings.schedule(), None, settings.default_scoring_uri())
+    from imagepipe.subscriptions import environment_subscriptions
+
+    return Dataset(DEFAULT, settings.default_source_uri(), settings.schedule(), None, settings.default_scoring_uri(),
+                   notify=environment_subscriptions())
 
 
 def datasets_file() -> Path:
@@ -128,6 +136,7 @@ def check_entry(name: str, entry, path: Path | str) -> Dataset:
     """One [datasets.<name>] table as a Dataset, or InputError naming the entry and what is wrong with it."""
     from imagepipe import params
     from imagepipe.run_param import schema_error
+    from imagepipe.subscriptions import subscriptions
 
     where = f"{path}: dataset {name!r}"
     if name == DEFAULT:
@@ -162,8 +171,12 @@ def check_entry(name: str, entry, path: Path | str) -> Dataset:
             raise InputError(f"{where}: defaults: unknown field {key!r}; {hint}")
         if message := schema_error(value, form[key].schema):
             raise InputError(f"{where}: defaults: {key}: {message}")
+    try:
+        notify = subscriptions(entry.get("notify", {}))
+    except InputError as error:
+        raise InputError(f"{where}: {error}") from None
     return Dataset(name, entry["source_uri"], schedule, entry.get("label_manifest"), entry.get("scoring_uri"),
-                   dict(defaults))
+                   dict(defaults), notify)
 
 
 def valid_schedule(schedule: str) -> bool:

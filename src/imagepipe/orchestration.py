@@ -18,8 +18,10 @@ S3_CONNECTION = "imagepipe_s3"
 
 def dataset_dag(dataset, dag_file: str, execution_timeout: timedelta) -> dict:
     """The DAG arguments every DAG of a dataset shares: its id (the DAG file's name, suffixed by the dataset's), a
-    fixed start, no catch-up, one run at a time, and the task policy: retries with exponential backoff, and a timeout
-    that stops a stuck task."""
+    fixed start, no catch-up, one run at a time, and the task policy: retries with exponential backoff, a timeout
+    that stops a stuck task, and a run_failed notice when a task failed for good."""
+    from imagepipe.notifications import on_task_failed
+
     return {
         "dag_id": dataset.suffixed(Path(dag_file).stem),
         "start_date": datetime(2026, 11, 1, tzinfo=timezone.utc),
@@ -31,6 +33,7 @@ def dataset_dag(dataset, dag_file: str, execution_timeout: timedelta) -> dict:
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": timedelta(minutes=30),
             "execution_timeout": execution_timeout,
+            "on_failure_callback": on_task_failed(dataset.name),
         },
     }
 
@@ -162,9 +165,12 @@ def verdict_passed(
     registry_uri: str | None = None,
     force_promote: bool = False,
     force_reason: str | None = None,
+    dataset_name: str = "default",
 ) -> bool:
     """Read the verdict of the run's candidate and log every check; True lets promotion run: when every check passed,
-    or when the run forces promotion with a reason (a force without one fails the task, promoting nothing)."""
+    or when the run forces promotion with a reason (a force without one fails the task, promoting nothing). A failed
+    verdict is announced to the dataset's gate_failed targets, forced or not."""
+    from imagepipe import notifications
     from imagepipe.errors import InputError
     from imagepipe.gate import explain
     from imagepipe.lake import Lake
@@ -186,16 +192,23 @@ def verdict_passed(
                     force_reason)
     else:
         log.info("version %d failed its gate: promotion is skipped", version)
+    if not verdict["passed"]:
+        notice = notifications.gate_failed(dataset_name, model_name, version, verdict, run_id,
+                                           force_reason if force_promote else None)
+        notifications.send(notice)
     return verdict["passed"] or force_promote
 
 
-def champion_change(lake_root: str, run_id: str, model_name: str, registry_uri: str | None = None) -> dict:
-    """What the run's promotion changed, as the extra of the champion asset's event. A run that kept the champion
-    (a backfill) skips the task, so no event is sent and nothing scheduled on the champion runs for nothing. The
-    pointer is the truth, not the promotion record: it names the run that wrote it, so a promote retried after its
-    swap landed (which records "changed": false) still reports the change."""
+def champion_change(lake_root: str, run_id: str, model_name: str, registry_uri: str | None = None,
+                    dataset_name: str = "default") -> dict:
+    """What the run's promotion changed, as the extra of the champion asset's event, announced to the dataset's
+    champion_change targets. A run that kept the champion (a backfill) skips the task, so no event is sent and
+    nothing scheduled on the champion runs for nothing. The pointer is the truth, not the promotion record: it names
+    the run that wrote it, so a promote retried after its swap landed (which records "changed": false) still reports
+    the change."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    from imagepipe import notifications
     from imagepipe.lake import Lake
     from imagepipe.registry import open_registry
 
@@ -207,6 +220,7 @@ def champion_change(lake_root: str, run_id: str, model_name: str, registry_uri: 
         raise AirflowSkipException(f"champion of {model_name} stays version {registry.champion_version()}: {why}")
     log.info("champion of %s changed from version %s to %d (%s)", model_name, champion["from"], champion["version"],
              champion["kind"])
+    notifications.send(notifications.champion_change(dataset_name, model_name, champion))
     return champion_event(champion, model_name)
 
 

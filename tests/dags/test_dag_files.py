@@ -42,6 +42,27 @@ def test_every_task_of_every_dag_is_documented():
             assert task.doc_md and len(task.doc_md.split()) >= 10, f"{dag.dag_id}.{task.task_id}"
 
 
+def test_every_task_of_every_dag_tells_its_datasets_run_failed_subscribers_when_it_fails_for_good(monkeypatch):
+    from types import SimpleNamespace
+
+    from airflow.dag_processing.dagbag import DagBag
+    from receivers import http_server
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    with http_server() as (hook, connection):
+        monkeypatch.setenv("IMAGEPIPE_NOTIFY_RUN_FAILED", "webhook:ops_hook")
+        monkeypatch.setenv("AIRFLOW_CONN_OPS_HOOK", connection)
+        for dag in bag.dags.values():
+            for task in dag.tasks:
+                [callback] = task.on_failure_callback  # what Airflow calls once the task's retries are spent
+                ti = SimpleNamespace(dag_id=dag.dag_id, run_id="manual__1", task_id=task.task_id, try_number=3)
+                callback({"ti": ti, "exception": RuntimeError("the job's line\nand a traceback's tail")})
+    tasks = [(dag.dag_id, task.task_id) for dag in bag.dags.values() for task in dag.tasks]
+    assert [(payload["dag_id"], payload["task_id"]) for payload in hook.payloads()] == tasks
+    assert {(payload["event"], payload["dataset"], payload["error"]) for payload in hook.payloads()} == {
+        ("run_failed", "default", "the job's line")}
+
+
 def test_rendering_every_tasks_templates_builds_and_writes_nothing(tmp_path, monkeypatch):
     """Templates render at every try and in the UI's "rendered" view: building the --py-files archive or reading git
     belongs to the task's execution, not to rendering."""

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from receivers import CREDENTIALS, http_server
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_ID = "image_classifier_rollback"
@@ -61,7 +62,7 @@ def test_rollback_params_need_a_reason_and_take_an_optional_positive_version(dag
     assert copy.deepcopy(dag.params.get_param("target_version")).resolve(2) == 2
 
 
-def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, registry_root):
+def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, registry_root, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk.execution_time.context import OutletEventAccessors
 
@@ -76,8 +77,12 @@ def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, regi
     user = SimpleNamespace(triggering_user_name="alice")
     events = OutletEventAccessors()
 
-    entry = rollback(params={"target_version": None, "reason": "version 3 mislabels beaches"},
-                     run_id="manual__rb1", dag_run=user, outlet_events=events)
+    with http_server() as (hook, connection):
+        # The default dataset's deployment webhook hears of the change, read when the task runs.
+        monkeypatch.setenv("IMAGEPIPE_NOTIFY_CHAMPION_CHANGE", "webhook:deploy_hook")
+        monkeypatch.setenv("AIRFLOW_CONN_DEPLOY_HOOK", connection)
+        entry = rollback(params={"target_version": None, "reason": "version 3 mislabels beaches"},
+                         run_id="manual__rb1", dag_run=user, outlet_events=events)
 
     assert (entry["from"], entry["to"], entry["kind"], entry["user"]) == (3, 2, "rollback", "alice")
     assert registry.champion_version() == 2
@@ -86,6 +91,12 @@ def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, regi
     assert champion.name == f"imagepipe_champion_{MODEL}"
     assert events[champion].extra | {"at": None} == {"version": 2, "from": 3, "kind": "rollback",
                                                      "run_id": "manual__rb1", "at": None, "model_name": MODEL}
+    [change] = hook.payloads()
+    assert change | {"at": None} == {
+        "event": "champion_change", "dataset": "default", "summary": f"{MODEL}: version 2 is champion (rollback, was "
+        "version 3)", "model_name": MODEL, "version": 2, "from": 3, "kind": "rollback", "run_id": "manual__rb1",
+        "at": None, "user": "alice", "reason": "version 3 mislabels beaches"}
+    assert not any(secret in hook.posts[0][2] for secret in CREDENTIALS)
     # A refusal fails the task at once (AirflowFailException: no retries), with the registry's line.
     with pytest.raises(AirflowFailException, match="has no version 7"):
         rollback(params={"target_version": 7, "reason": "typo in the form"}, run_id="manual__rb2", dag_run=user,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from lake_tables import table_rows
+from receivers import CREDENTIALS, http_server, smtp_server
 
 from imagepipe import sample_data
 
@@ -16,15 +17,39 @@ pytestmark = pytest.mark.e2e
 
 DATASET = "holiday"
 CLASSES = ("forest", "beach", "night_sky")
-# One epoch at 64 pixels proves the path, not the accuracy fine-tuning reaches.
-FINETUNE = {"finetune": True, "finetune_epochs": 1, "image_size": 64, "min_accuracy": 0.5}
+# One epoch at 64 pixels proves the path, not the accuracy fine-tuning reaches. The gate asks for more test images
+# than the 14 the set has, so it fails, and the run forces the promotion past it with a reason: the failed gate's
+# e-mail and the forced champion change's webhook both go out.
+FORCE_REASON = "first model of the holiday photos: 14 test images are all there are"
+FINETUNE = {"finetune": True, "finetune_epochs": 1, "image_size": 64, "min_accuracy": 0.5, "min_test_images": 20,
+            "force_promote": True, "force_reason": FORCE_REASON}
+NOTIFY = """
+[datasets.holiday.notify]
+gate_failed = ["email:ml-team@example.com"]
+champion_change = ["webhook:deploy_hook"]
+"""
 
 
 def test_a_dataset_of_ones_own_images_fine_tuned_gets_a_model_of_its_own_on_the_fine_tuned_features(user_env, make):
-    result = make_run_on_holiday_photos(user_env, make)
+    with smtp_server() as (mailbox, smtp), http_server() as (hook, webhook):
+        user_env.update({"AIRFLOW_CONN_SMTP_DEFAULT": smtp, "AIRFLOW_CONN_DEPLOY_HOOK": webhook})
+        result = make_run_on_holiday_photos(user_env, make)
 
     assert "images ingested:  180 new" in result.stdout
+    assert "gate verdict:     FAILED" in result.stdout
     assert "champion:         version 1" in result.stdout
+    # The failed gate reached the dataset's e-mail subscriber with the check that failed; the forced promotion
+    # reached its deployment webhook as JSON; neither carries a credential.
+    [(to, subject, body)] = mailbox.texts()
+    assert to == "ml-team@example.com"
+    assert subject == (f"[imagepipe] {DATASET}: version 1 failed its gate (min_test_images); promotion forced: "
+                       f"{FORCE_REASON}")
+    assert "FAIL min_test_images: rows 14 &lt; 20 (enough held-out images to judge)" in body, body
+    [change] = hook.payloads()
+    assert {key: change[key] for key in ("event", "dataset", "model_name", "version", "from", "kind", "reason")} == {
+        "event": "champion_change", "dataset": DATASET, "model_name": DATASET, "version": 1, "from": None,
+        "kind": "forced", "reason": FORCE_REASON}
+    assert not any(secret in text for secret in CREDENTIALS for text in (body, hook.posts[0][2], result.stdout))
     lake = Path(user_env["IMAGEPIPE_DATA_DIR"]) / "lake"
     own_lake = lake / "datasets" / DATASET
     metadata = json.loads((lake / "registry" / DATASET / "versions" / "1" / "metadata.json").read_text())
@@ -58,6 +83,8 @@ def make_run_on_holiday_photos(user_env, make):
         for image in sample_data.generate(per_class=60, seed=21, classes=CLASSES):
             client.put_object(Bucket="my-photos", Key=f"holiday/{image.label}/{image.name}", Body=image.content)
         make(user_env, "dataset", f"NAME={DATASET}", "SOURCE=s3://my-photos/holiday/")
+        with Path(user_env["IMAGEPIPE_DATASETS_FILE"]).open("a") as datasets_file:
+            datasets_file.write(NOTIFY)
         return make(user_env, "run", f"DATASET={DATASET}", f"CONF={json.dumps(FINETUNE)}")
     finally:
         make(user_env, "s3-stop")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from receivers import CREDENTIALS, http_server
 
 pytestmark = pytest.mark.e2e
 CREDENTIALS_LINE = ('ingest_images: error: no S3 credentials found: for the embedded endpoint run eval '
@@ -17,7 +18,10 @@ def test_a_source_without_credentials_fails_the_run_in_one_try_with_the_jobs_lin
     user_env.update({"AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"), "AWS_CONFIG_FILE": str(tmp_path / "none"),
                      "AWS_EC2_METADATA_DISABLED": "true"})
 
-    result = make(user_env, "run", check=False)
+    with http_server() as (hook, connection):
+        # The default dataset's run_failed subscription, from the environment, to a webhook connection.
+        user_env.update({"IMAGEPIPE_NOTIFY_RUN_FAILED": "webhook:ops_hook", "AIRFLOW_CONN_OPS_HOOK": connection})
+        result = make(user_env, "run", check=False)
 
     assert result.returncode != 0
     assert result.stderr.splitlines()[0] == CREDENTIALS_LINE
@@ -26,6 +30,11 @@ def test_a_source_without_credentials_fails_the_run_in_one_try_with_the_jobs_lin
     assert sum(f"] {CREDENTIALS_LINE} [" in line for line in log.splitlines()) == 1
     assert f"AirflowFailException: {CREDENTIALS_LINE}" in log
     assert "******" not in log
+    # The failed task was announced once, with the job's line and none of the webhook's credentials.
+    [failure] = hook.payloads()
+    assert (failure["event"], failure["dag_id"], failure["task_id"], failure["error"]) == (
+        "run_failed", "image_classifier_pipeline", "ingest", CREDENTIALS_LINE)
+    assert not any(secret in hook.posts[0][2] or secret in log for secret in CREDENTIALS)
 
 
 @pytest.mark.parametrize(("conf", "line"), [

@@ -58,8 +58,8 @@ def test_each_declared_dataset_has_its_own_lake_folder_model_and_dag_ids(tmp_pat
 
 @pytest.mark.parametrize("text, message", [
     ('[datasets.holiday]\nsource_uri = "s3://b/p/"\nsourceuri = "s3://b/q/"\n',
-     "dataset 'holiday': unknown key 'sourceuri'; known keys: defaults, label_manifest, schedule, scoring_uri, "
-     "source_uri"),
+     "dataset 'holiday': unknown key 'sourceuri'; known keys: defaults, label_manifest, notify, schedule, "
+     "scoring_uri, source_uri"),
     ('[datasets.holiday]\nsource_uri = "s3://b/p/"\nschedule = "every day"\n',
      "dataset 'holiday': schedule 'every day' is neither a cron expression (e.g. '0 3 * * *') nor one of @daily, "
      "@hourly, @monthly, @weekly, @yearly, none"),
@@ -79,11 +79,32 @@ def test_each_declared_dataset_has_its_own_lake_folder_model_and_dag_ids(tmp_pat
      "dataset 'holiday': defaults: unknown field 'image_sise'; defaults are fields of the pipeline's trigger form"),
     ('[datasets.holiday]\nsource_uri = "s3://b/p/"\n[datasets.holiday.defaults]\nsource_uri = "s3://b/q/"\n',
      "dataset 'holiday': defaults: unknown field 'source_uri'; set it as the dataset's source_uri"),
+    ('[datasets.holiday]\nsource_uri = "s3://b/p/"\n[datasets.holiday.notify]\ngate_failed = ["ml@example.com"]\n',
+     "dataset 'holiday': notification target 'ml@example.com' is not email:<address>, slack:<connection id> or "
+     "webhook:<connection id>"),
+    ('[datasets.holiday]\nsource_uri = "s3://b/p/"\n[datasets.holiday.notify]\npromoted = ["webhook:deploy"]\n',
+     "dataset 'holiday': notify: unknown event 'promoted'; events: champion_change, gate_failed, run_failed, drift"),
     ('[dataset.holiday]\nsource_uri = "s3://b/p/"\n',
      "unknown top-level key 'dataset'; datasets go under [datasets.<name>]"),
 ])
 def test_a_mistake_is_refused_in_one_line_naming_the_entry(tmp_path, text, message):
     assert refusal(tmp_path, text) == message
+
+
+def test_a_dataset_names_who_hears_what_by_target_and_the_default_dataset_takes_the_environments(tmp_path,
+                                                                                                monkeypatch):
+    from imagepipe.subscriptions import Target
+
+    monkeypatch.setenv("IMAGEPIPE_NOTIFY_DRIFT", "slack:ml_alerts")
+    default, holiday = declared(tmp_path, TWO + """
+    [datasets.holiday.notify]
+    gate_failed = ["email:ml-team@example.com"]
+    champion_change = ["webhook:deploy_hook", "email:ml-team@example.com"]
+""")
+    assert default.notify == {"drift": (Target("slack", "ml_alerts"),)}
+    assert holiday.notify == {"gate_failed": (Target("email", "ml-team@example.com"),),
+                              "champion_change": (Target("webhook", "deploy_hook"),
+                                                  Target("email", "ml-team@example.com"))}
 
 
 def test_a_dataset_declared_twice_is_refused_with_its_line(tmp_path):
