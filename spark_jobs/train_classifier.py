@@ -5,6 +5,7 @@ fitted on the train split only (a hyperparameter grid is searched with cross-val
 validation split for the record. The model is a Spark PipelineModel that maps feature arrays to label strings, saved
 as a new immutable registry version with its lineage (each lake table's snapshot it read); a retry of the same run
 reuses the version it already wrote. With --train-as-of-version N it reads exactly version N's rows instead.
+Beside the metadata it stores the version's drift reference (imagepipe.drift), which batch scoring compares with.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import os
 import time
 
-from imagepipe import cli, params, settings, tables
+from imagepipe import cli, drift, params, settings, tables
 from imagepipe.classifiers import check_transforms_fit, model_spec
 from imagepipe.evaluation import classification_metrics, score
 from imagepipe.features import stored_backbone
@@ -96,6 +97,13 @@ def main(argv: list[str] | None = None) -> None:
     ingest_runs = (images.filter(F.col(WINDOW_COLUMN).isin(windows))
                    .select(WINDOW_COLUMN, "run_id").distinct().collect())
     registry.save_model(version, model)
+    # Before the metadata that seals the version; an interrupted attempt's reference is kept (a recorded file never
+    # changes, and a recomputed one may differ in its last digits).
+    if registry.document(version, "drift_reference") is None:
+        reference = drift.reference(model, features, labels, dimension)
+        registry.write_document(version, "drift_reference", reference.to_json())
+        log.info("drift reference of version %d: %d held-out and %d training images, %d feature components",
+                 version, reference.heldout_images, reference.train_images, len(reference.components))
     registry.write_document(
         version,
         "metadata",

@@ -7,6 +7,7 @@ Tables are Apache Iceberg tables of the catalog (imagepipe.tables), in the lake'
     <root>/features/<fingerprint>/         features_<fingerprint>: feature vectors of one feature space, by window_id
     <root>/feature_errors/<fingerprint>/   feature_errors_<fingerprint>: images that space's decoder refused
     <root>/predictions/<model>/            predictions_<model>: labels scoring runs gave with the champion, by run_id
+    <root>/drift/<model>/                  drift_<model>: each scoring run's drift figures (imagepipe.drift), by run_id
     <root>/forgotten/                      forgotten: each image forgotten, who asked, when and why, by run_id
 
 Documents sit beside them:
@@ -105,6 +106,9 @@ class Lake:
 
     def predictions(self, model_name: str) -> Table:
         return self._table(table_name("predictions", model_name), "predictions", model_name)
+
+    def drift(self, model_name: str) -> Table:
+        return self._table(table_name("drift", model_name), "drift", model_name)
 
     def feature_space_document(self, fingerprint: str) -> str:
         return storage.join(self.root, "feature_spaces", f"{fingerprint}.json")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from imagepipe import settings
+from imagepipe import drift, settings
 from imagepipe.classifiers import CLASS_WEIGHTS, CLASSIFIERS, HYPERPARAMETERS, TRANSFORM_PATTERN, ModelSpec
 from imagepipe.featurizer import backbones
 from imagepipe.finetune.config import AUGMENTATION_PATTERN, MAX_FREEZE, OPTIMIZERS, FinetuneConfig
@@ -193,6 +193,20 @@ SCORING_WINDOW = (
     RunParam("window_end", None, OPTIONAL_INSTANT, "Modified before",
              "Score only objects modified before this instant. Empty: up to the listing."),
 )
+# score_images: drift of the batch from the champion's reference (imagepipe.drift), thresholds on its PSIs
+PSI = {"type": "number", "exclusiveMinimum": 0}
+DRIFT = (
+    RunParam("drift_class_mix_psi", drift.Thresholds.class_mix, PSI, "Drift: max class-mix PSI",
+             "The batch's predicted-class mix against the champion's on its held-out images; above this PSI the run "
+             "raises a drift alarm (0.25: the usual significant shift)."),
+    RunParam("drift_top_probability_psi", drift.Thresholds.top_probability, PSI, "Drift: max top-probability PSI",
+             "The distribution of the chosen label's probability against the champion's on its held-out images "
+             "(not for linear_svc, which has none)."),
+    RunParam("drift_feature_psi", drift.Thresholds.features, PSI, "Drift: max feature PSI",
+             "The largest PSI of the batch's features along the champion's training principal components."),
+    RunParam("drift_min_images", drift.Thresholds.min_images, POSITIVE, "Drift: min images",
+             "Fewer scored images get no drift verdict: PSI over so few is mostly chance."),
+)
 
 INGEST = Job("ingest_images", (SOURCE_URI, LABEL_MANIFEST, MAX_REJECTED_FRACTION),
              (MIN_SIDE, MAX_SIDE, MAX_PIXELS, FETCH_THREADS))
@@ -206,7 +220,7 @@ TRAIN = Job("train_classifier", (CLASSIFIER, HYPERPARAMETERS_PARAM, FEATURE_TRAN
                                  SELECTION_FOLDS, TRAINING_DAYS, TRAIN_AS_OF_VERSION, MIN_EXAMPLES_PER_CLASS))
 EVALUATE = Job("evaluate_model", GATE)
 PROMOTE = Job("promote_model", (PROMOTE_ON_BACKFILL,))
-SCORE = Job("score_images", (SCORING_SOURCE_URI, *SCORING_WINDOW, MODEL_NAME), (FETCH_THREADS, BATCH_SIZE))
+SCORE = Job("score_images", (SCORING_SOURCE_URI, *SCORING_WINDOW, MODEL_NAME, *DRIFT), (FETCH_THREADS, BATCH_SIZE))
 
 # The pipeline's form fields that reach no job's arguments: the DAG reads them itself.
 WINDOW = (

@@ -1,9 +1,12 @@
 """score_images on local Spark against a real S3 endpoint: a champion trained by the pipeline's own jobs labels a
 prefix of unlabelled images. The lake is on that endpoint too (s3a://), as in production: every job of the path
 reads and writes its Iceberg tables there. The champion's features come from a timm backbone (a small MobileNetV3,
-seeded random weights): extract, train, evaluate, promote and scoring all take it."""
+seeded random weights): extract, train, evaluate, promote and scoring all take it. Scoring judges each batch's
+drift from the champion's reference: images drawn like the training set raise no alarm, a shifted batch does."""
 
 from __future__ import annotations
+
+import io
 
 import pytest
 
@@ -13,6 +16,7 @@ from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
 from imagepipe.registry import Registry
+from imagepipe.registry.versions import Versions
 from pipeline_runs import FAR_FUTURE, TRAIN
 from spark_jobs import evaluate_model, extract_features, ingest_images, promote_model, score_images, train_classifier
 
@@ -21,6 +25,9 @@ pytestmark = pytest.mark.slow
 FEATURES = ["--backbone", "timm:mobilenetv3_small_050", "--weights", "random:0", "--image-size", "64",
             "--batch-size", "16"]
 CLASSES = ("beach", "night_sky")
+# PSI over 5 bins of n batch and m reference images is about 4 * (1/n + 1/m) by chance alone: 160 training images
+# (about 128 in the train split) and 120 in a batch keep an unchanged batch's components near 0.06, under 0.25.
+TRAINING_PER_CLASS, DRIFT_BATCH_PER_CLASS = 80, 60
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +36,8 @@ def champion_lake(spark, s3_endpoint) -> str:
     sample classes."""
     bucket = "scoring-training-set"
     s3_client().create_bucket(Bucket=bucket)
-    sample_data.upload(s3_client(), bucket, "set", sample_data.generate(per_class=20, seed=21, classes=CLASSES))
+    training_set = sample_data.generate(per_class=TRAINING_PER_CLASS, seed=21, classes=CLASSES)
+    sample_data.upload(s3_client(), bucket, "set", training_set)
     settle()
     lake_root = f"s3a://{bucket}/lake"
     common = ["--run-id", "manual__train", "--lake-root", lake_root]
@@ -102,6 +110,9 @@ def test_the_champion_labels_every_image_of_the_prefix_and_says_why_an_object_wa
     report = Lake(champion_lake).read_run(run_id, "scoring")
     assert (report["scored"], report["not_scored"], report["model_version"]) == (len(truth), {"not an image": 1}, 1)
     assert sum(report["labels"].values()) == len(truth)
+    # The copy is one image: 8 distinct images are too few for a verdict at the default minimum.
+    assert report["drift"]["skipped"] == "8 images scored, fewer than the 100 a drift verdict needs (drift_min_images)"
+    assert report["drift"]["alarm"] is False and report["drift"]["checks"] == []
 
 
 def test_a_rerun_replaces_its_own_predictions_and_a_window_narrows_what_is_scored(spark, champion_lake, unlabelled):
@@ -121,3 +132,103 @@ def test_a_rerun_replaces_its_own_predictions_and_a_window_narrows_what_is_score
 def test_scoring_without_a_champion_is_refused_in_one_line(lake_root, s3_bucket):
     with pytest.raises(InputError, match="image_classifier has no champion in .*: promote a model"):
         score_images.main(["--run-id", "manual__x", "--lake-root", lake_root, "--source-uri", f"s3://{s3_bucket}/inbox/"])
+
+
+def _invert(content: bytes) -> bytes:
+    from PIL import Image, ImageOps
+
+    buffer = io.BytesIO()
+    ImageOps.invert(Image.open(io.BytesIO(content)).convert("RGB")).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def drift_batches(s3_endpoint) -> str:
+    """A bucket with two batches of unlabelled images: like/, drawn as the training set was (its generator, another
+    seed, the same classes, balanced), and shifted/, like/'s beaches alone, inverted."""
+    bucket = "scoring-drift"
+    client = s3_client()
+    client.create_bucket(Bucket=bucket)
+    for image in sample_data.generate(per_class=DRIFT_BATCH_PER_CLASS, seed=23, classes=CLASSES):
+        client.put_object(Bucket=bucket, Key=f"like/{image.name}", Body=image.content)
+        if image.label == "beach":
+            client.put_object(Bucket=bucket, Key=f"shifted/{image.name}.jpg", Body=_invert(image.content))
+    settle()
+    return bucket
+
+
+def _score_for_drift(lake_root: str, bucket: str, prefix: str, run_id: str) -> dict:
+    score_images.main(["--run-id", run_id, "--lake-root", lake_root, "--source-uri", f"s3://{bucket}/{prefix}/",
+                       "--drift-min-images", "20"])
+    return Lake(lake_root).read_run(run_id, "scoring")["drift"]
+
+
+def _drift_rows(spark, lake_root: str, run_id: str) -> list[dict]:
+    table = spark.table(Lake(lake_root).drift("image_classifier").identifier)
+    return [row.asDict() for row in table.filter(f"run_id = '{run_id}'").collect()]
+
+
+def test_training_stores_a_drift_reference_beside_the_versions_metadata(champion_lake):
+    registry = Registry(Lake(champion_lake).registry, "image_classifier")
+    metadata = registry.metadata(1)
+    reference = registry.document(1, "drift_reference")
+
+    assert reference["format"] == 1
+    assert reference["labels"] == metadata["labels"]
+    assert reference["train_images"] == sum(metadata["rows"]["train"].values())
+    assert reference["heldout_images"] == sum(sum(metadata["rows"].get(split, {}).values())
+                                              for split in ("validation", "test"))
+    assert sum(reference["class_mix"]) == pytest.approx(1.0)
+    assert len(reference["top_probability"]) == 5 and sum(reference["top_probability"]) == pytest.approx(1.0)
+    assert [len(component) for component in reference["components"]] == [metadata["feature_dimension"]] * 5
+    assert [len(edges) for edges in reference["feature_edges"]] == [4] * 5
+    for shares in reference["feature_proportions"]:
+        assert sum(shares) == pytest.approx(1.0)
+
+
+def test_images_drawn_like_the_training_set_raise_no_drift_alarm(spark, champion_lake, drift_batches):
+    run_id = "manual__drift_like"
+    drift = _score_for_drift(champion_lake, drift_batches, "like", run_id)
+
+    assert drift["skipped"] is None, drift
+    assert drift["images"] == 2 * DRIFT_BATCH_PER_CLASS
+    assert [check["name"] for check in drift["checks"]] == ["class_mix_psi", "top_probability_psi",
+                                                            "feature_psi_max"]
+    assert drift["alarm"] is False, drift
+    assert len(drift["feature_components"]) == 5
+    [row] = _drift_rows(spark, champion_lake, run_id)
+    assert (row["alarm"], row["images"], row["model_version"], row["model_name"]) == (
+        False, 2 * DRIFT_BATCH_PER_CLASS, 1, "image_classifier")
+    assert row["class_mix_psi_threshold"] == 0.25 and row["feature_psi_max_alarm"] is False
+
+
+def test_one_class_inverted_raises_a_drift_alarm_naming_the_figures_that_crossed(spark, champion_lake, drift_batches):
+    run_id = "manual__drift_shifted"
+    drift = _score_for_drift(champion_lake, drift_batches, "shifted", run_id)
+
+    assert drift["alarm"] is True, drift
+    alarmed = {check["name"] for check in drift["checks"] if check["alarm"]}
+    assert {"class_mix_psi", "feature_psi_max"} <= alarmed, drift
+    [row] = _drift_rows(spark, champion_lake, run_id)
+    assert (row["alarm"], row["class_mix_psi_alarm"], row["feature_psi_max_alarm"]) == (True, True, True)
+    assert row["images"] == DRIFT_BATCH_PER_CLASS
+
+
+def test_a_version_without_a_reference_is_scored_with_drift_skipped_and_a_rerun_replaces_the_runs_drift_row(
+        spark, champion_lake, drift_batches, monkeypatch):
+    run_id = "manual__drift_rerun"
+    assert _score_for_drift(champion_lake, drift_batches, "shifted", run_id)["alarm"] is True
+
+    # A version trained before drift monitoring: the registry holds no drift_reference document for it.
+    stored = Versions.document
+
+    def without_reference(self, version, name):
+        return None if name == "drift_reference" else stored(self, version, name)
+
+    monkeypatch.setattr(Versions, "document", without_reference)
+    drift = _score_for_drift(champion_lake, drift_batches, "shifted", run_id)
+
+    assert drift["skipped"].startswith("version 1 has no drift reference"), drift
+    assert (drift["alarm"], drift["checks"]) == (False, [])
+    [row] = _drift_rows(spark, champion_lake, run_id)
+    assert (row["alarm"], row["skipped"], row["class_mix_psi"]) == (False, drift["skipped"], None)
