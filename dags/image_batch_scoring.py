@@ -8,7 +8,8 @@ folder. Runs whenever the dataset's pipeline (or a rollback) changes its champio
 
 | task | Spark job | writes |
 |---|---|---|
-| score | `spark_jobs/score_images.py` | table `predictions_<model>` (by `run_id`), `runs/<run>/scoring.json` |
+| score | `spark_jobs/score_images.py` | table `predictions_<model>` (by `run_id`), drift figures in table `drift_<model>`, `runs/<run>/scoring.json` |
+| drift_alarm | (reads the run's drift verdict) | the `imagepipe_drift_<model>` asset's event and the dataset's `drift` notice, only when a drift check alarmed |
 
 Each object under `source_uri` (optionally only those modified in [`window_start`, `window_end`)) gets one row: key,
 etag, sha256, predicted_label, probability (null for models without probabilities), model name and version, feature
@@ -16,14 +17,20 @@ fingerprint and run id; an object that is not a usable image gets its reason ins
 featurised in the champion's own feature space (backbone, weights, size, preprocessing). A re-run of the same run
 replaces its own predictions; other runs' stay. Asset-triggered runs take the form's defaults (the dataset's
 `scoring_uri`; `IMAGEPIPE_SCORING_URI` for the default dataset).
-"""
+
+**Drift.** The score task compares the batch with the champion's reference (its held-out predictions and its train
+split's features, stored with the version): the predicted-class mix, the top probability and the features, each as a
+population stability index against the form's `drift_*` thresholds. When one crosses its threshold, drift_alarm
+warns in its log, tells the dataset's `drift` subscribers and updates `imagepipe_drift_<model>`; otherwise it is
+skipped, saying why. To retrain on an alarm, schedule the pipeline on that asset (see the README's drift section).
+"""  # noqa: E501 (rows of the Markdown table above)
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, task
 
 from imagepipe import assets, datasets, lake, orchestration, params, run_param, settings
 from imagepipe.job_operators import SparkJobOperator
@@ -36,6 +43,7 @@ def batch_scoring(dataset: datasets.Dataset) -> DAG:
     """The dataset's batch scoring: on its champion's changes when it names a scoring prefix, else by hand only."""
     lake_root = dataset.lake_root()
     champion = assets.champion(REGISTRY_URI, dataset.model_name)
+    drift = assets.drift(lake_root, dataset.model_name)
     defaults = {} if dataset.is_default else {"model_name": dataset.model_name,
                                               "source_uri": dataset.scoring_uri or run_param.REQUIRED}
     with DAG(
@@ -47,7 +55,7 @@ def batch_scoring(dataset: datasets.Dataset) -> DAG:
         user_defined_macros={"s3_endpoint_url": orchestration.s3_endpoint_url},
         params=params.dag_params(params.SCORE, defaults=defaults),
     ) as dag:
-        SparkJobOperator(
+        score = SparkJobOperator(
             task_id="score",
             application=str(JOB),
             name="imagepipe-score_images",
@@ -59,6 +67,17 @@ def batch_scoring(dataset: datasets.Dataset) -> DAG:
             doc_md=orchestration.job_doc(JOB),
             outlets=[assets.predictions(lake_root, dataset.model_name)],
         )
+
+        @task(task_id="drift_alarm", outlets=[drift])
+        @orchestration.refusals_fail_at_once
+        def drift_alarm(run_id=None, params=None, outlet_events=None) -> dict:
+            """Update the drift asset and tell the dataset's drift subscribers, only when the scoring run's drift
+            crossed a threshold; skipped, sending no asset event, otherwise."""
+            event = orchestration.drift_alarm(lake_root, run_id, params["model_name"], dataset.name)
+            outlet_events[drift].extra = event
+            return event
+
+        score >> drift_alarm()
     return dag
 
 

@@ -28,6 +28,10 @@ train, evaluate, the gate and promotion use unchanged. A fine-tune of the same i
 finetune_backbone is skipped, saying why, and extract_features runs on the `weights` param as they are; it never
 runs after a failed fine-tune.
 
+**Retraining on drift.** A dataset declared with `retrain_on_drift = true` (`IMAGEPIPE_RETRAIN_ON_DRIFT=true` for
+the default one) also runs on each event of `imagepipe_drift_<model>`, which its batch scoring sends on a drift
+alarm: the run ingests everything not ingested yet (like a manual run) and skips, green, when nothing new arrived.
+
 **Assets.** ingest updates `imagepipe_curated_images`, extract_features `imagepipe_features`, and publish_champion
 `imagepipe_champion_image_classifier` (extra: version, from, kind), which `image_batch_scoring` is scheduled on.
 A skipped task updates nothing.
@@ -75,7 +79,8 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
         **orchestration.dataset_dag(dataset, __file__, timedelta(hours=2)),
         description=f"dataset {dataset.name}: {dataset.source_uri}",
         doc_md=__doc__,
-        schedule=orchestration.timetable(dataset.schedule),
+        schedule=orchestration.timetable(
+            dataset.schedule, assets.drift(lake_root, model_name) if dataset.retrain_on_drift else None),
         tags=["imagepipe", "spark", "ml", f"dataset:{dataset.name}"],
         user_defined_macros={
             "window_start": orchestration.window_start,

@@ -1,8 +1,7 @@
 """The pipeline's outputs as Airflow Assets, so other DAGs can be scheduled on them: curated images, feature tables,
-a model's champion and its batch predictions, each
-dataset's its own. URIs are derived from where the data lives (file:// for a local lake
-or registry, s3:// for object storage, s3a:// written as s3://), so every DAG of a deployment names the same asset.
-For DAG files only: it imports Airflow's task SDK."""
+a model's champion, its batch predictions and its drift alarms, each dataset's its own. URIs are derived from where
+the data lives (file:// for a local lake or registry, s3:// for object storage, s3a:// written as s3://), so every DAG
+of a deployment names the same asset. For DAG files only: it imports Airflow's task SDK."""
 
 from __future__ import annotations
 
@@ -47,3 +46,8 @@ def champion(registry_uri: str, model_name: str) -> Asset:
 def predictions(lake_root: str, model_name: str) -> Asset:
     return Asset(name=f"imagepipe_predictions_{model_name}",
                  uri=uri(Lake(lake_root).predictions(model_name).location))
+
+
+def drift(lake_root: str, model_name: str) -> Asset:
+    """Updated only by a batch scoring run whose drift alarmed: what a retraining can be scheduled on."""
+    return Asset(name=f"imagepipe_drift_{model_name}", uri=uri(Lake(lake_root).drift(model_name).location))

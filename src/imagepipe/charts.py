@@ -1,5 +1,6 @@
 """The evaluation report's pictures, drawn with matplotlib: the confusion matrix as a heat map, precision and recall
-per class, and the candidate against the champion.
+per class, and the candidate against the champion; and the Models page's drift of a champion over its last batch
+scoring runs.
 
 Each stays readable, and its file small, with a few hundred classes: the matrix's figure has a largest size and drops
 its per-cell counts, then its class names, as classes grow; the per-class chart shows the classes with the lowest F1
@@ -123,6 +124,36 @@ def comparison_figure(version: int, candidate: dict, champion: dict):
     axes.set_xticks(positions, COMPARED)
     axes.set_ylim(0, 1.1)
     axes.set_title(f"Candidate v{version} against champion v{champion['version']} (same test images)")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+# The drift checks as the chart names them, with their colours (imagepipe.drift's CHECKS).
+DRIFT_LINES = {"class_mix_psi": ("predicted-class mix", "#4c78a8"),
+               "top_probability_psi": ("top probability", "#f58518"),
+               "feature_psi_max": ("features (largest component)", "#54a24b")}
+
+
+def drift_figure(model_name: str, runs: list[dict]):
+    """Each drift check's PSI over the model's scoring runs (oldest first), its threshold dashed, a run that alarmed
+    marked; a run with no verdict (too few images, no reference) leaves a gap."""
+    figure = _figure(8.0, 3.2)
+    axes = figure.subplots()
+    positions = range(len(runs))
+    for name, (title, colour) in DRIFT_LINES.items():
+        values = [run[name] if run[name] is not None else float("nan") for run in runs]
+        axes.plot(positions, values, marker="o", markersize=4, label=title, color=colour)
+        thresholds = [run[f"{name}_threshold"] for run in runs if run[f"{name}_threshold"] is not None]
+        if thresholds:
+            axes.axhline(thresholds[-1], color=colour, linestyle="--", linewidth=0.8)
+        alarms = [(position, run[name]) for position, run in zip(positions, runs, strict=True) if run[f"{name}_alarm"]]
+        if alarms:
+            axes.scatter(*zip(*alarms, strict=True), marker="x", s=60, color="#e45756", zorder=3)
+    axes.set_xticks(positions, [run["scored_at"].strftime("%m-%d %H:%M") if run["scored_at"] else "" for run in runs],
+                    rotation=45, ha="right", fontsize=7)
+    axes.set_ylabel("PSI (dashed: threshold)")
+    axes.set_title(f"Drift of {model_name}'s champion in its last {len(runs)} scoring runs (x: alarm)")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     figure.tight_layout()
     return figure

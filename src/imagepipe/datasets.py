@@ -12,6 +12,7 @@ Every other dataset is declared in one file (dags/datasets.toml, or IMAGEPIPE_DA
     source_uri = "s3://my-photos/holiday/"
     schedule = "0 3 * * *"               # cron (UTC), @hourly .. @yearly, or none (manual runs only)
     scoring_uri = "s3://my-photos/inbox/"  # optional: what its batch scoring labels when the champion changes
+    retrain_on_drift = true              # optional: its pipeline also runs on its batch scoring's drift alarms
     [datasets.holiday.defaults]          # optional: the run's defaults, any field of the pipeline's trigger form
     image_size = 64
     [datasets.holiday.notify]            # optional: who hears what (imagepipe.subscriptions), by connection
@@ -40,7 +41,7 @@ DEFAULT = "default"
 # A dataset's name becomes part of DAG ids, asset names, a registry model's name and a lake folder.
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 SCHEDULE_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "none"}
-KEYS = {"source_uri", "label_manifest", "schedule", "scoring_uri", "defaults", "notify"}
+KEYS = {"source_uri", "label_manifest", "schedule", "scoring_uri", "defaults", "notify", "retrain_on_drift"}
 # Form fields a dataset sets as its own keys, not as run defaults.
 DATASET_FIELDS = {"source_uri", "label_manifest"}
 
@@ -54,6 +55,7 @@ class Dataset:
     scoring_uri: str | None = None
     defaults: dict = field(default_factory=dict)  # trigger-form field -> the dataset's default value
     notify: dict = field(default_factory=dict)  # event -> its notification targets (imagepipe.subscriptions)
+    retrain_on_drift: bool = False  # its pipeline also runs on each drift alarm of its batch scoring
 
     @property
     def is_default(self) -> bool:
@@ -85,7 +87,7 @@ def default_dataset() -> Dataset:
     from imagepipe.subscriptions import environment_subscriptions
 
     return Dataset(DEFAULT, settings.default_source_uri(), settings.schedule(), None, settings.default_scoring_uri(),
-                   notify=environment_subscriptions())
+                   notify=environment_subscriptions(), retrain_on_drift=settings.retrain_on_drift())
 
 
 def datasets_file() -> Path:
@@ -171,12 +173,15 @@ def check_entry(name: str, entry, path: Path | str) -> Dataset:
             raise InputError(f"{where}: defaults: unknown field {key!r}; {hint}")
         if message := schema_error(value, form[key].schema):
             raise InputError(f"{where}: defaults: {key}: {message}")
+    retrain_on_drift = entry.get("retrain_on_drift", False)
+    if not isinstance(retrain_on_drift, bool):
+        raise InputError(f"{where}: retrain_on_drift must be true or false, not {retrain_on_drift!r}")
     try:
         notify = subscriptions(entry.get("notify", {}))
     except InputError as error:
         raise InputError(f"{where}: {error}") from None
     return Dataset(name, entry["source_uri"], schedule, entry.get("label_manifest"), entry.get("scoring_uri"),
-                   dict(defaults), notify)
+                   dict(defaults), notify, retrain_on_drift)
 
 
 def valid_schedule(schedule: str) -> bool:

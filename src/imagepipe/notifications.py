@@ -98,6 +98,21 @@ def run_failed(dataset: str, context) -> Notice:
     return Notice("run_failed", dataset, subject, tuple(f"{name}: {value}" for name, value in fields.items()), fields)
 
 
+def drift(dataset: str, model_name: str, run_id: str, report) -> Notice:
+    """A scoring run's drift alarm (a drift.DriftReport): the checks that crossed their thresholds, then the rest."""
+    from imagepipe.drift import explain
+
+    alarms = [check.name for check in report.checks if check.alarm]
+    subject = (f"{model_name}: drift alarm in batch scoring ({', '.join(alarms)}) against version "
+               f"{report.reference_version}")
+    lines = sorted(explain(report), key=lambda line: not line.endswith("alarm") and "alarm (" not in line)
+    payload = {"model_name": model_name, "version": report.reference_version, "run_id": run_id,
+               "images": report.images, "alarms": alarms,
+               "checks": {check.name: {"value": check.value, "threshold": check.threshold, "alarm": check.alarm}
+                          for check in report.checks}}
+    return Notice("drift", dataset, subject, (*lines, f"images: {report.images}", f"run: {run_id}"), payload)
+
+
 def targets(dataset_name: str, event: str) -> tuple[Target, ...]:
     """The dataset's targets for the event, read now (not when the DAG file was parsed)."""
     from imagepipe import datasets

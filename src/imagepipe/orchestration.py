@@ -38,12 +38,16 @@ def dataset_dag(dataset, dag_file: str, execution_timeout: timedelta) -> dict:
     }
 
 
-def timetable(schedule: str):
+def timetable(schedule: str, retrain_on=None):
     """A dataset's schedule as Airflow's: cron data intervals in UTC (a preset such as @daily is a cron too), or None
-    for a dataset run by hand only."""
-    from airflow.sdk import CronDataIntervalTimetable
+    for a dataset run by hand only; with an asset to retrain on (its drift alarms), each of that asset's events also
+    starts a run, whose window is everything not ingested yet, like a manual run's."""
+    from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
 
-    return None if schedule == "none" else CronDataIntervalTimetable(schedule, timezone="UTC")
+    cron = None if schedule == "none" else CronDataIntervalTimetable(schedule, timezone="UTC")
+    if retrain_on is None:
+        return cron
+    return [retrain_on] if cron is None else AssetOrTimeSchedule(timetable=cron, assets=[retrain_on])
 
 
 def refusals_fail_at_once(task_callable):
@@ -227,3 +231,27 @@ def champion_change(lake_root: str, run_id: str, model_name: str, registry_uri: 
 def champion_event(entry: dict, model_name: str) -> dict:
     """The extra of a champion asset event: which version became champion, from which, how, by which run, when."""
     return {key: entry[key] for key in ("version", "from", "kind", "run_id", "at")} | {"model_name": model_name}
+
+
+def drift_alarm(lake_root: str, run_id: str, model_name: str, dataset_name: str = "default") -> dict:
+    """The extra of the drift asset's event when the run's batch scoring raised a drift alarm, announced to the
+    dataset's drift targets; a run without an alarm (or without a verdict) skips the task, sending no event, so a
+    retraining scheduled on the asset runs only on an alarm."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from imagepipe import notifications
+    from imagepipe.drift import DriftReport, explain
+    from imagepipe.lake import Lake
+
+    record = Lake(lake_root).read_run(run_id, "scoring").get("drift")
+    if record is None:
+        raise AirflowSkipException("this scoring run had no image to judge drift on")
+    report = DriftReport.from_json(record)
+    lines = explain(report)
+    if not report.alarm:
+        raise AirflowSkipException(f"no drift alarm against version {report.reference_version}: {'; '.join(lines)}")
+    for line in lines:
+        log.warning(line)
+    notifications.send(notifications.drift(dataset_name, model_name, run_id, report))
+    return {"model_name": model_name, "version": report.reference_version, "run_id": run_id, "images": report.images,
+            "alarms": [check.name for check in report.checks if check.alarm]}

@@ -39,6 +39,12 @@ def schedule() -> str:
     return os.environ.get("IMAGEPIPE_SCHEDULE", "0 0 * * *")
 
 
+def retrain_on_drift() -> bool:
+    """Whether the default dataset's pipeline also runs on its batch scoring's drift alarms: IMAGEPIPE_RETRAIN_ON_DRIFT
+    set to true."""
+    return os.environ.get("IMAGEPIPE_RETRAIN_ON_DRIFT", "").strip().lower() == "true"
+
+
 def default_source_uri() -> str:
     return os.environ.get("IMAGEPIPE_SOURCE_URI", "s3://imagepipe-samples/images/")
 

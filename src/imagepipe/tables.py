@@ -127,15 +127,20 @@ def sqlalchemy_url(jdbc_url: str) -> str:
                      "give IMAGEPIPE_CATALOG_URI as jdbc:sqlite:PATH or jdbc:postgresql://HOST/DB")
 
 
-def python_table(table: Table):
-    """The table as pyiceberg loads it from the same catalog and storage, for Python without Spark."""
+def python_catalog():
+    """The lake's catalog as pyiceberg opens it, on the same database and storage, for Python without Spark."""
     from pyiceberg.catalog.sql import SqlCatalog
 
     properties = {"uri": sqlalchemy_url(settings.catalog_uri()),
                   "s3.region": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
     if os.environ.get("AWS_ENDPOINT_URL"):
         properties["s3.endpoint"] = os.environ["AWS_ENDPOINT_URL"]
-    return SqlCatalog(CATALOG, **properties).load_table((table.namespace, table.name))
+    return SqlCatalog(CATALOG, **properties)
+
+
+def python_table(table: Table):
+    """The table as pyiceberg loads it from the lake's catalog."""
+    return python_catalog().load_table((table.namespace, table.name))
 
 
 def read_arrow(table: Table, columns: tuple[str, ...] = ("*",)):

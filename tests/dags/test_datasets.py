@@ -22,6 +22,7 @@ DATASETS = """
     [datasets.scans]
     source_uri = "s3://scans/labelled/"
     schedule = "none"
+    retrain_on_drift = true
 """
 
 
@@ -53,6 +54,7 @@ def test_a_datasets_pipeline_has_its_schedule_lake_folder_model_assets_and_defau
     default, holiday = bag.dags["image_classifier_pipeline"], bag.dags["image_classifier_pipeline__holiday"]
 
     assert holiday.timetable.expression == "0 3 * * *" and default.timetable.expression == "0 0 * * *"
+    assert type(holiday.timetable).__name__ == "CronDataIntervalTimetable"  # no retraining on drift unless declared
     assert lake_root_of(default.get_task("ingest")) == "/data/lake"
     for task_id in ("ingest", "finetune_backbone", "extract_features", "train", "evaluate", "promote"):
         assert lake_root_of(holiday.get_task(task_id)) == "/data/lake/datasets/holiday"
@@ -69,10 +71,15 @@ def test_a_datasets_pipeline_has_its_schedule_lake_folder_model_assets_and_defau
     assert holiday.params.get_param("max_drop").schema == default.params.get_param("max_drop").schema
 
 
-def test_a_dataset_declared_without_schedule_or_scoring_prefix_runs_by_hand(bag):
+def test_a_dataset_declared_without_schedule_or_scoring_prefix_runs_by_hand_and_on_its_drift_alarms(bag):
     from airflow.sdk.definitions.timetables.simple import NullTimetable
 
-    assert isinstance(bag.dags["image_classifier_pipeline__scans"].timetable, NullTimetable)
+    # Its pipeline's only schedule is its batch scoring's drift alarm asset.
+    pipeline = bag.dags["image_classifier_pipeline__scans"]
+    [alarm] = pipeline.timetable.asset_condition.objects
+    assert alarm.name == "imagepipe_drift_scans"
+    assert [outlet.name for outlet in bag.dags["image_batch_scoring__scans"].get_task("drift_alarm").outlets] == [
+        "imagepipe_drift_scans"]
     scoring = bag.dags["image_batch_scoring__scans"]
     assert isinstance(scoring.timetable, NullTimetable)
     assert "default" not in scoring.params.get_param("source_uri").dump()  # the form asks for the prefix
@@ -88,3 +95,21 @@ def test_each_batch_scoring_follows_its_own_datasets_champion_and_writes_to_its_
     score = bag.dags["image_batch_scoring__holiday"].get_task("score")
     assert lake_root_of(score) == "/data/lake/datasets/holiday"
     assert bag.dags["image_batch_scoring__holiday"].params.get_param("source_uri").value == "s3://my-photos/inbox/"
+
+
+def test_a_scheduled_dataset_retraining_on_drift_runs_on_its_cron_and_on_each_alarm(tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    path = tmp_path / "datasets.toml"
+    path.write_text('[datasets.holiday]\nsource_uri = "s3://my-photos/holiday/"\nschedule = "0 3 * * *"\n'
+                    'retrain_on_drift = true\n')
+    monkeypatch.setenv("IMAGEPIPE_DATASETS_FILE", str(path))
+    monkeypatch.setenv("IMAGEPIPE_RETRAIN_ON_DRIFT", "true")  # the default dataset's
+    bag = DagBag(dag_folder=str(DAGS / "image_classifier_pipeline.py"))
+
+    for dag_id, model in (("image_classifier_pipeline", "image_classifier"),
+                          ("image_classifier_pipeline__holiday", "holiday")):
+        timetable = bag.dags[dag_id].timetable
+        assert type(timetable).__name__ == "AssetOrTimeSchedule", dag_id
+        assert [asset.name for asset in timetable.asset_condition.objects] == [f"imagepipe_drift_{model}"]
+    assert bag.dags["image_classifier_pipeline__holiday"].timetable.timetable.expression == "0 3 * * *"

@@ -113,3 +113,42 @@ def test_scoring_form_refuses_invalid_input(bag):
     for name, value in {"source_uri": "/local/images", "window_end": "yesterday", "model_name": "../other"}.items():
         with pytest.raises(ParamValidationError):
             copy.deepcopy(params.get_param(name)).resolve(value)
+
+
+def test_a_drift_alarm_updates_the_drift_asset_and_tells_the_drift_subscribers_and_a_quiet_run_does_neither(
+        bag, lake_root, monkeypatch):
+    from airflow.sdk.exceptions import AirflowSkipException
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+    from receivers import http_server
+
+    from imagepipe.drift import DriftCheck, DriftReport
+    from imagepipe.lake import Lake
+
+    task = bag.dags["image_batch_scoring"].get_task("drift_alarm")
+    [drift] = task.outlets
+    assert (drift.name, drift.uri) == (f"imagepipe_drift_{MODEL}", f"{Path(lake_root).as_uri()}/drift/{MODEL}")
+    assert task.upstream_task_ids == {"score"}
+    checks = (DriftCheck("class_mix_psi", 0.61, 0.25, True), DriftCheck("top_probability_psi", 0.04, 0.25, False),
+              DriftCheck("feature_psi_max", 1.9, 0.25, True))
+    lake = Lake(lake_root)
+    lake.write_run("asset_triggered__shifted", "scoring",
+                   {"drift": DriftReport(4, 150, checks, (1.9, 0.2, 0.1, 0.05, 0.02)).to_json()})
+    lake.write_run("asset_triggered__quiet", "scoring",
+                   {"drift": DriftReport(4, 150, tuple(DriftCheck(c.name, 0.03, 0.25, False) for c in checks),
+                                         (0.03,) * 5).to_json()})
+    events = OutletEventAccessors()
+
+    with http_server() as (hook, connection):
+        monkeypatch.setenv("IMAGEPIPE_NOTIFY_DRIFT", "webhook:ml_hook")
+        monkeypatch.setenv("AIRFLOW_CONN_ML_HOOK", connection)
+        task.python_callable(run_id="asset_triggered__shifted", params={"model_name": MODEL}, outlet_events=events)
+        with pytest.raises(AirflowSkipException, match="no drift alarm against version 4: class_mix_psi 0.03 <= 0.25"):
+            task.python_callable(run_id="asset_triggered__quiet", params={"model_name": MODEL},
+                                 outlet_events=OutletEventAccessors())
+
+    assert events[drift].extra == {"model_name": MODEL, "version": 4, "run_id": "asset_triggered__shifted",
+                                   "images": 150, "alarms": ["class_mix_psi", "feature_psi_max"]}
+    [notice] = hook.payloads()  # the quiet run told nobody
+    assert notice["summary"] == (f"{MODEL}: drift alarm in batch scoring (class_mix_psi, feature_psi_max) against "
+                                 "version 4")
+    assert notice["checks"]["feature_psi_max"] == {"value": 1.9, "threshold": 0.25, "alarm": True}

@@ -181,3 +181,46 @@ def add_refused_candidate(records: Records) -> int:
     version = _train_version(records.registry, RUNS[1], 0.6, "image_classifier_pipeline")
     _record_run(records.lake, records.registry, 1, version, False)
     return version
+
+
+# Scoring runs of the champion as batch scoring leaves them in the drift table: three quiet, then one whose batch
+# drifted in its class mix and features, then one with too few images to judge.
+DRIFT_RUNS = [  # (run id, scored at, class mix, top probability, features, skipped)
+    ("scoring__1", "2026-11-23T08:00:00+00:00", 0.02, 0.03, 0.05, None),
+    ("scoring__2", "2026-11-24T08:00:00+00:00", 0.04, 0.02, 0.07, None),
+    ("scoring__3", "2026-11-25T08:00:00+00:00", 0.03, 0.05, 0.04, None),
+    ("scoring__4", "2026-11-26T08:00:00+00:00", 0.61, 0.12, 1.87, None),
+    ("scoring__5", "2026-11-27T08:00:00+00:00", None, None, None, "12 images scored, fewer than the 100 a drift "
+                                                                  "verdict needs (drift_min_images)"),
+]
+DRIFT_THRESHOLD = 0.25
+
+
+def add_drift_runs(records: Records) -> None:
+    """The champion's drift table (imagepipe.drift.TABLE_SCHEMA's columns), written through pyiceberg into the
+    lake's catalog: the UI reads it as it reads one Spark wrote."""
+    import pyarrow as pa
+
+    from imagepipe import tables
+    from imagepipe.drift import CHECKS
+
+    rows = []
+    for run_id, scored_at, *values, skipped in DRIFT_RUNS:
+        row = {"run_id": run_id, "model_name": MODEL, "model_version": 1, "images": 12 if skipped else 150}
+        for name, value in zip(CHECKS, values, strict=True):
+            judged = value is not None
+            row |= {name: value, f"{name}_threshold": DRIFT_THRESHOLD if judged else None,
+                    f"{name}_alarm": judged and value > DRIFT_THRESHOLD if judged else None}
+        row |= {"feature_component_psi": [] if skipped else [values[2], 0.1], "skipped": skipped,
+                "alarm": any(row[f"{name}_alarm"] for name in CHECKS), "scored_at": parse_timestamp(scored_at)}
+        rows.append(row)
+    frame = pa.Table.from_pylist(rows, schema=pa.schema([
+        ("run_id", pa.string()), ("model_name", pa.string()), ("model_version", pa.int32()), ("images", pa.int32()),
+        *((column, kind) for name in CHECKS for column, kind in (
+            (name, pa.float64()), (f"{name}_threshold", pa.float64()), (f"{name}_alarm", pa.bool_()))),
+        ("feature_component_psi", pa.list_(pa.float64())), ("skipped", pa.string()), ("alarm", pa.bool_()),
+        ("scored_at", pa.timestamp("us", tz="UTC"))]))
+    table = records.lake.drift(MODEL)
+    catalog = tables.python_catalog()
+    catalog.create_namespace_if_not_exists(table.namespace)
+    catalog.create_table((table.namespace, table.name), schema=frame.schema, location=table.location).append(frame)

@@ -219,3 +219,31 @@ def test_models_page_says_when_the_last_candidate_failed_its_gate(viewer, tmp_pa
     text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
     assert failed and (f"Last candidate: version {version} FAILED not promoted, failed {', '.join(failed)} "
                        f"(run {records.run(2)} )") in text  # the run id is a link: its tag reads as a space here
+
+
+def test_models_page_shows_the_champions_drift_over_its_last_scoring_runs(viewer, anonymous, records, tmp_path,
+                                                                          monkeypatch):
+    from .model_records import add_drift_runs
+
+    assert "No batch scoring run has judged drift yet." in viewer.get(MODELS).text
+    assert viewer.get(f"{MODELS}/image_classifier/drift.png").status_code == 404
+    # A catalog of this test's own: the drift table it writes is seen by no other test.
+    monkeypatch.setenv("IMAGEPIPE_CATALOG_URI", f"jdbc:sqlite:{tmp_path / 'catalog.sqlite'}")
+    add_drift_runs(records)
+
+    page = viewer.get(MODELS).text
+
+    drift = section(page, "Drift in batch scoring")
+    assert f'<img src="{MODELS}/image_classifier/drift.png"' in drift
+    rows = cells(drift)
+    assert rows[0] == ["scored", "run", "champion", "images", "class mix PSI", "top probability PSI", "feature PSI",
+                       "drift"]
+    assert rows[1] == ["2026-11-27 08:00", "scoring__5", "1", "12", "–", "–", "–",
+                       "not judged: 12 images scored, fewer than the 100 a drift verdict needs (drift_min_images)"]
+    assert rows[2] == ["2026-11-26 08:00", "scoring__4", "1", "150", "0.610 / 0.25", "0.120 / 0.25",
+                       "1.870 / 0.25", "ALARM"]
+    assert rows[3][-1] == "OK" and len(rows) == 6  # the five newest runs, newest first
+    chart = viewer.get(f"{MODELS}/image_classifier/drift.png")
+    assert chart.status_code == 200 and chart.headers["content-type"] == "image/png"
+    assert chart.content.startswith(b"\x89PNG") and len(chart.content) > 10_000
+    assert anonymous.get(f"{MODELS}/image_classifier/drift.png").status_code == 401

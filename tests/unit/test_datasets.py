@@ -58,8 +58,10 @@ def test_each_declared_dataset_has_its_own_lake_folder_model_and_dag_ids(tmp_pat
 
 @pytest.mark.parametrize("text, message", [
     ('[datasets.holiday]\nsource_uri = "s3://b/p/"\nsourceuri = "s3://b/q/"\n',
-     "dataset 'holiday': unknown key 'sourceuri'; known keys: defaults, label_manifest, notify, schedule, "
-     "scoring_uri, source_uri"),
+     "dataset 'holiday': unknown key 'sourceuri'; known keys: defaults, label_manifest, notify, retrain_on_drift, "
+     "schedule, scoring_uri, source_uri"),
+    ('[datasets.holiday]\nsource_uri = "s3://b/p/"\nretrain_on_drift = "yes"\n',
+     "dataset 'holiday': retrain_on_drift must be true or false, not 'yes'"),
     ('[datasets.holiday]\nsource_uri = "s3://b/p/"\nschedule = "every day"\n',
      "dataset 'holiday': schedule 'every day' is neither a cron expression (e.g. '0 3 * * *') nor one of @daily, "
      "@hourly, @monthly, @weekly, @yearly, none"),

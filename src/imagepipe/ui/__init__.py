@@ -12,5 +12,6 @@ through Airflow, as that user, so Airflow's permission to trigger it applies.
 # The DAGs' ids are their files' names (dags/<dag_id>.py).
 PIPELINE_DAG = "image_classifier_pipeline"
 ROLLBACK_DAG = "image_classifier_rollback"
+SCORING_DAG = "image_batch_scoring"
 # Where Airflow's api-server mounts the app.
 URL_PREFIX = "/imagepipe"

@@ -35,7 +35,7 @@ from imagepipe import datasets, params
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.run_param import schema_error
-from imagepipe.ui import PIPELINE_DAG, ROLLBACK_DAG, URL_PREFIX, pages
+from imagepipe.ui import PIPELINE_DAG, ROLLBACK_DAG, SCORING_DAG, URL_PREFIX, pages
 
 # The pages show their own pictures and inline styles, run no script, post forms only here, and only Airflow's UI
 # (same origin) may frame them.
@@ -225,9 +225,22 @@ def create_app() -> FastAPI:
         failed_rollback = {name: {**failed[dataset.suffixed(ROLLBACK_DAG)], "dag_id": dataset.suffixed(ROLLBACK_DAG)}
                            for name, dataset in owners.items() if dataset.suffixed(ROLLBACK_DAG) in failed}
         pipeline_dags = {name: dataset.suffixed(PIPELINE_DAG) for name, dataset in owners.items()}
+        drift = {name: pages.drift_history(Lake(dataset.lake_root()), name) for name, dataset in owners.items()}
         return render(request, "models.html", models=models, root=root, rollback_dags=rollback_dags,
-                      failed_rollback=failed_rollback,
+                      failed_rollback=failed_rollback, drift=drift, scoring_dags={
+                          name: dataset.suffixed(SCORING_DAG) for name, dataset in owners.items()},
                       pipeline_dags=pipeline_dags, pipeline_dag=PIPELINE_DAG)
+
+    @app.get("/models/{model_name}/drift.png")
+    def drift_chart(user: GetUserDep, model_name: str) -> Response:
+        check_read(user, pipeline_of(model_name))
+        dataset = datasets.of_model(model_name)
+        runs = [] if dataset is None else pages.drift_history(Lake(dataset.lake_root()), model_name)
+        if not runs:
+            raise pages.NotFound(f"no batch scoring run of {model_name} has judged drift yet")
+        from imagepipe import charts
+
+        return Response(charts.png(charts.drift_figure(model_name, runs)), media_type="image/png")
 
     @app.get("/models/{model_name}/versions/{version}")
     def version_page(request: Request, user: GetUserDep, model_name: str, version: int) -> Response:

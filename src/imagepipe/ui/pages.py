@@ -35,6 +35,23 @@ def open_model(root: str, model_name: str) -> Registry:
     return Registry(root, model_name)
 
 
+DRIFT_RUNS_SHOWN = 20  # the Models page's chart and table: a model's newest scoring runs
+
+
+def drift_history(lake: Lake, model_name: str) -> list[dict]:
+    """The model's newest scoring runs' drift rows (the lake's drift table), oldest first; none before the first run
+    that judged drift."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from imagepipe import tables
+
+    try:
+        rows = tables.read_arrow(lake.drift(model_name)).to_pylist()
+    except NoSuchTableError:
+        return []
+    return sorted(rows, key=lambda row: (row["scored_at"], row["run_id"]))[-DRIFT_RUNS_SHOWN:]
+
+
 # What a version's row and page show, in this order.
 REPORTED_DOCUMENTS = ("metadata", "metrics", "verdict")
 
