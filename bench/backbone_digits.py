@@ -66,7 +66,7 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     server, _ = start_s3(IMAGEPIPE_SPARK_MASTER="local[2]")
     sys.path.insert(0, str(PROJECT))
-    from imagepipe import packaged_weights
+    from imagepipe.dev import packaged_weights
     from imagepipe.lake import Lake
     from imagepipe.object_store import s3_client
     from imagepipe.registry import Registry

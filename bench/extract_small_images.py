@@ -36,7 +36,7 @@ RUN_ID = "manual__bench"
 
 def small_images(count: int, side: int):
     """`count` sample scenes of the four classes, shrunk to side x side, PNG and JPEG in turn."""
-    from imagepipe import sample_data
+    from imagepipe.dev import sample_data
 
     rng = random.Random(0)
     for index in range(count):
@@ -87,7 +87,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="imagepipe-extract-small-"))
     server, env = start_s3(IMAGEPIPE_DATA_DIR=str(work), IMAGEPIPE_MODEL_CACHE=str(work / "model_cache"))
-    from imagepipe import sample_data
+    from imagepipe.dev import sample_data
     from imagepipe.object_store import s3_client
 
     lake = str(work / "lake")

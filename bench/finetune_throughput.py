@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 def staged_root(folder: str, images: int, seed: int) -> str:
     import pyarrow as pa
 
-    from imagepipe import sample_data, storage
+    from imagepipe import storage
+    from imagepipe.dev import sample_data
     from imagepipe.finetune.data import stage_split
 
     root = storage.join(folder, "finetuned", "bench")
@@ -54,7 +55,7 @@ def measure(processes: int, args) -> dict:
     import torch
     import torch.multiprocessing
 
-    from imagepipe import sample_data
+    from imagepipe.dev import sample_data
     from imagepipe.featurizer import FeatureSpec
     from imagepipe.finetune.config import FinetuneConfig
     from imagepipe.finetune.train import FinetuneJob

@@ -121,7 +121,7 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
 
-    from imagepipe.embedded_s3 import environment, serve
+    from imagepipe.dev.embedded_s3 import environment, serve
     from imagepipe.object_store import s3_client
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))

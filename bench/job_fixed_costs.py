@@ -117,7 +117,7 @@ def main() -> None:
     args = parser.parse_args()
 
     server, env = start_s3()
-    from imagepipe import sample_data
+    from imagepipe.dev import sample_data
     from imagepipe.object_store import s3_client
 
     images = sample_data.upload(s3_client(), "bench", "images", sample_data.generate(per_class=args.per_class))

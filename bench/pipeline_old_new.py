@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
 
     server, env = start_s3()
-    from imagepipe import sample_data
+    from imagepipe.dev import sample_data
     from imagepipe.object_store import s3_client
 
     work = Path(tempfile.mkdtemp(prefix="imagepipe-pipeline-old-new-"))

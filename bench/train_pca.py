@@ -2,10 +2,10 @@
 regression) on the sample data set's features, with and without a PCA stage to 64 components inside the model, side
 by side in one run on the same feature rows and the same hash split.
 
-Features come from the engine (imagepipe.featurizer.engine) on the CPU: the sample images (imagepipe.sample_data, four
-scene classes) through a seeded random ResNet-50 (2,048 features per image; no pretrained weights offline). Training
-and scoring use the library's own fit_classifier / classification_metrics in Spark local[<cores>]; fit wall seconds
-are the best of 3 fits after a warm-up fit (median reported too).
+Features come from the engine (imagepipe.featurizer.engine) on the CPU: the sample images
+(imagepipe.dev.sample_data, four scene classes) through a seeded random ResNet-50 (2,048 features per image; no
+pretrained weights offline). Training and scoring use the library's own fit_classifier / classification_metrics in
+Spark local[<cores>]; fit wall seconds are the best of 3 fits after a warm-up fit (median reported too).
 
     .venv/bin/python bench/train_pca.py --per-class 150 --json pca.json
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 
 
 def sample_features(per_class: int, backbone: str, image_size: int) -> list[tuple]:
-    from imagepipe import sample_data
+    from imagepipe.dev import sample_data
     from imagepipe.featurizer import FeatureSpec
     from imagepipe.featurizer.engine import FeatureExtractor
 

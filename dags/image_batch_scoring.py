@@ -32,8 +32,9 @@ from pathlib import Path
 
 from airflow.sdk import DAG, task
 
-from imagepipe import assets, datasets, lake, orchestration, params, run_param, settings
-from imagepipe.job_operators import SparkJobOperator
+from imagepipe import datasets, lake, params, run_param, settings
+from imagepipe.airflow import assets, forms, orchestration
+from imagepipe.airflow.job_operators import SparkJobOperator
 
 REGISTRY_URI = lake.registry_uri()
 JOB = settings.spark_jobs_dir() / "score_images.py"
@@ -53,7 +54,7 @@ def batch_scoring(dataset: datasets.Dataset) -> DAG:
         schedule=[champion] if dataset.scoring_uri else None,  # manual triggers work as well
         tags=["imagepipe", "spark", "ml", "scoring", f"dataset:{dataset.name}"],
         user_defined_macros={"s3_endpoint_url": orchestration.s3_endpoint_url},
-        params=params.dag_params(params.SCORE, defaults=defaults),
+        params=forms.dag_params(params.SCORE, defaults=defaults),
     ) as dag:
         score = SparkJobOperator(
             task_id="score",
@@ -81,5 +82,5 @@ def batch_scoring(dataset: datasets.Dataset) -> DAG:
     return dag
 
 
-for each in datasets.for_dag_file(Path(__file__).stem):
+for each in orchestration.datasets_for_dag_file(Path(__file__).stem):
     batch_scoring(each)

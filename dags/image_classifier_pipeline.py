@@ -52,8 +52,9 @@ from pathlib import Path
 
 from airflow.sdk import DAG, TriggerRule, task
 
-from imagepipe import assets, datasets, lake, orchestration, params, settings
-from imagepipe.job_operators import LocalJobOperator, SparkJobOperator
+from imagepipe import datasets, lake, params, settings
+from imagepipe.airflow import assets, forms, orchestration
+from imagepipe.airflow.job_operators import LocalJobOperator, SparkJobOperator
 
 JOBS = settings.spark_jobs_dir()
 # Per-run resources of every job; the cluster's own properties (IMAGEPIPE_SPARK_CONF) come first, GPUs last.
@@ -88,7 +89,7 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
             "window_end": orchestration.window_end,
             "s3_endpoint_url": orchestration.s3_endpoint_url,
         },
-        params=params.dag_params(*params.PIPELINE_FORM, defaults=dataset.form_defaults()),
+        params=forms.dag_params(*params.PIPELINE_FORM, defaults=dataset.form_defaults()),
     ) as dag:
 
         def spark_job(task_id: str, job: params.Job, args: list[str], conf: dict[str, str] | None = None,
@@ -168,5 +169,5 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
     return dag
 
 
-for each in datasets.for_dag_file(Path(__file__).stem):
+for each in orchestration.datasets_for_dag_file(Path(__file__).stem):
     pipeline(each)

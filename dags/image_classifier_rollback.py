@@ -20,7 +20,8 @@ from pathlib import Path
 
 from airflow.sdk import DAG, task
 
-from imagepipe import assets, datasets, lake, orchestration, params
+from imagepipe import datasets, lake, params
+from imagepipe.airflow import assets, forms, orchestration
 
 REGISTRY_URI = lake.registry_uri()
 
@@ -37,7 +38,7 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
         doc_md=__doc__,
         schedule=None,  # manual trigger only
         tags=["imagepipe", "ml", "registry", f"dataset:{dataset.name}"],
-        params=params.dag_params(*params.ROLLBACK),
+        params=forms.dag_params(*params.ROLLBACK),
     ) as dag:
 
         @task(task_id="rollback", outlets=[champion])
@@ -46,7 +47,7 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
             """Move the champion pointer back by compare-and-swap; a retry of a rollback that happened changes
             nothing. The champion asset is updated, so DAGs scheduled on it (batch scoring) run with the restored
             model, and the dataset's champion_change targets are told."""
-            from imagepipe import notifications
+            from imagepipe.airflow import notifications
             from imagepipe.registry import Registry
 
             entry = Registry(REGISTRY_URI, model_name).rollback(
@@ -62,5 +63,5 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
     return dag
 
 
-for each in datasets.for_dag_file(Path(__file__).stem):
+for each in orchestration.datasets_for_dag_file(Path(__file__).stem):
     rollback_dag(each)

@@ -25,8 +25,9 @@ from pathlib import Path
 
 from airflow.sdk import DAG
 
-from imagepipe import datasets, lake, orchestration, params, settings
-from imagepipe.job_operators import SparkJobOperator
+from imagepipe import datasets, lake, params, settings
+from imagepipe.airflow import forms, orchestration
+from imagepipe.airflow.job_operators import SparkJobOperator
 
 JOB = settings.spark_jobs_dir() / f"{params.FORGET.name}.py"
 
@@ -40,7 +41,7 @@ def forget_dag(dataset: datasets.Dataset) -> DAG:
         doc_md=__doc__,
         schedule=None,  # manual trigger only
         tags=["imagepipe", "spark", "lake", f"dataset:{dataset.name}"],
-        params=params.dag_params(params.FORGET),
+        params=forms.dag_params(params.FORGET),
     ) as dag:
         SparkJobOperator(
             task_id="forget",
@@ -59,5 +60,5 @@ def forget_dag(dataset: datasets.Dataset) -> DAG:
     return dag
 
 
-for each in datasets.for_dag_file(Path(__file__).stem):
+for each in orchestration.datasets_for_dag_file(Path(__file__).stem):
     forget_dag(each)

@@ -1,5 +1,12 @@
-"""imagepipe: the library shared by the DAGs and the Spark jobs.
+"""imagepipe: the library shared by the DAGs and the Spark jobs, in three layers (tests/unit/test_structure.py
+enforces them):
 
-Modules here import only the standard library at top level; torch, pyspark, boto3 and pandas are imported inside
-the functions that need them, so a DAG file can import anything from this package at parse time.
+    imagepipe.*          the core: run parameters, the lake and its tables, images, ingest, featurizer, fine-tuning,
+                         training, evaluation, gate, registry, reports, drift, datasets. Imports only the core; the
+                         standard library at top level (torch, pyspark, boto3 and pandas inside the functions that
+                         need them), so a DAG file can import it at parse time. The only part the Spark executors get.
+    imagepipe.airflow    what Airflow runs: operators, assets, notifications, the DAGs' task callables and macros
+                         (orchestration), the UI plugin. Imports the core and Airflow.
+    imagepipe.dev        the laptop's tools: the embedded S3 endpoint, sample images, the packaged pretrained weights.
+                         Imports the core.
 """

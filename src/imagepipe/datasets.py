@@ -192,16 +192,6 @@ def valid_schedule(schedule: str) -> bool:
     return croniter.is_valid(schedule)
 
 
-def for_dag_file(dag_id_base: str) -> list[Dataset]:
-    """The datasets a DAG file builds its DAGs (`dag_id_base`, suffixed) for: all of them, except in a task's own
-    process, where Airflow parses the file to run one DAG's task and only that DAG is built (its parsing context)."""
-    from airflow.sdk import get_parsing_context
-
-    wanted = get_parsing_context().dag_id
-    every = load()
-    return [dataset for dataset in every if dataset.suffixed(dag_id_base) == wanted] or every
-
-
 def entry_text(name: str, source_uri: str, schedule: str | None, scoring_uri: str | None,
                label_manifest: str | None) -> str:
     """A [datasets.<name>] table in TOML (a JSON string is a TOML basic string)."""

@@ -1,13 +1,11 @@
 """Every run parameter, declared once (imagepipe.run_param): name, default, JSON Schema of its value, title and
-description. The trigger forms (`dag_params`), the jobs' options and the DAG's arguments for them derive from these.
-Rules across fields (a hyperparameter the chosen classifier does not take, pca:K above the backbone's width,
+description. The trigger forms (imagepipe.airflow.forms), the jobs' options and the DAG's arguments for them derive
+from these. Rules across fields (a hyperparameter the chosen classifier does not take, pca:K above the backbone's width,
 min_side above max_side) stay with the job.
 Light: standard library and the library's light tables; DAG files import it at parse.
 """
 
 from __future__ import annotations
-
-from dataclasses import replace
 
 from imagepipe import drift, settings
 from imagepipe.classifiers import CLASS_WEIGHTS, CLASSIFIERS, HYPERPARAMETERS, TRANSFORM_PATTERN, ModelSpec
@@ -27,14 +25,6 @@ def form_fields(*parts: RunParam | Job) -> dict[str, RunParam]:
             if declared.setdefault(param.name, param) is not param:
                 raise ValueError(f"two different params are named {param.name}; give one of them another name")
     return declared
-
-
-def dag_params(*parts: RunParam | Job, defaults: dict | None = None) -> dict:
-    """A DAG's trigger form: the given declarations and the params of the given jobs, in order, each once, with the
-    given `defaults` (a dataset's, by field name) in place of the declared ones."""
-    defaults = defaults or {}
-    return {name: (replace(param, default=defaults[name]) if name in defaults else param).param()
-            for name, param in form_fields(*parts).items()}
 
 
 S3_PREFIX_PATTERN = r"^s3a?://[^/]+/.*$"

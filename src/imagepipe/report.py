@@ -1,6 +1,6 @@
 """The evaluation report of a model version: the verdict with every check, the candidate-versus-champion table,
 per-class rows, the pictures (imagepipe.charts) and the gallery of test images (imagepipe.gallery), in Markdown and
-HTML from the same rows. The UI's version page shows the same sections and gallery (imagepipe.ui.pages)."""
+HTML from the same rows. The UI's version page shows the same sections and gallery (imagepipe.airflow.ui.pages)."""
 
 from __future__ import annotations
 

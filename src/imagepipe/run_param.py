@@ -52,14 +52,6 @@ class RunParam:
             return REQUIRED
         return self.default() if callable(self.default) else copy.deepcopy(self.default)
 
-    def param(self):
-        """The trigger form's field."""
-        from airflow.sdk import Param
-
-        default = self.default_value()
-        return Param(**({} if default is REQUIRED else {"default": default}), title=self.title,
-                     description=self.description, **DIALECT, **self.schema)
-
     def argument(self) -> str:
         """The option with the template that writes the run's value, for a task's application_args: one word, so a
         value that starts with '-' is not taken for an option."""

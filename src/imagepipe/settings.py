@@ -56,7 +56,7 @@ def default_scoring_uri() -> str:
 
 def default_backbone() -> str:
     """Backbone used when a run names none: resnet18 unless the environment says otherwise (the laptop's Makefile
-    sets the packaged pretrained EfficientNet-Lite0, imagepipe.packaged_weights)."""
+    sets the packaged pretrained EfficientNet-Lite0, imagepipe.dev.packaged_weights)."""
     return os.environ.get("IMAGEPIPE_BACKBONE", "resnet18")
 
 

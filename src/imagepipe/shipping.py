@@ -1,4 +1,5 @@
-"""The imagepipe library as a --py-files archive, so Spark executors on a cluster run the code the Airflow worker has.
+"""The imagepipe library's core as a --py-files archive, so Spark executors on a cluster run the code the Airflow
+worker has; the Airflow and dev layers (imagepipe.airflow, imagepipe.dev) stay out: no job needs them.
 
 The archive is built when a Spark task executes (SparkJobOperator.execute sets its py_files), not at DAG parse, not
 while templates render and not into the image: a code change reaches the executors with the next task, with no
@@ -18,17 +19,18 @@ from pathlib import Path
 from imagepipe import settings, storage
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+NOT_SHIPPED = ("airflow", "dev")  # the layers above the core (see imagepipe/__init__.py)
 # A fixed timestamp makes the archive's bytes depend on the code alone.
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def build_archive(package_dir: Path, out_dir: Path) -> Path:
-    """Zip the package's Python sources and its text data (timm's model names) under its own name, without caches,
-    into out_dir as <name>-<hash>.zip."""
+    """Zip the package's core Python sources and its text data (timm's model names) under its own name, without
+    caches and without the NOT_SHIPPED layers, into out_dir as <name>-<hash>.zip."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for source in sorted([*package_dir.rglob("*.py"), *package_dir.rglob("*.txt")]):
-            if "__pycache__" in source.parts:
+            if "__pycache__" in source.parts or source.relative_to(package_dir).parts[0] in NOT_SHIPPED:
                 continue
             entry = zipfile.ZipInfo(f"{package_dir.name}/{source.relative_to(package_dir).as_posix()}", _ZIP_DATE)
             entry.external_attr = 0o644 << 16

@@ -1,6 +1,6 @@
 """Subscriptions: which targets hear which of a dataset's events, as a user declares them (dags/datasets.toml's
 [datasets.<name>.notify], or IMAGEPIPE_NOTIFY_<EVENT> for the default dataset), checked. Targets name Airflow
-connections, never credentials; imagepipe.notifications delivers to them. Standard library only.
+connections, never credentials; imagepipe.airflow.notifications delivers to them. Standard library only.
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from scheduler.postgres_server import PostgresServer
 
-from imagepipe import sample_data, storage
+from imagepipe import storage
+from imagepipe.dev import sample_data
 from imagepipe.spark import local_driver_conf
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -52,7 +52,7 @@ def test_outputs_are_assets_under_the_lake_and_scoring_runs_on_a_new_champion(ba
 
 
 def test_object_storage_locations_become_s3_asset_uris():
-    from imagepipe import assets
+    from imagepipe.airflow import assets
 
     assert assets.champion("s3a://models/prod", MODEL).uri == f"s3://models/prod/{MODEL}/champion.json"
     assert assets.curated_images("s3://lake/root").uri == "s3://lake/root/images"

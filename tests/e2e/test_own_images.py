@@ -11,7 +11,7 @@ import pytest
 from lake_tables import table_rows
 from receivers import CREDENTIALS, http_server, smtp_server
 
-from imagepipe import sample_data
+from imagepipe.dev import sample_data
 
 pytestmark = pytest.mark.e2e
 

@@ -4,7 +4,7 @@ evaluation of one run, small and fast (a seeded random resnet18 on 96-pixel crop
 from __future__ import annotations
 
 from conftest import settle
-from imagepipe import sample_data
+from imagepipe.dev import sample_data
 from imagepipe.object_store import s3_client
 from spark_jobs import evaluate_model, extract_features, ingest_images, train_classifier
 

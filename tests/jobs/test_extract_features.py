@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import settle
-from imagepipe import sample_data, storage
+from imagepipe import storage
+from imagepipe.dev import sample_data
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
 from pipeline_runs import upload_with_a_small_image

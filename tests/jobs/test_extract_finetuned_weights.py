@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import settle
-from imagepipe import sample_data, storage
+from imagepipe import storage
+from imagepipe.dev import sample_data
 from imagepipe.errors import REFUSED, InputError
 from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.weights import resolve_weights

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from conftest import settle
-from imagepipe import packaged_weights, sample_data, storage
+from imagepipe import storage
+from imagepipe.dev import packaged_weights, sample_data
 from imagepipe.errors import REFUSED
 from imagepipe.finetune.artifact import CHECKPOINT, load_checkpoint
 from imagepipe.lake import Lake

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import settle
-from imagepipe import sample_data
+from imagepipe.dev import sample_data
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client

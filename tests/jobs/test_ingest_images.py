@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import settle
-from imagepipe import sample_data
+from imagepipe.dev import sample_data
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from imagepipe.job_operators import LocalJobOperator, SparkJobOperator
+from imagepipe.airflow.job_operators import LocalJobOperator, SparkJobOperator
 
 SLOW_JOB = """
     import os, sys, time

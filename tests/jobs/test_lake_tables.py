@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import settle
-from imagepipe import sample_data
+from imagepipe.dev import sample_data
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.object_store import s3_client
 from imagepipe.registry import Registry

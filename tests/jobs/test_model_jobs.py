@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import settle
-from imagepipe import sample_data
+from imagepipe.dev import sample_data
 from imagepipe.errors import InputError
 from imagepipe.evaluation import score
 from imagepipe.lake import Lake

@@ -7,7 +7,7 @@ import pytest
 from faulty_proxy import FaultyProxy
 
 from conftest import settle
-from imagepipe import sample_data
+from imagepipe.dev import sample_data
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
 from spark_jobs import ingest_images

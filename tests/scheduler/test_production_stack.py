@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 import psutil
 import pytest
 
-from imagepipe import sample_data
+from imagepipe.dev import sample_data
 from imagepipe.object_store import s3_client
 
 from .airflow_stack import (

@@ -16,7 +16,8 @@ import io
 import random
 from dataclasses import dataclass
 
-from imagepipe import gallery, report, sample_data, storage
+from imagepipe import gallery, report, storage
+from imagepipe.dev import sample_data
 from imagepipe.gate import Thresholds, decide
 from imagepipe.lake import Lake
 from imagepipe.registry import Registry

@@ -68,7 +68,7 @@ def test_loading_the_plugin_imports_nothing_heavy(tmp_path):
     script = ("import json, sys\nfrom airflow import plugins_manager\n"
               "plugins, errors = plugins_manager._get_plugins()\n"
               "print(json.dumps({'plugins': [p.name for p in plugins], 'errors': errors, 'heavy': sorted(name for name "
-              "in ('torch', 'pyspark', 'boto3', 'pandas', 'fastapi', 'imagepipe.ui.app') "
+              "in ('torch', 'pyspark', 'boto3', 'pandas', 'fastapi', 'imagepipe.airflow.ui.app') "
               "if name in sys.modules)}))")
     env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT / "plugins"),
            "AIRFLOW_HOME": str(tmp_path / "home")}

@@ -3,6 +3,7 @@
 import timm
 
 from imagepipe import params
+from imagepipe.airflow import forms
 from imagepipe.featurizer import backbones
 
 
@@ -16,7 +17,7 @@ def test_the_timm_names_file_lists_the_installed_timm_s_models():
 
 
 def test_the_form_offers_torchvision_and_timm_backbones_and_refuses_others():
-    schema = params.BACKBONE.param().schema
+    schema = forms.field(params.BACKBONE).schema
 
     assert {"resnet18", "vit_b_16", "timm:tf_efficientnet_lite0", "timm:convnext_tiny.fb_in22k",
             "timm:vit_small_patch14_dinov2.lvd142m"} <= set(schema["enum"])

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from imagepipe import embedded_s3
+from imagepipe.dev import embedded_s3
 
 
 @pytest.fixture

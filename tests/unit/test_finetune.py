@@ -13,7 +13,8 @@ import pyarrow as pa
 import pytest
 import torch
 
-from imagepipe import sample_data, storage
+from imagepipe import storage
+from imagepipe.dev import sample_data
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.engine import build_model

@@ -7,8 +7,9 @@ import logging
 
 from receivers import CREDENTIALS, http_server, smtp_server
 
-from imagepipe import notifications, subscriptions
-from imagepipe.notifications import Notice
+from imagepipe import subscriptions
+from imagepipe.airflow import notifications
+from imagepipe.airflow.notifications import Notice
 
 HOSTILE = '<img src=x onerror=alert(1)> "森林" & {{ conn.smtp_default.password }}'
 ENTRY = {"version": 3, "from": 2, "kind": "rollback", "run_id": "manual__rb", "at": "2026-12-07T10:00:00+00:00",
@@ -82,7 +83,7 @@ def test_each_target_gets_the_notice_and_one_that_fails_is_logged_without_stoppi
         monkeypatch.setenv("AIRFLOW_CONN_BROKEN_HOOK", broken)
         monkeypatch.setenv("IMAGEPIPE_NOTIFY_CHAMPION_CHANGE",
                            "webhook:broken_hook,webhook:deploy_hook,email:ml@example.com")
-        with Records("imagepipe.notifications") as logged:
+        with Records("imagepipe.airflow.notifications") as logged:
             reached = notifications.send(notifications.champion_change("default", "image_classifier",
                                                                        {**ENTRY, "reason": HOSTILE}))
 

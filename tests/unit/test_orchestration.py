@@ -5,9 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from imagepipe.airflow.orchestration import run_type, verdict_passed, window_end, window_start
 from imagepipe.errors import InputError, MissingRecordError
 from imagepipe.lake import Lake
-from imagepipe.orchestration import run_type, verdict_passed, window_end, window_start
 from imagepipe.registry import Registry
 
 UTC = timezone.utc
@@ -90,7 +90,7 @@ def check(name: str, passed: bool, detail: str) -> dict:
 def test_passing_verdict_lets_promotion_run_and_logs_every_check(tmp_path, caplog):
     record_candidate(tmp_path, {"passed": True, "checks": [check("min_accuracy", True, "accuracy 0.9 >= 0.7")]})
 
-    with caplog.at_level(logging.INFO, logger="imagepipe.orchestration"):
+    with caplog.at_level(logging.INFO, logger="imagepipe.airflow.orchestration"):
         assert verdict_passed(str(tmp_path), RUN_ID, MODEL) is True
 
     assert caplog.messages == ["PASS min_accuracy: accuracy 0.9 >= 0.7", "version 1 passed its gate"]
@@ -104,7 +104,7 @@ def test_failing_verdict_skips_promotion_and_says_so(tmp_path, caplog):
     }
     record_candidate(tmp_path, verdict)
 
-    with caplog.at_level(logging.INFO, logger="imagepipe.orchestration"):
+    with caplog.at_level(logging.INFO, logger="imagepipe.airflow.orchestration"):
         assert verdict_passed(str(tmp_path), RUN_ID, MODEL) is False
 
     assert caplog.messages == [
@@ -117,7 +117,7 @@ def test_failing_verdict_skips_promotion_and_says_so(tmp_path, caplog):
 def test_a_forced_run_lets_a_failed_verdict_through_saying_so(tmp_path, caplog):
     record_candidate(tmp_path, {"passed": False, "checks": [check("min_accuracy", False, "accuracy 0.5 < 0.7")]})
 
-    with caplog.at_level(logging.INFO, logger="imagepipe.orchestration"):
+    with caplog.at_level(logging.INFO, logger="imagepipe.airflow.orchestration"):
         assert verdict_passed(str(tmp_path), RUN_ID, MODEL, force_promote=True, force_reason="labels fixed upstream")
 
     assert caplog.messages == [
@@ -164,7 +164,7 @@ def _ingest_report(lake, run_id, ingested):
 def test_a_window_without_new_images_skips_the_rest_of_the_run_saying_why(tmp_path):
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from imagepipe.orchestration import skip_without_new_images
+    from imagepipe.airflow.orchestration import skip_without_new_images
 
     lake = Lake(str(tmp_path))
     _ingest_report(lake, RUN_ID, ingested=0)
@@ -179,7 +179,7 @@ def test_a_window_without_new_images_skips_the_rest_of_the_run_saying_why(tmp_pa
 def test_fine_tuning_runs_only_when_the_run_asks_for_it_and_its_window_brought_images(tmp_path):
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from imagepipe.orchestration import skip_unless_finetune
+    from imagepipe.airflow.orchestration import skip_unless_finetune
 
     lake = Lake(str(tmp_path))
     _ingest_report(lake, RUN_ID, ingested=2)
@@ -192,7 +192,7 @@ def test_fine_tuning_runs_only_when_the_run_asks_for_it_and_its_window_brought_i
 
 
 def test_the_s3_endpoint_comes_from_the_airflow_connection_when_there_is_one(monkeypatch):
-    from imagepipe.orchestration import s3_endpoint_url
+    from imagepipe.airflow.orchestration import s3_endpoint_url
 
     monkeypatch.delenv("AIRFLOW_CONN_IMAGEPIPE_S3", raising=False)
     assert s3_endpoint_url() == ""

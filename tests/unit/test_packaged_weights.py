@@ -7,7 +7,7 @@ import pytest
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 
-from imagepipe import packaged_weights
+from imagepipe.dev import packaged_weights
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.engine import build_model

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from conftest import exif_rotated_jpeg
-from imagepipe import sample_data
+from imagepipe.dev import sample_data
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FeatureSpec
 from imagepipe.preprocessing import (

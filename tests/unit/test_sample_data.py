@@ -4,8 +4,8 @@ import random
 import pytest
 from PIL import Image
 
+from imagepipe.dev.sample_data import draw_image, generate
 from imagepipe.images import validate_image
-from imagepipe.sample_data import draw_image, generate
 
 
 def test_generate_yields_per_class_images_of_every_class_in_order():

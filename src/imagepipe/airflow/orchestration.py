@@ -20,7 +20,7 @@ def dataset_dag(dataset, dag_file: str, execution_timeout: timedelta) -> dict:
     """The DAG arguments every DAG of a dataset shares: its id (the DAG file's name, suffixed by the dataset's), a
     fixed start, no catch-up, one run at a time, and the task policy: retries with exponential backoff, a timeout
     that stops a stuck task, and a run_failed notice when a task failed for good."""
-    from imagepipe.notifications import on_task_failed
+    from imagepipe.airflow.notifications import on_task_failed
 
     return {
         "dag_id": dataset.suffixed(Path(dag_file).stem),
@@ -36,6 +36,18 @@ def dataset_dag(dataset, dag_file: str, execution_timeout: timedelta) -> dict:
             "on_failure_callback": on_task_failed(dataset.name),
         },
     }
+
+
+def datasets_for_dag_file(dag_id_base: str) -> list:
+    """The datasets a DAG file builds its DAGs (`dag_id_base`, suffixed) for: all of them, except in a task's own
+    process, where Airflow parses the file to run one DAG's task and only that DAG is built (its parsing context)."""
+    from airflow.sdk import get_parsing_context
+
+    from imagepipe import datasets
+
+    wanted = get_parsing_context().dag_id
+    every = datasets.load()
+    return [dataset for dataset in every if dataset.suffixed(dag_id_base) == wanted] or every
 
 
 def timetable(schedule: str, retrain_on=None):
@@ -174,7 +186,7 @@ def verdict_passed(
     """Read the verdict of the run's candidate and log every check; True lets promotion run: when every check passed,
     or when the run forces promotion with a reason (a force without one fails the task, promoting nothing). A failed
     verdict is announced to the dataset's gate_failed targets, forced or not."""
-    from imagepipe import notifications
+    from imagepipe.airflow import notifications
     from imagepipe.errors import InputError
     from imagepipe.gate import explain
     from imagepipe.lake import Lake
@@ -212,7 +224,7 @@ def champion_change(lake_root: str, run_id: str, model_name: str, registry_uri: 
     the change."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from imagepipe import notifications
+    from imagepipe.airflow import notifications
     from imagepipe.lake import Lake
     from imagepipe.registry import open_registry
 
@@ -239,7 +251,7 @@ def drift_alarm(lake_root: str, run_id: str, model_name: str, dataset_name: str 
     retraining scheduled on the asset runs only on an alarm."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from imagepipe import notifications
+    from imagepipe.airflow import notifications
     from imagepipe.drift import DriftReport, explain
     from imagepipe.lake import Lake
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 from airflow.sdk import BaseOperatorLink
 
-from imagepipe.job_operators import LocalJobOperator, SparkJobOperator
-from imagepipe.ui import PIPELINE_DAG, URL_PREFIX
+from imagepipe.airflow.job_operators import LocalJobOperator, SparkJobOperator
+from imagepipe.airflow.ui import PIPELINE_DAG, URL_PREFIX
 
 # Paths relative to the Airflow UI's base URL (no leading slash), so they hold behind a proxy's path prefix too.
 UI_PATH = URL_PREFIX.strip("/")
@@ -26,7 +26,7 @@ class LazyApp:
 
     async def __call__(self, scope, receive, send) -> None:
         if self._app is None:
-            from imagepipe.ui.app import create_app
+            from imagepipe.airflow.ui.app import create_app
 
             self._app = create_app()
         await self._app(scope, receive, send)

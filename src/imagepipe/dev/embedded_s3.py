@@ -1,9 +1,9 @@
 """The embedded S3 endpoint of the laptop stack: moto's server mode on 127.0.0.1.
 
-    python -m imagepipe.embedded_s3 start     start it in the background (no-op when running) and print its env
-    python -m imagepipe.embedded_s3 env       print `export ...` lines for a shell: eval "$(python -m ... env)"
-    python -m imagepipe.embedded_s3 seed      write the sample image set into s3://imagepipe-samples/images/
-    python -m imagepipe.embedded_s3 stop      stop it
+    python -m imagepipe.dev.embedded_s3 start     start it in the background (no-op when running) and print its env
+    python -m imagepipe.dev.embedded_s3 env       print `export ...` lines for a shell: eval "$(python -m ... env)"
+    python -m imagepipe.dev.embedded_s3 seed      write the sample image set into s3://imagepipe-samples/images/
+    python -m imagepipe.dev.embedded_s3 stop      stop it
 
 It keeps objects in memory only: stopping it loses every bucket. Credentials are made up at each start (the server
 accepts any) and written, with the endpoint, to an env file in the ignored data folder.
@@ -100,7 +100,7 @@ def start(port: int) -> None:
     storage.atomic_write(_pid_file(), str(process.pid).encode())
     print(
         f"embedded S3 listening on http://127.0.0.1:{port} (pid {process.pid}). It keeps objects IN MEMORY ONLY: "
-        f"stopping it loses every bucket. Shell env: eval \"$(python -m imagepipe.embedded_s3 env)\"",
+        f"stopping it loses every bucket. Shell env: eval \"$(python -m imagepipe.dev.embedded_s3 env)\"",
         file=sys.stderr,
     )
 
@@ -128,7 +128,7 @@ def load_env() -> dict[str, str]:
 
 
 def seed(source_uri: str, per_class: int, seed_value: int) -> None:
-    from imagepipe import sample_data
+    from imagepipe.dev import sample_data
     from imagepipe.object_store import parse_s3_uri, s3_client
 
     os.environ.update(load_env())
@@ -138,7 +138,7 @@ def seed(source_uri: str, per_class: int, seed_value: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m imagepipe.embedded_s3", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m imagepipe.dev.embedded_s3", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     start_parser = commands.add_parser("start", help="start the endpoint in the background")
     start_parser.add_argument("--port", type=int, default=int(os.environ.get("IMAGEPIPE_S3_PORT", DEFAULT_PORT)))

@@ -32,10 +32,10 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from imagepipe import datasets, params
+from imagepipe.airflow.ui import PIPELINE_DAG, ROLLBACK_DAG, SCORING_DAG, URL_PREFIX, pages
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.run_param import schema_error
-from imagepipe.ui import PIPELINE_DAG, ROLLBACK_DAG, SCORING_DAG, URL_PREFIX, pages
 
 # The pages show their own pictures and inline styles, run no script, post forms only here, and only Airflow's UI
 # (same origin) may frame them.
@@ -46,7 +46,8 @@ PAGE_POLICY = ("default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; f
 FILE_POLICY = "sandbox allow-same-origin; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'"
 
 templates = Jinja2Templates(env=jinja2.Environment(
-    loader=jinja2.PackageLoader("imagepipe.ui", "templates"), autoescape=True, undefined=jinja2.StrictUndefined))
+    loader=jinja2.PackageLoader("imagepipe.airflow.ui", "templates"), autoescape=True,
+    undefined=jinja2.StrictUndefined))
 
 trigger_rollback_dag = Depends(requires_access_dag("POST", DagAccessEntity.RUN))  # the dag_id of the path
 
