@@ -30,6 +30,8 @@ from pathlib import Path
 from finetune_digits import BUCKET, PREFIX, upload_digits  # noqa: E402  (bench/ is the script's folder)
 from job_fixed_costs import start_s3  # noqa: E402
 
+from imagepipe.records import CandidateRecord, FinetuneRecord, WindowRecord
+
 PROJECT = Path(__file__).resolve().parents[1]
 
 
@@ -86,7 +88,7 @@ def main() -> None:
         run_id = f"manual__{path}"
         run = ["--run-id", run_id, "--lake-root", lake_root]
         features = ["--backbone", backbone, "--weights", weights, "--image-size", args.image_size]
-        lake.write_run(run_id, "window", lake.read_run("manual__ingest", "window"))
+        lake.write_record(run_id, lake.read_record("manual__ingest", WindowRecord))
         started = time.perf_counter()
         if tuned:
             finetune_backbone.main([*run, *features, "--finetune-epochs", args.epochs, "--finetune-patience", "3",
@@ -97,14 +99,14 @@ def main() -> None:
         train_classifier.main(run)
         evaluate_model.main([*run, "--min-accuracy", "none"])
         seconds = time.perf_counter() - started
-        version = lake.read_run(run_id, "candidate")["version"]
+        version = lake.read_record(run_id, CandidateRecord).version
         metrics = Registry(lake.registry, "image_classifier").document(version, "metrics")["candidate"]
         results[path] = {"backbone": backbone, "fine_tuned": tuned, "accuracy": round(metrics["accuracy"], 4),
                          "macro_f1": round(metrics["macro_f1"], 4), "test_rows": metrics["rows"],
                          "seconds": round(seconds, 1), "ms_per_image": round(1000 * seconds / images, 1)}
         if tuned:
-            record = lake.read_run(run_id, "finetune")
-            results[path]["finetune_epochs_run"] = record.get("epochs_run")
+            record = lake.read_record(run_id, FinetuneRecord)
+            results[path]["finetune_epochs_run"] = record.epochs_run
         print(path, json.dumps(results[path]), flush=True)
     server.stop()
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from job_fixed_costs import start_s3  # noqa: E402  (bench/ is the script's folder)
 
+from imagepipe.records import CandidateRecord, FinetuneRecord, WindowRecord
+
 PROJECT = Path(__file__).resolve().parents[1]
 BUCKET, PREFIX = "digits", "scans"
 
@@ -80,7 +82,7 @@ def main() -> None:
     for path in ("frozen", "fine-tuned"):
         run_id = f"manual__{path.replace('-', '_')}"
         run = ["--run-id", run_id, "--lake-root", lake_root]
-        lake.write_run(run_id, "window", lake.read_run("manual__ingest", "window"))
+        lake.write_record(run_id, lake.read_record("manual__ingest", WindowRecord))
         started = time.perf_counter()
         if path == "fine-tuned":
             finetune_backbone.main([*run, *features, "--finetune-epochs", args.epochs,
@@ -90,14 +92,14 @@ def main() -> None:
         extract_features.main([*run, *features, "--finetune", str(path == "fine-tuned").lower()])
         train_classifier.main(run)
         evaluate_model.main([*run, "--min-accuracy", "none"])
-        version = lake.read_run(run_id, "candidate")["version"]
+        version = lake.read_record(run_id, CandidateRecord).version
         metrics = Registry(lake.registry, "image_classifier").document(version, "metrics")["candidate"]
         rows, accuracy = metrics["rows"], metrics["accuracy"]
         results[path] = {"accuracy": round(accuracy, 4), "macro_f1": round(metrics["macro_f1"], 4),
                          "test_rows": rows, "test_errors": round((1 - accuracy) * rows),
                          "seconds": round(time.perf_counter() - started, 1)}
         if path == "fine-tuned":
-            results[path]["finetune"] = lake.read_run(run_id, "finetune")
+            results[path]["finetune"] = lake.read_record(run_id, FinetuneRecord).to_json()
         print(path, json.dumps(results[path]), flush=True)
     server.stop()
 

@@ -15,10 +15,10 @@ from imagepipe.features import FEATURE_COLUMNS, extract_features, feature_space_
 from imagepipe.gallery import gallery
 from imagepipe.gate import Thresholds, decide, explain
 from imagepipe.lake import Lake
+from imagepipe.records import CandidateRecord, WindowRecord
 from imagepipe.registry import open_registry
 from imagepipe.spark import get_spark
 from imagepipe.training import model_labels, split_features
-from imagepipe.windows import Window
 
 log = logging.getLogger("evaluate_model")
 
@@ -98,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     lake = Lake(args.lake_root)
     registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
-    window_end_id = Window.from_json(lake.read_run(args.run_id, "window")).end_id
-    version = lake.read_run(args.run_id, "candidate")["version"]
+    window_end_id = lake.read_record(args.run_id, WindowRecord).window.end_id
+    version = lake.read_record(args.run_id, CandidateRecord).version
     if registry.document(version, "verdict") is not None:
         log.info("version %d already has its verdict; keeping it", version)
         return

@@ -27,6 +27,7 @@ from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.weights import resolve_weights
 from imagepipe.lake import WINDOW_COLUMN, Lake, Table
 from imagepipe.preprocessing import parse_steps
+from imagepipe.records import FeaturesRecord, FinetuneRecord, WindowRecord
 from imagepipe.spark import get_spark
 
 log = logging.getLogger("extract_features")
@@ -46,16 +47,16 @@ def parse_args(argv: list[str] | None):
 def finetuned(spec: FeatureSpec, lake: Lake, run_id: str) -> FeatureSpec:
     """The spec with the weights the run's finetune_backbone wrote in place of the weights param: with finetune on,
     features come from the fine-tuned backbone or not at all, never silently from the base weights."""
-    record = storage.read_json(lake.run_document(run_id, "finetune"))
+    record = lake.find_record(run_id, FinetuneRecord)
     if record is None:
         raise InputError(f"finetune is on but run {run_id} has no finetune record in {lake.root}: run "
                          "finetune_backbone for this run first, or extract with finetune off")
-    if record.get("backbone", spec.backbone) != spec.backbone:  # records of older runs do not name it
-        raise InputError(f"run {run_id} fine-tuned a {record['backbone']}, not the {spec.backbone} extract_features "
-                         f"was given: extract with --backbone {record['backbone']}, as the run's finetune_backbone did")
+    if record.backbone not in (None, spec.backbone):  # records of older runs do not name it
+        raise InputError(f"run {run_id} fine-tuned a {record.backbone}, not the {spec.backbone} extract_features "
+                         f"was given: extract with --backbone {record.backbone}, as the run's finetune_backbone did")
     log.info("finetune is on: extracting with the run's fine-tuned weights %s (fine-tuned from %s)",
-             record["weights"], spec.weights)
-    return dataclasses.replace(spec, weights=record["weights"])
+             record.weights, spec.weights)
+    return dataclasses.replace(spec, weights=record.weights)
 
 
 def partition_values(frame) -> set[str]:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.monotonic()
     lake = Lake(args.lake_root)
-    run_window = lake.read_run(args.run_id, "window")["id"]
+    run_window = lake.read_record(args.run_id, WindowRecord).id
     if args.finetune:
         args.spec = finetuned(args.spec, lake, args.run_id)
     weights = resolve_weights(args.spec)
@@ -108,9 +109,8 @@ def main(argv: list[str] | None = None) -> None:
         {"fingerprint": fingerprint, **backbone, "preprocessing": list(args.spec.steps),
          "backbone_transforms": repr(args.spec.preprocessing())},
     )
-    lake.write_run(args.run_id, "features", {"fingerprint": fingerprint, "preprocessing": list(args.spec.steps),
-                                             "backbone": backbone, "windows": todo, "rows": rows,
-                                             "reused": reused_rows, "undecodable": failures})
+    lake.write_record(args.run_id, FeaturesRecord(fingerprint, list(args.spec.steps), backbone, todo, rows, reused_rows,
+                                                  failures))
     seconds = time.monotonic() - started
     log.info("computed %d feature rows in %.1f s (%.1f images/s) and kept %d already computed in %s; %d images "
              "could not be decoded", rows, seconds, (rows + failures) / seconds, reused_rows,

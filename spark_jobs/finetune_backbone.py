@@ -21,6 +21,7 @@ from imagepipe.finetune.artifact import WEIGHTS, finetuned_root, read_artifact
 from imagepipe.finetune.config import FinetuneConfig, inputs_key
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.preprocessing import parse_steps
+from imagepipe.records import FinetuneRecord, WindowRecord
 from imagepipe.training import check_class_counts, features_up_to, training_since_id, with_split
 from imagepipe.windows import Window
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.monotonic()
     lake = Lake(args.lake_root)
-    window = Window.from_json(lake.read_run(args.run_id, "window"))
+    window = lake.read_record(args.run_id, WindowRecord).window
     base_weights = resolve_weights(args.spec)
     spark = get_spark("finetune_backbone")
     images = split_images(spark, lake, window, args.training_days).persist()
@@ -125,10 +126,9 @@ def main(argv: list[str] | None = None) -> None:
                  args.finetune_processes, root)
         document = distributor_for(spark, args.finetune_processes).run(train_backbone, job)
     images.unpersist()
-    lake.write_run(args.run_id, "finetune", {
-        "backbone": args.backbone, "weights": document["weights"], "sha256": document["sha256"], "reused": reused,
-        "inputs_key": key, "best_validation_accuracy": document["best_validation_accuracy"],
-        "epochs_run": document["epochs_run"]})
+    lake.write_record(args.run_id, FinetuneRecord(
+        backbone=args.backbone, weights=document["weights"], sha256=document["sha256"], reused=reused, inputs_key=key,
+        best_validation_accuracy=document["best_validation_accuracy"], epochs_run=document["epochs_run"]))
     log.info("fine-tuned weights %s (validation accuracy %.4f after %d epochs) in %.1f s; extract features with "
              "--weights %s", key, document["best_validation_accuracy"], document["epochs_run"],
              time.monotonic() - started, document["weights"])

@@ -26,6 +26,7 @@ from imagepipe.forget import (
     versions_trained_on,
 )
 from imagepipe.lake import Lake
+from imagepipe.records import ForgetRecord
 from imagepipe.registry import open_registry
 from imagepipe.spark import get_spark
 
@@ -77,12 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     delete_rows(spark, matches)
     expire(spark, namespace_tables(spark, lake), datetime.now(timezone.utc))
     # Read back, a timestamp is in this machine's local time without its zone: made UTC again.
-    record = {**entry, "forgotten_at": entry["forgotten_at"].astimezone(timezone.utc).isoformat(),
-              "rows_removed": json.loads(entry["rows_removed"]), "model_versions": json.loads(entry["model_versions"])}
-    lake.write_run(args.run_id, "forget", record)
+    record = ForgetRecord(**{**entry, "forgotten_at": entry["forgotten_at"].astimezone(timezone.utc).isoformat(),
+                             "rows_removed": json.loads(entry["rows_removed"]),
+                             "model_versions": json.loads(entry["model_versions"])})
+    lake.write_record(args.run_id, record)
     log.info("forgot %s (%s) for %s: rows removed %s; model versions whose training read it: %s; older snapshots "
              "and orphan files expired", args.image_key or args.image_sha256, entry["reason"], entry["requested_by"],
-             record["rows_removed"], [version["version"] for version in record["model_versions"]] or "none")
+             record.rows_removed, [version["version"] for version in record.model_versions] or "none")
 
 
 if __name__ == "__main__":

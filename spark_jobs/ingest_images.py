@@ -31,6 +31,7 @@ from imagepipe.ingest import (
 )
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.object_store import list_objects, parse_s3_uri, s3_client
+from imagepipe.records import IngestRecord, WindowRecord
 from imagepipe.spark import get_spark
 from imagepipe.windows import WATERMARK, Window, parse_timestamp, resolve_window
 
@@ -63,15 +64,15 @@ def run_window(lake: Lake, run_id: str, start: str, end) -> Window:
     """The run's window, decided once: a retry of the run with the same arguments reuses the window its first
     attempt recorded (its watermark start and its end, cut at the listing moment, stay as they were)."""
     request = {"start": start, "end": end.isoformat()}
-    recorded = storage.read_json(lake.run_document(run_id, "window"))
-    if recorded is not None and recorded.get("request") == request:
-        return Window.from_json(recorded)
+    recorded = lake.find_record(run_id, WindowRecord)
+    if recorded is not None and recorded.request == request:
+        return recorded.window
     watermark = storage.read_json(lake.watermark)
     window = resolve_window(
         start, end.isoformat(), parse_timestamp(watermark["end"]) if watermark else None,
         listed_at=datetime.now(timezone.utc),
     )
-    lake.write_run(run_id, "window", {**window.to_json(), "run_id": run_id, "request": request})
+    lake.write_record(run_id, WindowRecord.of(window, run_id, request))
     return window
 
 
@@ -126,25 +127,25 @@ def main(argv: list[str] | None = None) -> None:
         snapshot, labels, rejected = tables.current_snapshot(spark, lake.images), {}, {}
     conflicts = rejected.pop(CONFLICT_REASON, 0)
     seconds = time.monotonic() - started
-    report = {
-        "source_uri": args.source_uri,
-        "window": window.to_json(),
-        "listed": selection.listed,
-        "outside_window": selection.outside_window,
-        "unlabeled": selection.unlabeled,
-        "fetched": len(selection.candidates),
-        "bytes": sum(info.size for info, _ in selection.candidates),
-        "ingested": sum(labels.values()),
-        "duplicates": len(selection.candidates) - sum(labels.values()) - sum(rejected.values()) - conflicts,
-        "conflicts": conflicts,
-        "rejected": rejected,
-        "labels": dict(sorted(labels.items())),
-        "images_snapshot": snapshot,
-        "quarantined": quarantined,
-        "seconds": round(seconds, 3),
-        "objects_per_s": round(len(selection.candidates) / seconds, 1),
-    }
-    lake.write_run(args.run_id, "ingest", report)
+    report = IngestRecord(
+        source_uri=args.source_uri,
+        window=window.to_json(),
+        listed=selection.listed,
+        outside_window=selection.outside_window,
+        unlabeled=selection.unlabeled,
+        fetched=len(selection.candidates),
+        bytes=sum(info.size for info, _ in selection.candidates),
+        ingested=sum(labels.values()),
+        duplicates=len(selection.candidates) - sum(labels.values()) - sum(rejected.values()) - conflicts,
+        conflicts=conflicts,
+        rejected=rejected,
+        labels=dict(sorted(labels.items())),
+        images_snapshot=snapshot,
+        quarantined=quarantined,
+        seconds=round(seconds, 3),
+        objects_per_s=round(len(selection.candidates) / seconds, 1),
+    )
+    lake.write_record(args.run_id, report)
     log.info("ingest report %s: %s", lake.run_document(args.run_id, "ingest"), report)
     check_rejected_fraction(
         sum(rejected.values()), len(selection.candidates), args.max_rejected_fraction, lake.quarantine.identifier
@@ -153,8 +154,8 @@ def main(argv: list[str] | None = None) -> None:
     if watermark is None or parse_timestamp(watermark["end"]) < window.end:
         storage.write_json(lake.watermark, {"end": window.end.isoformat(), "run_id": args.run_id})
     log.info("ingested %d new images of %d listed in window %s (duplicates %d, rejected %d, unlabeled %d) in %.1f s, "
-             "%.1f objects/s", report["ingested"], report["listed"], window.id, report["duplicates"],
-             sum(rejected.values()) + conflicts, report["unlabeled"], seconds, report["objects_per_s"])
+             "%.1f objects/s", report.ingested, report.listed, window.id, report.duplicates,
+             sum(rejected.values()) + conflicts, report.unlabeled, seconds, report.objects_per_s)
 
 
 if __name__ == "__main__":

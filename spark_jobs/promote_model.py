@@ -18,6 +18,7 @@ from imagepipe import cli, params
 from imagepipe.errors import InputError
 from imagepipe.gate import explain, promotion_reason
 from imagepipe.lake import Lake
+from imagepipe.records import CandidateRecord, PromotionRecord
 from imagepipe.registry import open_registry
 
 log = logging.getLogger("promote_model")
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     lake = Lake(args.lake_root)
     registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
-    version = lake.read_run(args.run_id, "candidate")["version"]
+    version = lake.read_record(args.run_id, CandidateRecord).version
     verdict = registry.document(version, "verdict")
     if verdict is None:
         raise InputError(f"version {version} has no verdict; run evaluate_model for run {args.run_id} first")
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         log.info("backfill run %s: version %d (verdict %s) is not promoted and the champion stays version %s; "
                  "trigger with promote_on_backfill to let a backfill promote", args.run_id, version, outcome,
                  registry.champion_version())
-        lake.write_run(args.run_id, "promotion", {"version": version, "changed": False, "skipped": "backfill run"})
+        lake.write_record(args.run_id, PromotionRecord(version, changed=False, skipped="backfill run"))
         return
     if verdict["passed"]:
         kind, reason = "promotion", promotion_reason(verdict)
@@ -72,9 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         log.warning("version %d failed its gate; promoting it anyway (forced): %s", version, reason)
     registry.verify(version)
     changed = registry.promote(version, verdict["champion_version"], args.run_id, reason, kind=kind)
-    lake.write_run(
-        args.run_id, "promotion", {"version": version, "previous": verdict["champion_version"], "changed": changed}
-    )
+    lake.write_record(args.run_id, PromotionRecord(version, changed, previous=verdict["champion_version"]))
     log.info("champion of %s is version %d%s", args.model_name, version, "" if changed else " (already)")
 
 

@@ -26,6 +26,7 @@ from imagepipe.images import ValidationBounds
 from imagepipe.ingest import candidate_frame, fetch_and_validate, folder_prefix, rejections_by_kind, select_objects
 from imagepipe.lake import Lake
 from imagepipe.object_store import list_objects, parse_s3_uri, s3_client
+from imagepipe.records import ScoringRecord
 from imagepipe.registry import open_registry
 from imagepipe.scoring import featurize, prediction_rows
 from imagepipe.spark import get_spark
@@ -101,25 +102,25 @@ def main(argv: list[str] | None = None) -> None:
             drift.table_row(spark, drift_report, args.run_id, args.model_name, datetime.now(timezone.utc)),
             lake.drift(args.model_name), "run_id")
     seconds = time.monotonic() - started
-    report = {
-        "source_uri": args.source_uri,
-        "window": window.to_json(),
-        "model_name": args.model_name,
-        "model_version": version,
-        "fingerprint": fingerprint,
-        "listed": selection.listed,
-        "outside_window": selection.outside_window,
-        "scored": sum(labels.values()),
-        "not_scored": unscored,
-        "labels": dict(sorted(labels.items())),
-        "predictions": output.identifier,
-        "seconds": round(seconds, 3),
-        "objects_per_s": round(len(selection.candidates) / seconds, 1),
-        "drift": drift_report.to_json(),
-    }
-    lake.write_run(args.run_id, "scoring", report)
+    report = ScoringRecord(
+        source_uri=args.source_uri,
+        window=window.to_json(),
+        model_name=args.model_name,
+        model_version=version,
+        fingerprint=fingerprint,
+        listed=selection.listed,
+        outside_window=selection.outside_window,
+        scored=sum(labels.values()),
+        not_scored=unscored,
+        labels=dict(sorted(labels.items())),
+        predictions=output.identifier,
+        seconds=round(seconds, 3),
+        objects_per_s=round(len(selection.candidates) / seconds, 1),
+        drift=drift_report.to_json(),
+    )
+    lake.write_record(args.run_id, report)
     log.info("scored %d of %d objects with %s version %d in %.1f s (%.1f objects/s); not scored: %s; predictions in %s",
-             report["scored"], len(selection.candidates), args.model_name, version, seconds, report["objects_per_s"],
+             report.scored, len(selection.candidates), args.model_name, version, seconds, report.objects_per_s,
              unscored or "none", output.identifier)
     for line in drift.explain(drift_report):
         (log.warning if drift_report.alarm else log.info)("drift: %s", line)

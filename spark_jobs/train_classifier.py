@@ -19,6 +19,7 @@ from imagepipe.classifiers import check_transforms_fit, model_spec
 from imagepipe.evaluation import classification_metrics, score
 from imagepipe.features import stored_backbone
 from imagepipe.lake import WINDOW_COLUMN, Lake
+from imagepipe.records import CandidateRecord, FeaturesRecord, WindowRecord
 from imagepipe.registry import open_registry
 from imagepipe.spark import get_spark
 from imagepipe.training import (
@@ -32,7 +33,6 @@ from imagepipe.training import (
     training_since_id,
     with_class_weights,
 )
-from imagepipe.windows import Window
 
 log = logging.getLogger("train_classifier")
 
@@ -52,18 +52,18 @@ def main(argv: list[str] | None = None) -> None:
                       args.selection_folds)
     lake = Lake(args.lake_root)
     registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
-    window = Window.from_json(lake.read_run(args.run_id, "window"))
+    window = lake.read_record(args.run_id, WindowRecord).window
 
     done = registry.version_for_run(args.run_id)
     if done is not None and registry.document(done, "metadata") is not None:
         log.info("run %s already trained version %d; keeping it", args.run_id, done)
-        lake.write_run(args.run_id, "candidate", {"version": done, "model_name": args.model_name})
+        lake.write_record(args.run_id, CandidateRecord(done, args.model_name))
         return
 
     spark = get_spark("train_classifier")
     # Every read of this run sees one snapshot of each table, which the version's metadata records (its lineage).
     if args.train_as_of_version is None:
-        read = read_now(spark, lake, window, lake.read_run(args.run_id, "features"), args.training_days)
+        read = read_now(spark, lake, window, lake.read_record(args.run_id, FeaturesRecord), args.training_days)
     else:
         read = read_of_version(lake, registry.metadata(args.train_as_of_version))
         log.info("training on version %d's rows: %s", args.train_as_of_version, read.recorded())
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
             "training_seconds": seconds,
         },
     )
-    lake.write_run(args.run_id, "candidate", {"version": version, "model_name": args.model_name})
+    lake.write_record(args.run_id, CandidateRecord(version, args.model_name))
     log.info("trained %s version %d (%s %s) in %.1f s; validation accuracy %.4f on %d images", args.model_name,
              version, spec.classifier, chosen, seconds, validation["accuracy"] or 0.0, validation["rows"])
 

@@ -13,7 +13,7 @@ Tables are Apache Iceberg tables of the catalog (imagepipe.tables), in the lake'
 Documents sit beside them:
 
     <root>/feature_spaces/<fingerprint>.json   the settings that made a feature space
-    <root>/runs/<run>/                     what each DAG run decided and produced (window, reports, candidate)
+    <root>/runs/<run>/<kind>.json          what each DAG run decided and produced: its typed records (imagepipe.records)
     <root>/registry/<model>/               model versions, champion pointer, promotion history
     <root>/_state/ingest_watermark.json    end of the newest window ingested
 
@@ -28,10 +28,15 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from imagepipe import settings, storage
 from imagepipe.errors import InputError, MissingRecordError
+
+if TYPE_CHECKING:
+    from imagepipe.records import RunRecord
+
+R = TypeVar("R", bound="RunRecord")
 
 WINDOW_COLUMN = "window_id"
 # The lake's Iceberg catalog as Spark SQL names it (imagepipe.tables configures it).
@@ -124,16 +129,22 @@ class Lake:
     def watermark(self) -> str:
         return storage.join(self.root, "_state", "ingest_watermark.json")
 
-    def read_run(self, run_id: str, name: str) -> dict:
-        """A document an earlier task of the same run wrote; its absence means that task has not run."""
-        document = storage.read_json(self.run_document(run_id, name))
-        if document is None:
-            raise MissingRecordError(
-                f"run {run_id} has no {name} record in {self.root}; run the step that writes it first")
-        return document
+    def find_record(self, run_id: str, kind: type[R]) -> R | None:
+        """The run's record of that kind (imagepipe.records), or None when the step that writes it has not run."""
+        where = self.run_document(run_id, kind.KIND)
+        document = storage.read_json(where)
+        return None if document is None else kind.from_json(document, where)
 
-    def write_run(self, run_id: str, name: str, document: dict) -> None:
-        storage.write_json(self.run_document(run_id, name), document)
+    def read_record(self, run_id: str, kind: type[R]) -> R:
+        """The record an earlier task of the same run wrote; its absence means that task has not run."""
+        record = self.find_record(run_id, kind)
+        if record is None:
+            raise MissingRecordError(
+                f"run {run_id} has no {kind.KIND} record in {self.root}; run the step that writes it first")
+        return record
+
+    def write_record(self, run_id: str, record) -> None:
+        storage.write_json(self.run_document(run_id, record.KIND), record.to_json())
 
 
 def registry_uri(lake_root_uri: str | None = None) -> str:

@@ -17,6 +17,14 @@ from imagepipe.errors import InputError
 from imagepipe.features import describe_backbone
 from imagepipe.gate import explain
 from imagepipe.lake import Lake
+from imagepipe.records import (
+    CandidateRecord,
+    FeaturesRecord,
+    FinetuneRecord,
+    IngestRecord,
+    PromotionRecord,
+    WindowRecord,
+)
 from imagepipe.registry import Registry, open_registry
 
 SPLITS = ("train", "validation", "test")
@@ -29,7 +37,7 @@ def newest_run(lake: Lake) -> str:
     records = sorted(runs.glob("*/window.json"), key=lambda path: path.stat().st_mtime) if runs.exists() else []
     if not records:
         raise InputError(f"no pipeline run has recorded anything in {lake.root}")
-    return storage.read_json(str(records[-1]))["run_id"]
+    return WindowRecord.from_json(storage.read_json(str(records[-1])), str(records[-1])).run_id
 
 
 def split_rows(metadata: dict) -> dict[str, int]:
@@ -42,24 +50,27 @@ def run_outcome(lake: Lake, run_id: str, registry: Registry) -> dict:
     """Everything the run decided, from its records: window, ingest counts and quarantined keys, the fine-tuned
     weights, feature rows, the candidate (its split rows, test metrics, verdict), the promotion and the champion now.
     A step that has not run (or was skipped) is None."""
-    window = lake.read_run(run_id, "window")
-    ingest = lake.read_run(run_id, "ingest")
+    def found(kind) -> dict | None:
+        record = lake.find_record(run_id, kind)
+        return None if record is None else record.to_json()
+
+    window = lake.read_record(run_id, WindowRecord)
+    ingest = lake.read_record(run_id, IngestRecord)
     outcome = {
         "run_id": run_id,
-        "window": window,
-        "ingest": {**ingest, "conflicts": ingest.get("conflicts", 0)},
-        # The keys the run's ingest quarantined, as its record lists them (an older record lists none).
-        "quarantined": ingest.get("quarantined", []),
+        "window": window.to_json(),
+        "ingest": ingest.to_json(),
+        "quarantined": ingest.quarantined,  # the keys the run's ingest quarantined, as its record lists them
         "quarantine_table": lake.quarantine.identifier,
-        "finetune": storage.read_json(lake.run_document(run_id, "finetune")),
-        "features": storage.read_json(lake.run_document(run_id, "features")),
+        "finetune": found(FinetuneRecord),
+        "features": found(FeaturesRecord),
         "candidate": None,
-        "promotion": storage.read_json(lake.run_document(run_id, "promotion")),
+        "promotion": found(PromotionRecord),
         "champion": registry.champion(),
     }
-    record = storage.read_json(lake.run_document(run_id, "candidate"))
+    record = lake.find_record(run_id, CandidateRecord)
     if record is not None:
-        version = record["version"]
+        version = record.version
         metadata = registry.metadata(version)
         metrics = registry.document(version, "metrics")
         outcome["candidate"] = {

@@ -9,6 +9,7 @@ from imagepipe.classifiers import FEATURE_VECTOR, FOLD_COLUMN, LABEL_INDEX, WEIG
 from imagepipe.errors import InputError
 from imagepipe.featurizer import FEATURES_COLUMN
 from imagepipe.lake import WINDOW_COLUMN, Lake, Table
+from imagepipe.records import FeaturesRecord
 from imagepipe.windows import EPOCH, Window, parse_timestamp
 
 SPLITS = (("train", 80), ("validation", 90), ("test", 100))  # cumulative percent of the sha256 hash space
@@ -33,14 +34,13 @@ class TrainingRead:
         return {table.identifier: snapshot for table, snapshot in self.snapshots.items()}
 
 
-def read_now(spark, lake: Lake, window: Window, feature_run: dict, training_days: int | None) -> TrainingRead:
+def read_now(spark, lake: Lake, window: Window, feature_run: FeaturesRecord, training_days: int | None) -> TrainingRead:
     """The run's own training read: its feature space up to its window end, every table at its current snapshot."""
     from imagepipe import tables
 
-    fingerprint = feature_run["fingerprint"]
+    fingerprint = feature_run.fingerprint
     snapshots = {table: tables.current_snapshot(spark, table) for table in (lake.features(fingerprint), lake.images)}
-    return TrainingRead(fingerprint, feature_run.get("preprocessing"), window.end.isoformat(), training_days,
-                        snapshots)
+    return TrainingRead(fingerprint, feature_run.preprocessing, window.end.isoformat(), training_days, snapshots)
 
 
 def read_of_version(lake: Lake, metadata: dict) -> TrainingRead:

@@ -23,6 +23,7 @@ from scheduler.postgres_server import PostgresServer
 
 from imagepipe import storage
 from imagepipe.dev import sample_data
+from imagepipe.records import FinetuneRecord
 from imagepipe.spark import local_driver_conf
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -183,9 +184,9 @@ def test_the_whole_dag_runs_on_the_cluster_with_the_runs_resources(cluster, exec
     assert "promote_model" not in apps
     assert "Started distributed training with 2 executor processes" in run.stdout + run.stderr
     metadata = storage.read_json(f"{lake}/registry/image_classifier/versions/1/metadata.json")
-    [record] = [storage.read_json(Lake(lake).run_document(metadata["run_id"], "finetune"))]
+    record = Lake(lake).read_record(metadata["run_id"], FinetuneRecord)
     space = storage.read_json(Lake(lake).feature_space_document(metadata["fingerprint"]))
-    assert space["weights"] == record["weights"] and record["epochs_run"] == 1
+    assert space["weights"] == record.weights and record.epochs_run == 1
     # The tables' files are objects under the lake's prefix, and the catalog that names them is the PostgreSQL one.
     keys = {item["Key"] for item in s3_client().list_objects_v2(Bucket=s3_bucket, Prefix="lake/")["Contents"]}
     for table in ("images", f"features/{metadata['fingerprint']}"):

@@ -63,6 +63,7 @@ def test_the_champion_asset_is_updated_only_by_a_run_that_changed_the_champion(b
     from airflow.sdk.execution_time.context import OutletEventAccessors
 
     from imagepipe.lake import Lake
+    from imagepipe.records import PromotionRecord
     from imagepipe.registry import Registry
 
     lake, registry = Lake(lake_root), Registry(Lake(lake_root).registry, MODEL)
@@ -73,8 +74,8 @@ def test_the_champion_asset_is_updated_only_by_a_run_that_changed_the_champion(b
         registry.write_document(version, "metadata", {"version": version})
     registry.promote(1, None, "manual__first", "verdict passed")
     # A promote retried after its swap landed records no change; the pointer still names the run.
-    lake.write_run("manual__first", "promotion", {"version": 1, "previous": None, "changed": False})
-    lake.write_run("backfill__second", "promotion", {"version": 2, "changed": False, "skipped": "backfill run"})
+    lake.write_record("manual__first", PromotionRecord(1, False, previous=None))
+    lake.write_record("backfill__second", PromotionRecord(2, False, skipped="backfill run"))
 
     events = OutletEventAccessors()
     task.python_callable(run_id="manual__first", outlet_events=events)
@@ -123,6 +124,7 @@ def test_a_drift_alarm_updates_the_drift_asset_and_tells_the_drift_subscribers_a
 
     from imagepipe.drift import DriftCheck, DriftReport
     from imagepipe.lake import Lake
+    from imagepipe.records import ScoringRecord
 
     task = bag.dags["image_batch_scoring"].get_task("drift_alarm")
     [drift] = task.outlets
@@ -131,11 +133,15 @@ def test_a_drift_alarm_updates_the_drift_asset_and_tells_the_drift_subscribers_a
     checks = (DriftCheck("class_mix_psi", 0.61, 0.25, True), DriftCheck("top_probability_psi", 0.04, 0.25, False),
               DriftCheck("feature_psi_max", 1.9, 0.25, True))
     lake = Lake(lake_root)
-    lake.write_run("asset_triggered__shifted", "scoring",
-                   {"drift": DriftReport(4, 150, checks, (1.9, 0.2, 0.1, 0.05, 0.02)).to_json()})
-    lake.write_run("asset_triggered__quiet", "scoring",
-                   {"drift": DriftReport(4, 150, tuple(DriftCheck(c.name, 0.03, 0.25, False) for c in checks),
-                                         (0.03,) * 5).to_json()})
+    def scoring(report: DriftReport) -> ScoringRecord:
+        return ScoringRecord(
+            source_uri="s3://inbox/new/", window={}, model_name=MODEL, model_version=4, fingerprint="f", listed=150,
+            outside_window=0, scored=150, not_scored={}, labels={"beach": 150}, predictions="predictions",
+            seconds=3.0, objects_per_s=50.0, drift=report.to_json())
+
+    lake.write_record("asset_triggered__shifted", scoring(DriftReport(4, 150, checks, (1.9, 0.2, 0.1, 0.05, 0.02))))
+    lake.write_record("asset_triggered__quiet", scoring(
+        DriftReport(4, 150, tuple(DriftCheck(c.name, 0.03, 0.25, False) for c in checks), (0.03,) * 5)))
     events = OutletEventAccessors()
 
     with http_server() as (hook, connection):

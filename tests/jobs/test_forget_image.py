@@ -14,6 +14,7 @@ from imagepipe.dev import sample_data
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.records import FeaturesRecord, ForgetRecord
 from pipeline_runs import FAR_FUTURE, TRAIN
 from spark_jobs import (
     evaluate_model,
@@ -76,7 +77,7 @@ def test_forgetting_an_image_removes_its_rows_everywhere_and_its_bytes_from_the_
     lake = Lake(lake_root)
     key = f"set/{chosen.label}/{chosen.name}"
     [sha256] = [row["sha256"] for row in spark.table(lake.images.identifier).filter(f"key = '{key}'").collect()]
-    fingerprint = lake.read_run("manual__train", "features")["fingerprint"]
+    fingerprint = lake.read_record("manual__train", FeaturesRecord).fingerprint
     tables = {"images": lake.images, "features": lake.features(fingerprint),
               "predictions": lake.predictions("image_classifier")}
     before = {name: spark.table(table.identifier).count() for name, table in tables.items()}
@@ -93,18 +94,18 @@ def test_forgetting_an_image_removes_its_rows_everywhere_and_its_bytes_from_the_
         "images": 1, "features": 1, "predictions": 1}
     assert _objects_holding(chosen.content) == []
 
-    record = lake.read_run("manual__forget", "forget")
-    assert (record["key"], record["sha256"], record["requested_by"]) == (key, [sha256], "privacy-desk")
-    assert record["reason"] == "the person in it asked"
-    assert [version["version"] for version in record["model_versions"]] == [1]
+    record = lake.read_record("manual__forget", ForgetRecord)
+    assert (record.key, record.sha256, record.requested_by) == (key, [sha256], "privacy-desk")
+    assert record.reason == "the person in it asked"
+    assert [version["version"] for version in record.model_versions] == [1]
     [entry] = spark.table(lake.forgotten.identifier).collect()
     assert (entry["key"], entry["sha256"], entry["run_id"]) == (key, [sha256], "manual__forget")
-    assert json.loads(entry["rows_removed"]) == record["rows_removed"]
+    assert json.loads(entry["rows_removed"]) == record.rows_removed
 
     # A retry of the same run finishes what is left (nothing) and keeps the record its first attempt wrote.
     forget_image.main(["--run-id", "manual__forget", "--lake-root", lake_root, "--image-key", key,
                        "--forget-reason", "the person in it asked"])
-    assert lake.read_run("manual__forget", "forget") == record
+    assert lake.read_record("manual__forget", ForgetRecord) == record
     with pytest.raises(InputError, match=f"no table of the lake {lake_root} holds an image with key {key}"):
         forget_image.main(["--run-id", "manual__again", "--lake-root", lake_root, "--image-key", key,
                            "--forget-reason", "asked twice"])

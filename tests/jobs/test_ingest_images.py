@@ -15,6 +15,7 @@ from imagepipe.dev import sample_data
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.records import IngestRecord, WindowRecord
 from imagepipe.tables import current_snapshot
 from spark_jobs import ingest_images
 
@@ -62,7 +63,7 @@ def _ingest(bucket, lake_root, run_id, *extra):
         ["--source-uri", f"s3://{bucket}/raw/", "--run-id", run_id, "--lake-root", lake_root,
          "--window-end", FAR_FUTURE, "--fetch-threads", "4", "--max-rejected-fraction", "0.5", *extra]
     )
-    return Lake(lake_root).read_run(run_id, "ingest")
+    return Lake(lake_root).read_record(run_id, IngestRecord)
 
 
 def test_ingest_keeps_good_images_once_and_quarantines_the_rest_with_reasons(spark, messy_bucket, lake_root):
@@ -83,15 +84,15 @@ def test_ingest_keeps_good_images_once_and_quarantines_the_rest_with_reasons(spa
     assert quarantine["raw/forest/half.jpg"].startswith(("truncated", "corrupt"))
     assert quarantine["raw/forest/tiny.png"].startswith("too small")
     assert quarantine["raw/beach/conflict.jpg"] == "conflicting labels: same content labelled beach, forest"
-    assert report["ingested"] == 8
-    assert report["unlabeled"] == 1
-    assert report["duplicates"] == 1
-    assert report["conflicts"] == 2
-    cut_short = {reason: 1 for reason in report["rejected"] if reason in ("truncated", "corrupt")}
-    assert report["rejected"] == {"empty": 1, "not an image": 1, "too small": 1, **cut_short}
-    assert sum(report["rejected"].values()) == 4
-    assert report["fetched"] == 15
-    assert report["bytes"] > 0 and report["objects_per_s"] > 0
+    assert report.ingested == 8
+    assert report.unlabeled == 1
+    assert report.duplicates == 1
+    assert report.conflicts == 2
+    cut_short = {reason: 1 for reason in report.rejected if reason in ("truncated", "corrupt")}
+    assert report.rejected == {"empty": 1, "not an image": 1, "too small": 1, **cut_short}
+    assert sum(report.rejected.values()) == 4
+    assert report.fetched == 15
+    assert report.bytes > 0 and report.objects_per_s > 0
 
 
 def test_rerunning_the_same_run_gives_the_same_lake(spark, messy_bucket, lake_root):
@@ -113,10 +114,10 @@ def test_a_later_watermark_run_takes_only_new_objects(spark, messy_bucket, lake_
     settle()
     report = _ingest(messy_bucket, lake_root, "manual__two")
 
-    window = Lake(lake_root).read_run("manual__two", "window")
+    window = Lake(lake_root).read_record("manual__two", WindowRecord)
     # The first window ended at the second its listing started, before new.jpg was written.
-    assert window["start"] == Lake(lake_root).read_run("manual__one", "window")["end"] <= first_end.isoformat()
-    assert report["ingested"] == 1
+    assert window.start == Lake(lake_root).read_record("manual__one", WindowRecord).end <= first_end.isoformat()
+    assert report.ingested == 1
     assert spark.table(Lake(lake_root).images.identifier).count() == 9
 
 
@@ -127,14 +128,14 @@ def test_a_run_with_nothing_new_commits_nothing(spark, messy_bucket, lake_root):
 
     report = _ingest(messy_bucket, lake_root, "manual__two")
 
-    assert report["ingested"] == 0 and report["images_snapshot"] == snapshots[0] is not None
+    assert report.ingested == 0 and report.images_snapshot == snapshots[0] is not None
     assert (current_snapshot(spark, lake.images), current_snapshot(spark, lake.quarantine)) == snapshots
 
 
 def test_objects_outside_an_explicit_window_are_left_for_their_own_run(spark, messy_bucket, lake_root):
     report = _ingest(messy_bucket, lake_root, "manual__future", "--window-start", "2099-01-01T00:00:00Z")
-    assert report["ingested"] == 0
-    assert report["outside_window"] == report["listed"]
+    assert report.ingested == 0
+    assert report.outside_window == report.listed
 
 
 def test_identical_content_already_in_the_lake_is_not_taken_again(spark, messy_bucket, lake_root):
@@ -146,7 +147,7 @@ def test_identical_content_already_in_the_lake_is_not_taken_again(spark, messy_b
     )
     settle()
     report = _ingest(messy_bucket, lake_root, "manual__two", "--window-start", "2000-01-01T00:00:00Z")
-    assert report["ingested"] == 0
+    assert report.ingested == 0
     assert json.dumps(sorted(r["sha256"] for r in spark.table(Lake(lake_root).images.identifier).collect())) == first
 
 
@@ -175,7 +176,7 @@ def test_labels_from_a_manifest_instead_of_folders(spark, s3_bucket, lake_root, 
     )
     rows = {row["key"]: row["label"] for row in spark.table(Lake(lake_root).images.identifier).collect()}
     assert rows == {"flat/a.jpg": "red", "flat/b.jpg": "green"}
-    assert Lake(lake_root).read_run("manual__m", "ingest")["unlabeled"] == 1
+    assert Lake(lake_root).read_record("manual__m", IngestRecord).unlabeled == 1
 
 
 def test_a_missing_bucket_is_reported_in_one_line(s3_endpoint, lake_root):
@@ -234,8 +235,8 @@ def test_an_object_modified_exactly_at_the_window_end_belongs_to_the_next_window
                         "--window-end", (at + timedelta(days=1)).isoformat()])
 
     lake = Lake(lake_root)
-    assert lake.read_run("scheduled__before", "ingest")["ingested"] == 0
-    assert lake.read_run("scheduled__from", "ingest")["ingested"] == 1
+    assert lake.read_record("scheduled__before", IngestRecord).ingested == 0
+    assert lake.read_record("scheduled__from", IngestRecord).ingested == 1
 
 
 @pytest.mark.slow
@@ -284,4 +285,4 @@ def test_a_run_killed_while_writing_leaves_the_lake_readable_and_its_retry_repai
     ingest_images.main(second)
     images = spark.table(lake.images.identifier)
     assert images.count() == images.select("sha256").distinct().count() == 90
-    assert lake.read_run("manual__second", "ingest")["ingested"] == 80
+    assert lake.read_record("manual__second", IngestRecord).ingested == 80

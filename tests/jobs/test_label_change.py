@@ -11,6 +11,7 @@ from imagepipe.dev import sample_data
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.records import CandidateRecord, FeaturesRecord, WindowRecord
 from imagepipe.registry import Registry
 from pipeline_runs import TRAIN, run_pipeline
 from spark_jobs import evaluate_model, promote_model, train_classifier
@@ -43,12 +44,12 @@ def lake_root(spark, s3_endpoint, tmp_path_factory) -> str:
 def retrain(lake_root: str, run_id: str, *evaluate_args: str) -> int:
     """Train and evaluate a new version on manual__four's images, as a re-run of that window would; its number."""
     lake = Lake(lake_root)
-    for name in ("window", "features"):
-        lake.write_run(run_id, name, lake.read_run("manual__four", name))
+    for kind in (WindowRecord, FeaturesRecord):
+        lake.write_record(run_id, lake.read_record("manual__four", kind))
     common = ["--run-id", run_id, "--lake-root", lake_root]
     train_classifier.main([*common, *TRAIN])
     evaluate_model.main([*common, *EVALUATE, *evaluate_args])
-    return lake.read_run(run_id, "candidate")["version"]
+    return lake.read_record(run_id, CandidateRecord).version
 
 
 def label_set(verdict: dict) -> dict:

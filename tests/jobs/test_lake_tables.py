@@ -14,6 +14,7 @@ from conftest import settle
 from imagepipe.dev import sample_data
 from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.object_store import s3_client
+from imagepipe.records import IngestRecord
 from imagepipe.registry import Registry
 from imagepipe.spark import own_jvm_environment
 from imagepipe.tables import current_snapshot
@@ -95,7 +96,7 @@ def test_training_as_of_a_version_reads_exactly_its_rows_after_later_ingests(spa
     ingest_images.main([*later, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
     extract_features.main([*later, *FEATURES])
     lake = Lake(lake_root)
-    assert lake.read_run("manual__later", "ingest")["ingested"] == 24
+    assert lake.read_record("manual__later", IngestRecord).ingested == 24
     train_classifier.main([*later, *TRAIN, "--min-examples-per-class", "1", "--train-as-of-version", "1"])
 
     registry = Registry(lake.registry, "image_classifier")

@@ -11,6 +11,7 @@ import pytest
 from imagepipe import storage
 from imagepipe.errors import InputError
 from imagepipe.lake import WINDOW_COLUMN, Lake
+from imagepipe.records import FeaturesRecord
 from imagepipe.tables import current_snapshot
 from pipeline_runs import FAR_FUTURE, FEATURES, TRAIN, upload_with_a_small_image
 from spark_jobs import extract_features, ingest_images, migrate_lake, train_classifier
@@ -25,7 +26,7 @@ def _rows(frame) -> list[tuple]:
 def _earlier_layout(spark, lake: Lake, earlier_root: Path) -> None:
     """The lake's tables written the way the jobs wrote them before: Parquet, partitioned by folder, the feature
     space's settings inside its table's folder; the run records copied as they are."""
-    fingerprint = lake.read_run("manual__first", "features")["fingerprint"]
+    fingerprint = lake.read_record("manual__first", FeaturesRecord).fingerprint
     for table, folder in ((lake.images, "images"), (lake.quarantine, "quarantine"),
                           (lake.features(fingerprint), f"features/{fingerprint}")):
         spark.table(table.identifier).write.partitionBy(WINDOW_COLUMN).parquet(str(earlier_root / folder))
@@ -40,7 +41,7 @@ def test_an_earlier_lake_is_refused_until_migrated_then_keeps_every_row_and_trai
     common = ["--run-id", "manual__first", "--lake-root", current.root]
     ingest_images.main([*common, "--source-uri", f"s3://{s3_bucket}/set/", "--window-end", FAR_FUTURE])
     extract_features.main([*common, *FEATURES])
-    fingerprint = current.read_run("manual__first", "features")["fingerprint"]
+    fingerprint = current.read_record("manual__first", FeaturesRecord).fingerprint
     earlier = Lake(str(tmp_path / "earlier"))
     _earlier_layout(spark, current, Path(earlier.root))
     train = ["--run-id", "manual__first", "--lake-root", earlier.root, *TRAIN, "--min-examples-per-class", "1"]

@@ -15,8 +15,8 @@ from imagepipe.errors import InputError
 from imagepipe.evaluation import score
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.records import FeaturesRecord, WindowRecord
 from imagepipe.registry import Registry
-from imagepipe.windows import Window
 from pipeline_runs import FAR_FUTURE, FEATURES, TRAIN, run_pipeline
 from spark_jobs import evaluate_model, extract_features, ingest_images, promote_model, train_classifier
 
@@ -55,11 +55,11 @@ def test_pipeline_trains_a_model_that_passes_its_gate_and_becomes_champion(spark
     lake = Lake(lake_root)
     registry = Registry(lake.registry, "image_classifier")
 
-    features = lake.read_run("manual__first", "features")
-    assert features["rows"] == spark.table(lake.images.identifier).count() == 120
+    features = lake.read_record("manual__first", FeaturesRecord)
+    assert features.rows == spark.table(lake.images.identifier).count() == 120
     metadata = registry.metadata(1)
     assert metadata["labels"] == sorted(sample_data.CLASSES)
-    assert metadata["fingerprint"] == features["fingerprint"]
+    assert metadata["fingerprint"] == features.fingerprint
     assert metadata["model"]["classifier"] == "logistic_regression"
     assert metadata["hyperparameters"] == {"reg_param": 0.01, "elastic_net_param": 0.0, "max_iter": 20}
     assert sum(metadata["rows"]["train"].values()) + sum(metadata["rows"]["test"].values()) <= 120
@@ -83,7 +83,7 @@ def test_pipeline_trains_a_model_that_passes_its_gate_and_becomes_champion(spark
 
 def test_the_trained_model_labels_images_by_name(spark, trained_lake):
     lake = Lake(trained_lake)
-    fingerprint = lake.read_run("manual__first", "features")["fingerprint"]
+    fingerprint = lake.read_record("manual__first", FeaturesRecord).fingerprint
     model = Registry(lake.registry, "image_classifier").load_model(1)
     scored = score(model, spark.table(lake.features(fingerprint).identifier))
     right = scored.filter("predicted_label = label").count()
@@ -124,7 +124,7 @@ def test_the_report_shows_the_test_images_the_model_got_wrong_from_thumbnails_in
 
     lake = Lake(lake_root)
     registry = Registry(lake.registry, "image_classifier")
-    window_end = Window.from_json(lake.read_run("manual__gallery", "window")).end_id
+    window_end = lake.read_record("manual__gallery", WindowRecord).window.end_id
     test = evaluate_model.test_split(spark, lake, registry.metadata(1)["fingerprint"], window_end)
     scored = {row["sha256"]: row for row in score(registry.load_model(1), test).collect()}
     wrong = {sha for sha, row in scored.items() if row["label"] != row["predicted_label"]}
@@ -173,7 +173,7 @@ def test_training_refuses_a_feature_table_mixing_feature_spaces(spark, trained_l
     from imagepipe.training import check_one_feature_space
 
     lake = Lake(trained_lake)
-    fingerprint = lake.read_run("manual__first", "features")["fingerprint"]
+    fingerprint = lake.read_record("manual__first", FeaturesRecord).fingerprint
     features = spark.table(lake.features(fingerprint).identifier)
     check_one_feature_space(features, fingerprint)
     other_space = F.when(F.col("label") == "beach", F.lit("resnet50-other")).otherwise(F.col("fingerprint"))
@@ -206,9 +206,9 @@ def test_a_champion_from_another_feature_space_is_judged_on_the_same_test_images
 
 def test_grid_search_and_feature_transforms_reach_the_model_metadata(spark, trained_lake):
     lake = Lake(trained_lake)
-    window = lake.read_run("manual__first", "window")
-    for name in ("window", "features"):
-        lake.write_run("manual__grid", name, lake.read_run("manual__first", name))
+    window = lake.read_record("manual__first", WindowRecord)
+    for kind in (WindowRecord, FeaturesRecord):
+        lake.write_record("manual__grid", lake.read_record("manual__first", kind))
     train_classifier.main(["--run-id", "manual__grid", "--lake-root", trained_lake,
                            "--classifier", "logistic_regression",
                            "--hyperparameters", '{"reg_param": [10.0, 0.01], "max_iter": 10}',
@@ -218,4 +218,4 @@ def test_grid_search_and_feature_transforms_reach_the_model_metadata(spark, trai
     assert metadata["hyperparameters"]["reg_param"] == 0.01
     assert [result["hyperparameters"]["reg_param"] for result in metadata["selection"]] == [10.0, 0.01]
     assert metadata["model"]["feature_transforms"] == ["pca:16"]
-    assert metadata["data_window_end"] == window["end"]
+    assert metadata["data_window_end"] == window.end

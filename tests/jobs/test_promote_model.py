@@ -11,6 +11,7 @@ from unit.registry_helpers import MODEL, failing_verdict, passing_verdict, saved
 
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
+from imagepipe.records import CandidateRecord
 from imagepipe.registry import Registry
 from spark_jobs import promote_model
 
@@ -27,7 +28,7 @@ def candidate_run(root: str, lake_root: str, run_id: str, verdict: dict, tiny_mo
     registry = saved_version(root, tiny_model, run_id)
     version = registry.version_for_run(run_id)
     registry.write_document(version, "verdict", verdict)
-    Lake(lake_root).write_run(run_id, "candidate", {"version": version, "model_name": MODEL})
+    Lake(lake_root).write_record(run_id, CandidateRecord(version, MODEL))
     return version
 
 

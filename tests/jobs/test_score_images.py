@@ -15,6 +15,7 @@ from imagepipe.dev import sample_data
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.records import FeaturesRecord, ScoringRecord
 from imagepipe.registry import Registry
 from imagepipe.registry.versions import Versions
 from pipeline_runs import FAR_FUTURE, TRAIN
@@ -48,7 +49,7 @@ def champion_lake(spark, s3_endpoint) -> str:
     promote_model.main(common)
     # The tables' data and metadata files are objects under the lake's prefix: nothing went to a local path.
     keys = {item["Key"] for item in s3_client().list_objects_v2(Bucket=bucket, Prefix="lake/")["Contents"]}
-    fingerprint = Lake(lake_root).read_run("manual__train", "features")["fingerprint"]
+    fingerprint = Lake(lake_root).read_record("manual__train", FeaturesRecord).fingerprint
     assert fingerprint.startswith("timm-mobilenetv3_small_050-")
     backbone = Registry(Lake(lake_root).registry, "image_classifier").metadata(1)["backbone"]
     assert (backbone["backbone"], backbone["weights_kind"]) == ("timm:mobilenetv3_small_050", "random")
@@ -107,12 +108,12 @@ def test_the_champion_labels_every_image_of_the_prefix_and_says_why_an_object_wa
     assert predictions["inbox/copy-of-first.jpg"]["sha256"] == predictions[first]["sha256"]
     assert predictions["inbox/copy-of-first.jpg"]["predicted_label"] == predictions[first]["predicted_label"]
 
-    report = Lake(champion_lake).read_run(run_id, "scoring")
-    assert (report["scored"], report["not_scored"], report["model_version"]) == (len(truth), {"not an image": 1}, 1)
-    assert sum(report["labels"].values()) == len(truth)
+    report = Lake(champion_lake).read_record(run_id, ScoringRecord)
+    assert (report.scored, report.not_scored, report.model_version) == (len(truth), {"not an image": 1}, 1)
+    assert sum(report.labels.values()) == len(truth)
     # The copy is one image: 8 distinct images are too few for a verdict at the default minimum.
-    assert report["drift"]["skipped"] == "8 images scored, fewer than the 100 a drift verdict needs (drift_min_images)"
-    assert report["drift"]["alarm"] is False and report["drift"]["checks"] == []
+    assert report.drift["skipped"] == "8 images scored, fewer than the 100 a drift verdict needs (drift_min_images)"
+    assert report.drift["alarm"] is False and report.drift["checks"] == []
 
 
 def test_a_rerun_replaces_its_own_predictions_and_a_window_narrows_what_is_scored(spark, champion_lake, unlabelled):
@@ -125,7 +126,7 @@ def test_a_rerun_replaces_its_own_predictions_and_a_window_narrows_what_is_score
     score_images.main(["--run-id", "manual__later", *source,
                        "--window-start", "", "--window-end", "2026-01-01T00:00:00Z"])
     assert _predictions(spark, champion_lake, "manual__later") == {}
-    assert Lake(champion_lake).read_run("manual__later", "scoring")["outside_window"] == len(truth) + 1
+    assert Lake(champion_lake).read_record("manual__later", ScoringRecord).outside_window == len(truth) + 1
     assert len(_predictions(spark, champion_lake, "manual__once")) == len(truth) + 1  # other runs' output stays
 
 
@@ -160,7 +161,7 @@ def drift_batches(s3_endpoint) -> str:
 def _score_for_drift(lake_root: str, bucket: str, prefix: str, run_id: str) -> dict:
     score_images.main(["--run-id", run_id, "--lake-root", lake_root, "--source-uri", f"s3://{bucket}/{prefix}/",
                        "--drift-min-images", "20"])
-    return Lake(lake_root).read_run(run_id, "scoring")["drift"]
+    return Lake(lake_root).read_record(run_id, ScoringRecord).drift
 
 
 def _drift_rows(spark, lake_root: str, run_id: str) -> list[dict]:

@@ -10,6 +10,7 @@ from conftest import settle
 from imagepipe.dev import sample_data
 from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.records import IngestRecord
 from spark_jobs import ingest_images
 
 # Botocore backs off on every fault it meets: make test only.
@@ -30,5 +31,5 @@ def test_every_image_is_ingested_once_despite_503s_and_dropped_connections(spark
     assert proxy.injected["slow_down"] >= 2 and proxy.injected["dropped"] >= 2
     rows = spark.table(Lake(lake_root).images.identifier).select("key", "sha256").collect()
     assert sorted(row["key"] for row in rows) == sorted(f"set/{image.label}/{image.name}" for image in images)
-    report = Lake(lake_root).read_run("manual__faults", "ingest")
-    assert report["ingested"] == 20 and report["rejected"] == {}
+    report = Lake(lake_root).read_record("manual__faults", IngestRecord)
+    assert report.ingested == 20 and report.rejected == {}

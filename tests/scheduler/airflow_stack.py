@@ -323,11 +323,12 @@ def champion(stack, model: str = "image_classifier") -> int | None:
     return registry(stack, model).champion_version()
 
 
-def run_document(stack, run_id: str, name: str, dataset: str | None = None) -> dict:
-    """A record the run's tasks wrote: window, ingest, candidate, promotion..."""
-    from imagepipe.lake import run_key
+def run_record(stack, run_id: str, kind: str, dataset: str | None = None):
+    """A record the run's tasks wrote (window, ingest, candidate, promotion...), read through its class."""
+    from imagepipe.lake import Lake
+    from imagepipe.records import KINDS
 
-    return json.loads((dataset_lake(stack, dataset) / "runs" / run_key(run_id) / f"{name}.json").read_text())
+    return Lake(str(dataset_lake(stack, dataset))).read_record(run_id, KINDS[kind])
 
 
 def lake_images(stack, dataset: str | None = None) -> list[dict]:

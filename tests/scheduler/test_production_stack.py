@@ -23,6 +23,7 @@ import pytest
 
 from imagepipe.dev import sample_data
 from imagepipe.object_store import s3_client
+from imagepipe.records import PromotionRecord
 
 from .airflow_stack import (
     DAG_ID,
@@ -32,7 +33,7 @@ from .airflow_stack import (
     AirflowStack,
     champion,
     lake_images,
-    run_document,
+    run_record,
 )
 
 # The backfill's intervals are this long: enough to upload a day's images into, short enough not to wait for.
@@ -155,14 +156,14 @@ def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessi
     assert stack.metadata_rows("SELECT run_id FROM dag_run WHERE backfill_id IS NOT NULL ORDER BY run_id") == [
         (run,) for run in backfill_runs]
     for run, (start, end), images in zip(backfill_runs, itertools.pairwise(fires), days, strict=True):
-        report = run_document(stack, run, "ingest")
-        assert (report["window"]["start"], report["window"]["end"]) == (start.isoformat(), end.isoformat())
-        assert report["ingested"] == len(images)
+        report = run_record(stack, run, "ingest")
+        assert (report.window["start"], report.window["end"]) == (start.isoformat(), end.isoformat())
+        assert report.ingested == len(images)
     lake = lake_images(stack)
     assert len(lake) == first_champion.uploaded + sum(map(len, days)) == len({row["sha256"] for row in lake})
     for run in backfill_runs:  # each passed its gate, and promotion declined because the run is a backfill
-        assert run_document(stack, run, "promotion") == {
-            "version": run_document(stack, run, "candidate")["version"], "changed": False, "skipped": "backfill run"}
+        assert run_record(stack, run, "promotion") == PromotionRecord(
+            run_record(stack, run, "candidate").version, changed=False, skipped="backfill run")
     assert champion(stack) == 1
 
     stack.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", fires[-2].isoformat(),
@@ -170,7 +171,7 @@ def test_a_backfill_ingests_each_interval_once_keeps_the_champion_and_reprocessi
                   "--dag-run-conf", conf)
     assert wait_for_backfill(stack) == backfill_runs  # the same run, cleared and run again
 
-    assert run_document(stack, backfill_runs[-1], "ingest")["ingested"] == len(days[-1])
+    assert run_record(stack, backfill_runs[-1], "ingest").ingested == len(days[-1])
     assert sorted(lake_images(stack), key=lambda row: row["key"]) == sorted(lake, key=lambda row: row["key"])
     assert champion(stack) == 1
 
@@ -187,12 +188,12 @@ def test_a_triggered_runs_spark_task_that_times_out_stops_its_application_and_it
 
     assert first_champion.left_running_after_timeout == []
     assert stack.task_instances(DAG_ID, run_id)["ingest"]["try_number"] == 2
-    report = run_document(stack, run_id, "ingest")
-    assert (report["ingested"], report["duplicates"], report["rejected"]) == (first_champion.uploaded, 0, {})
+    report = run_record(stack, run_id, "ingest")
+    assert (report.ingested, report.duplicates, report.rejected) == (first_champion.uploaded, 0, {})
     uploaded = set(first_champion.uploaded_sha256)
     assert sorted(row["sha256"] for row in lake_images(stack) if row["sha256"] in uploaded) == sorted(uploaded)
     # The triggered run, with its conf, went on to the end: its candidate is the first champion.
-    assert champion(stack) == run_document(stack, run_id, "candidate")["version"] == 1
+    assert champion(stack) == run_record(stack, run_id, "candidate").version == 1
 
 
 @pytest.mark.parametrize("conf, named", [
@@ -216,7 +217,7 @@ def test_two_datasets_run_side_by_side_each_trained_on_its_own_images_and_scored
             for dag_id, run_id in ((DAG_ID, first_champion.run_id), (SECOND_DAG, first_champion.second_run_id))}
     assert max(run["start_date"] for run in runs.values()) < min(run["end_date"] for run in runs.values())
 
-    assert run_document(stack, first_champion.second_run_id, "ingest", SECOND)["ingested"] == \
+    assert run_record(stack, first_champion.second_run_id, "ingest", SECOND).ingested == \
         first_champion.second_uploaded == len(lake_images(stack, SECOND))
     assert {row["key"].split("/")[1] for row in lake_images(stack, SECOND)} == set(SECOND_CLASSES)
     assert (champion(stack), champion(stack, SECOND)) == (1, 1)
@@ -228,7 +229,7 @@ def test_two_datasets_run_side_by_side_each_trained_on_its_own_images_and_scored
         events = stack.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
         assert [event["name"] for event in events] == [f"imagepipe_champion_{model}"]
         dataset = None if model == "image_classifier" else model
-        assert run_document(stack, run_id, "scoring", dataset)["model_name"] == model
+        assert run_record(stack, run_id, "scoring", dataset).model_name == model
 
 
 def upload_in_intervals(bucket: str, days: list[list[sample_data.SampleImage]], fires: list[datetime],

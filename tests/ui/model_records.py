@@ -1,4 +1,4 @@
-"""A lake and a registry as pipeline runs leave them, written through the library's own code (Lake.write_run, the
+"""A lake and a registry as pipeline runs leave them, written through the library's own code (its typed run records, the
 registry's versions, promotion and rollback, the report's files and its gallery's thumbnails, the gate's verdict),
 with a label named like a script and a quarantined key to match: what the UI's tests read.
 
@@ -20,6 +20,7 @@ from imagepipe import gallery, report, storage
 from imagepipe.dev import sample_data
 from imagepipe.gate import Thresholds, decide
 from imagepipe.lake import Lake
+from imagepipe.records import CandidateRecord, FeaturesRecord, IngestRecord, PromotionRecord, WindowRecord
 from imagepipe.registry import Registry
 from imagepipe.windows import Window, parse_timestamp
 
@@ -142,19 +143,20 @@ def _train_version(registry: Registry, run_id: str, accuracy: float, dag_id: str
 def _record_run(lake: Lake, registry: Registry, index: int, version: int, promoted: bool) -> None:
     run_id = RUNS[index]
     window = Window(*(parse_timestamp(text) for text in WINDOWS[index]))
-    lake.write_run(run_id, "window", {**window.to_json(), "run_id": run_id})
+    lake.write_record(run_id, WindowRecord.of(window, run_id, {}))
     rejected = {"undecodable": 1, "too small": 1} if index == 1 else {}
-    lake.write_run(run_id, "ingest", {
-        "window": window.to_json(), "listed": 130, "outside_window": 0, "unlabeled": 3, "fetched": 127,
-        "ingested": 120, "duplicates": 5 - (2 if index == 1 else 0), "conflicts": 2 if index == 1 else 0,
-        "rejected": rejected, "labels": {label: 40 for label in LABELS},
-        "quarantined": [{"key": key, "reason": reason} for key, reason in sorted(QUARANTINED)] if index == 1 else []})
-    lake.write_run(run_id, "features", {"fingerprint": FINGERPRINT, "rows": 120})
-    lake.write_run(run_id, "candidate", {"version": version, "model_name": registry.model_name})
+    lake.write_record(run_id, IngestRecord(
+        source_uri="s3://imagepipe-samples/images/", window=window.to_json(), listed=130, outside_window=0,
+        unlabeled=3, fetched=127, bytes=127 * 2048, ingested=120, duplicates=5 - (2 if index == 1 else 0),
+        conflicts=2 if index == 1 else 0, rejected=rejected, labels={label: 40 for label in LABELS},
+        images_snapshot=index + 1, seconds=2.5, objects_per_s=50.8,
+        quarantined=[{"key": key, "reason": reason} for key, reason in sorted(QUARANTINED)] if index == 1 else []))
+    lake.write_record(run_id, FeaturesRecord(FINGERPRINT, ["exif_transpose"], None, [window.id], 120, 0, 0))
+    lake.write_record(run_id, CandidateRecord(version, registry.model_name))
     if promoted:
         previous = registry.champion_version()
         changed = registry.promote(version, previous, run_id, "verdict passed")
-        lake.write_run(run_id, "promotion", {"version": version, "previous": previous, "changed": changed})
+        lake.write_record(run_id, PromotionRecord(version, changed, previous=previous))
 
 
 def build(lake_root: str, registry_uri: str | None = None, dataset: str | None = None) -> Records:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from imagepipe.records import PromotionRecord
+
 from .model_records import build
 from .test_pages import run_url
 
@@ -24,7 +26,7 @@ def two_datasets(tmp_path_factory):
         default = build(lake_root)
         # The holiday dataset's runs have the same ids but nothing of the default dataset's but the registry root.
         holiday = build(lake_root, dataset=HOLIDAY)
-        holiday.lake.write_run(holiday.run(3), "promotion", {"version": 3, "previous": 1, "changed": True})
+        holiday.lake.write_record(holiday.run(3), PromotionRecord(3, True, previous=1))
         yield default, holiday
 
 

@@ -12,6 +12,7 @@ from urllib.parse import quote
 import pytest
 
 from imagepipe.lake import Lake
+from imagepipe.records import CandidateRecord
 
 from .conftest import PROJECT, login
 
@@ -55,7 +56,7 @@ def test_evaluate_and_promote_link_to_the_version_their_run_trained(admin):
     run_id = trigger_pipeline(client)
     assert links(client, run_id, "evaluate") == {"Model report": None}  # nothing trained yet: no link
 
-    lake.write_run(run_id, "candidate", {"version": 7, "model_name": "image_classifier"})
+    lake.write_record(run_id, CandidateRecord(7, "image_classifier"))
 
     for task_id in ("evaluate", "promote"):
         assert links(client, run_id, task_id) == {"Model report": "imagepipe/models/image_classifier/versions/7"}

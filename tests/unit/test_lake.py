@@ -4,6 +4,7 @@ import pytest
 
 from imagepipe.errors import InputError, MissingRecordError
 from imagepipe.lake import Lake, run_key
+from imagepipe.records import CandidateRecord, PromotionRecord
 
 MANUAL_RUN = "manual__2026-01-01T00:00:00+00:00"
 
@@ -50,19 +51,19 @@ def test_lake_layout_under_object_storage_root(root):
 def test_run_documents_round_trip_on_a_local_lake(tmp_path):
     lake = Lake(str(tmp_path))
 
-    lake.write_run(MANUAL_RUN, "candidate", {"version": 3})
+    lake.write_record(MANUAL_RUN, CandidateRecord(3, "pets"))
 
-    assert lake.read_run(MANUAL_RUN, "candidate") == {"version": 3}
+    assert lake.read_record(MANUAL_RUN, CandidateRecord) == CandidateRecord(3, "pets")
     assert (tmp_path / "runs" / "manual__2026-01-01T00~3a00~3a00~2b00~3a00" / "candidate.json").is_file()
 
 
 def test_missing_run_document_says_which_step_has_not_run(tmp_path):
     lake = Lake(str(tmp_path))
-    lake.write_run(MANUAL_RUN, "window", {"id": "w"})
+    lake.write_record(MANUAL_RUN, PromotionRecord(1, False, skipped="backfill run"))  # another step's record
 
     expected = f"run {MANUAL_RUN} has no candidate record in {tmp_path}; run the step that writes it first"
     with pytest.raises(MissingRecordError, match=f"^{re.escape(expected)}$"):
-        lake.read_run(MANUAL_RUN, "candidate")
+        lake.read_record(MANUAL_RUN, CandidateRecord)
 
 
 def test_missing_record_is_an_input_error_and_a_lookup_error():
@@ -73,10 +74,10 @@ def test_missing_record_is_an_input_error_and_a_lookup_error():
 
 def test_runs_do_not_see_each_others_documents(tmp_path):
     lake = Lake(str(tmp_path))
-    lake.write_run(MANUAL_RUN, "candidate", {"version": 1})
+    lake.write_record(MANUAL_RUN, CandidateRecord(1, "pets"))
 
     with pytest.raises(MissingRecordError):
-        lake.read_run("manual__2026-01-02T00:00:00+00:00", "candidate")
+        lake.read_record("manual__2026-01-02T00:00:00+00:00", CandidateRecord)
 
 
 def test_the_deployments_lake_and_its_datasets_have_their_names_as_namespaces(monkeypatch):

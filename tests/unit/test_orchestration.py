@@ -8,6 +8,7 @@ import pytest
 from imagepipe.airflow.orchestration import run_type, verdict_passed, window_end, window_start
 from imagepipe.errors import InputError, MissingRecordError
 from imagepipe.lake import Lake
+from imagepipe.records import CandidateRecord, IngestRecord
 from imagepipe.registry import Registry
 
 UTC = timezone.utc
@@ -78,7 +79,7 @@ def record_candidate(lake_root, verdict: dict | None) -> None:
     lake = Lake(str(lake_root))
     registry = Registry(lake.registry, MODEL)
     version = registry.allocate_version(RUN_ID)
-    lake.write_run(RUN_ID, "candidate", {"version": version})
+    lake.write_record(RUN_ID, CandidateRecord(version, MODEL))
     if verdict is not None:
         registry.write_document(version, "verdict", verdict)
 
@@ -137,7 +138,7 @@ def test_a_force_without_a_reason_is_refused(tmp_path, reason):
 def test_the_gate_reads_the_verdict_from_another_registry_root(tmp_path):
     registry = Registry(str(tmp_path / "elsewhere"), MODEL)
     version = registry.allocate_version(RUN_ID)
-    Lake(str(tmp_path / "lake")).write_run(RUN_ID, "candidate", {"version": version})
+    Lake(str(tmp_path / "lake")).write_record(RUN_ID, CandidateRecord(version, MODEL))
     registry.write_document(version, "verdict", {"passed": True, "checks": []})
 
     assert verdict_passed(str(tmp_path / "lake"), RUN_ID, MODEL, registry_uri=str(tmp_path / "elsewhere")) is True
@@ -157,8 +158,10 @@ def test_run_without_candidate_record_says_training_has_not_run(tmp_path):
 
 def _ingest_report(lake, run_id, ingested):
     window = {"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-02T00:00:00+00:00"}
-    lake.write_run(run_id, "ingest", {"ingested": ingested, "listed": 5, "duplicates": 5 - ingested, "rejected": {},
-                                      "window": window})
+    lake.write_record(run_id, IngestRecord(
+        source_uri="s3://b/p/", window=window, listed=5, outside_window=0, unlabeled=0, fetched=5, bytes=5000,
+        ingested=ingested, duplicates=5 - ingested, conflicts=0, rejected={}, labels={}, images_snapshot=None,
+        quarantined=[], seconds=1.0, objects_per_s=5.0))
 
 
 def test_a_window_without_new_images_skips_the_rest_of_the_run_saying_why(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 from ui.model_records import QUARANTINED, build
 
 from imagepipe import summary
+from imagepipe.records import FinetuneRecord
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +48,9 @@ def test_the_summary_names_the_quarantined_keys_the_promotion_and_the_champion(c
 def test_a_run_that_fine_tuned_its_backbone_names_the_weights_its_features_came_from(capsys, records):
     assert not [line for line in printed(capsys, records, 3) if line.startswith("fine-tuned:")]
     weights = f"{records.lake.root}/finetuned/resnet18-0123abcd/backbone.pt"
-    records.lake.write_run(records.run(3), "finetune", {"weights": weights, "best_validation_accuracy": 0.9125,
-                                                        "epochs_run": 4, "reused": False})
+    records.lake.write_record(records.run(3), FinetuneRecord(
+        backbone="resnet18", weights=weights, sha256="0" * 64, reused=False, inputs_key="resnet18-0123abcd",
+        best_validation_accuracy=0.9125, epochs_run=4))
 
     assert f"fine-tuned:       {weights} (validation accuracy 0.9125 after 4 epochs)" in printed(capsys, records, 3)
 

@@ -148,15 +148,16 @@ def skip_without_new_images(lake_root: str, context) -> None:
     from airflow.sdk.exceptions import AirflowSkipException
 
     from imagepipe.lake import Lake
+    from imagepipe.records import IngestRecord
 
     if not context["params"].get("require_new_images", True):
         return
-    report = Lake(lake_root).read_run(context["run_id"], "ingest")
-    if report["ingested"] == 0:
-        window = report["window"]
+    report = Lake(lake_root).read_record(context["run_id"], IngestRecord)
+    if report.ingested == 0:
+        window = report.window
         raise AirflowSkipException(
-            f"window [{window['start']}, {window['end']}) brought no new images (listed {report['listed']}, "
-            f"duplicates {report['duplicates']}, rejected {sum(report['rejected'].values())}): feature extraction, "
+            f"window [{window['start']}, {window['end']}) brought no new images (listed {report.listed}, "
+            f"duplicates {report.duplicates}, rejected {sum(report.rejected.values())}): feature extraction, "
             "training, evaluation and promotion are skipped; trigger with require_new_images=false to retrain anyway"
         )
 
@@ -190,12 +191,13 @@ def verdict_passed(
     from imagepipe.errors import InputError
     from imagepipe.gate import explain
     from imagepipe.lake import Lake
+    from imagepipe.records import CandidateRecord
     from imagepipe.registry import open_registry
 
     if force_promote and not (force_reason or "").strip():
         raise InputError("force_promote is on but force_reason is empty: a forced promotion needs a reason; "
                          "nothing was promoted")
-    version = Lake(lake_root).read_run(run_id, "candidate")["version"]
+    version = Lake(lake_root).read_record(run_id, CandidateRecord).version
     verdict = open_registry(model_name, registry_uri, lake_root).document(version, "verdict")
     if verdict is None:
         raise RuntimeError(f"version {version} of {model_name} has no verdict: evaluate did not write one")
@@ -226,13 +228,14 @@ def champion_change(lake_root: str, run_id: str, model_name: str, registry_uri: 
 
     from imagepipe.airflow import notifications
     from imagepipe.lake import Lake
+    from imagepipe.records import PromotionRecord
     from imagepipe.registry import open_registry
 
-    promotion = Lake(lake_root).read_run(run_id, "promotion")
+    promotion = Lake(lake_root).read_record(run_id, PromotionRecord)
     registry = open_registry(model_name, registry_uri, lake_root)
     champion = registry.champion()
     if champion is None or champion["run_id"] != run_id or champion["kind"] == "rollback":
-        why = promotion.get("skipped") or "the champion was not changed by this run"
+        why = promotion.skipped or "the champion was not changed by this run"
         raise AirflowSkipException(f"champion of {model_name} stays version {registry.champion_version()}: {why}")
     log.info("champion of %s changed from version %s to %d (%s)", model_name, champion["from"], champion["version"],
              champion["kind"])
@@ -254,8 +257,9 @@ def drift_alarm(lake_root: str, run_id: str, model_name: str, dataset_name: str 
     from imagepipe.airflow import notifications
     from imagepipe.drift import DriftReport, explain
     from imagepipe.lake import Lake
+    from imagepipe.records import ScoringRecord
 
-    record = Lake(lake_root).read_run(run_id, "scoring").get("drift")
+    record = Lake(lake_root).read_record(run_id, ScoringRecord).drift
     if record is None:
         raise AirflowSkipException("this scoring run had no image to judge drift on")
     report = DriftReport.from_json(record)

@@ -46,14 +46,15 @@ class ModelReportLink(BaseOperatorLink):
     def get_link(self, operator, *, ti_key) -> str:
         if operator.task_id not in MODEL_TASKS:
             return ""
-        from imagepipe import datasets, storage
+        from imagepipe import datasets
         from imagepipe.lake import Lake
+        from imagepipe.records import CandidateRecord
 
         dataset = datasets.of_dag(ti_key.dag_id, PIPELINE_DAG)
         if dataset is None:
             return ""
-        candidate = storage.read_json(Lake(dataset.lake_root()).run_document(ti_key.run_id, "candidate"))
-        return "" if candidate is None else version_path(candidate["model_name"], candidate["version"])
+        candidate = Lake(dataset.lake_root()).find_record(ti_key.run_id, CandidateRecord)
+        return "" if candidate is None else version_path(candidate.model_name or dataset.model_name, candidate.version)
 
 
 class ImagepipeUIPlugin(AirflowPlugin):
