@@ -12,7 +12,7 @@ held-out images, and promotes it when it passes.
 | extract_features | `spark_jobs/extract_features.py` | feature vectors of the run's feature space (the fine-tuned weights' when `finetune` is on) |
 | train | `spark_jobs/train_classifier.py` | a new model version in the registry |
 | evaluate | `spark_jobs/evaluate_model.py` | metrics and verdict of that version |
-| gate | (reads the verdict) | skips promotion, run still green, when a check failed (unless `force_promote`) |
+| gate | (reads the verdict) | its decision (`runs/<run>/gate.json`); skips promotion, run still green, when a check failed (unless `force_promote`) |
 | promote | `spark_jobs/promote_model.py` (no Spark work: run with the worker's Python) | champion pointer (compare-and-swap) and history; backfills keep the champion |
 | publish_champion | (reads the champion pointer) | the champion asset's event, only if this run changed the champion |
 
@@ -149,11 +149,8 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
         promote = LocalJobOperator(
             task_id="promote",
             application=str(JOBS / f"{params.PROMOTE.name}.py"),
-            application_args=[
-                *model_run, "--run-type", "{{ run_type(dag_run) }}",
-                # The gate has refused a force without a reason; an empty reason means no force.
-                "--force-reason={{ params.force_reason if params.force_promote and params.force_reason else '' }}",
-                *params.PROMOTE.arguments()],
+            # A forced promotion is the gate's decision, which promote reads from the run's gate record.
+            application_args=[*model_run, "--run-type", "{{ run_type(dag_run) }}", *params.PROMOTE.arguments()],
             doc_md=orchestration.job_doc(JOBS / f"{params.PROMOTE.name}.py"),
         )
 

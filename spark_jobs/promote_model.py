@@ -5,8 +5,9 @@ promotion changes nothing. The job does no Spark work and starts no Spark sessio
 worker's Python (spark-submit runs it the same way).
 
 Backfill runs (--run-type backfill) keep the champion unless --promote-on-backfill is given: they still train,
-evaluate and write their verdict. --force-reason promotes a candidate that failed its gate, recorded in the history
-as forced with that reason.
+evaluate and write their verdict. A candidate that failed its gate is promoted only when the run's gate decided to
+force it (the gate record, written by the pipeline's gate task from the run's force_promote and force_reason) or,
+run by hand, with --force-reason; the history records it as forced with that reason.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from imagepipe import cli, params
 from imagepipe.errors import InputError
 from imagepipe.gate import explain, promotion_reason
 from imagepipe.lake import Lake
-from imagepipe.records import CandidateRecord, PromotionRecord
+from imagepipe.records import CandidateRecord, GateRecord, PromotionRecord
 from imagepipe.registry import open_registry
 
 log = logging.getLogger("promote_model")
@@ -42,7 +43,8 @@ def parse_args(argv: list[str] | None):
     params.PROMOTE.add_to(parser)
     parser.add_argument(
         "--force-reason", default="",
-        help="promote even though the verdict failed, recording this reason in the history as a forced promotion",
+        help="run by hand: promote even though the verdict failed, recording this reason in the history as a forced "
+             "promotion (in the pipeline, the run's gate record says whether it is forced)",
     )
     return parser.parse_args(argv)
 
@@ -65,7 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     if verdict["passed"]:
         kind, reason = "promotion", promotion_reason(verdict)
     else:
-        kind, reason = "forced", args.force_reason.strip()
+        gate = lake.find_record(args.run_id, GateRecord)
+        forced_by_gate = gate.forced_reason if gate is not None and gate.version == version else None
+        kind, reason = "forced", (args.force_reason.strip() or forced_by_gate or "")
     if not reason:
         raise InputError(f"version {version} failed its gate, not promoted: {'; '.join(explain(verdict))} "
                          "(--force-reason promotes it anyway)")

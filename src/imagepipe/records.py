@@ -6,6 +6,7 @@ dataset's lake folder (imagepipe.lake) with its format number.
     finetune    the fine-tuned weights and their lineage (finetune_backbone)     extract_features, the summary
     features    the feature space and the rows extract_features wrote            train_classifier, the summary
     candidate   the model version the run trained (train_classifier)             evaluate, the gate, promote, the UI
+    gate        the gate's decision on it: passed, or forced past it and why      promote
     promotion   what promote did with it                                         publish_champion, the summary
     scoring     what batch scoring labelled, and its drift verdict               drift_alarm
     forget      what forgetting an image removed                                 its user
@@ -149,6 +150,17 @@ class CandidateRecord(RunRecord):
 
 
 @dataclass(frozen=True)
+class GateRecord(RunRecord):
+    """The gate task's decision (imagepipe.airflow.orchestration.verdict_passed), which promote carries out: a
+    candidate that failed its verdict is promoted only when forced_reason says why."""
+
+    KIND: ClassVar[str] = "gate"
+    version: int
+    passed: bool
+    forced_reason: str | None
+
+
+@dataclass(frozen=True)
 class PromotionRecord(RunRecord):
     KIND: ClassVar[str] = "promotion"
     version: int
@@ -192,4 +204,4 @@ class ForgetRecord(RunRecord):
 
 
 KINDS = {kind.KIND: kind for kind in (WindowRecord, IngestRecord, FinetuneRecord, FeaturesRecord, CandidateRecord,
-                                      PromotionRecord, ScoringRecord, ForgetRecord)}
+                                      GateRecord, PromotionRecord, ScoringRecord, ForgetRecord)}

@@ -1,5 +1,5 @@
 """The rollback DAG as Airflow loads it, run against a real registry; and how the pipeline DAG hands its promotion
-params (backfill, force) to the promote job."""
+params (backfill) to the promote job."""
 
 from __future__ import annotations
 
@@ -120,12 +120,12 @@ def _promote_args(pipeline, run_type: str, **params) -> list[str]:
         ("scheduled", {}, ("scheduled", False, "")),
         ("backfill", {}, ("backfill", False, "")),
         ("backfill", {"promote_on_backfill": True}, ("backfill", True, "")),
-        ("manual", {"force_promote": True, "force_reason": "labels fixed"}, ("manual", False, "labels fixed")),
-        ("manual", {"force_promote": False, "force_reason": "left in the form"}, ("manual", False, "")),
+        # A force reaches promote as the gate's decision (the run's gate record), never as an argument.
+        ("manual", {"force_promote": True, "force_reason": "labels fixed"}, ("manual", False, "")),
     ],
 )
-def test_pipeline_hands_run_type_backfill_and_force_params_to_the_promote_job(bag, registry_root, run_type, params,
-                                                                                expected):
+def test_pipeline_hands_run_type_and_backfill_params_to_the_promote_job(bag, registry_root, run_type, params,
+                                                                        expected):
     from spark_jobs import promote_model
 
     args = promote_model.parse_args(_promote_args(bag.dags["image_classifier_pipeline"], run_type, **params))

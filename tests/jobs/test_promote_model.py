@@ -11,7 +11,7 @@ from unit.registry_helpers import MODEL, failing_verdict, passing_verdict, saved
 
 from imagepipe.errors import InputError
 from imagepipe.lake import Lake
-from imagepipe.records import CandidateRecord
+from imagepipe.records import CandidateRecord, GateRecord
 from imagepipe.registry import Registry
 from spark_jobs import promote_model
 
@@ -63,6 +63,19 @@ def test_the_job_forces_a_failed_verdict_only_with_a_reason(root, lake_root, tin
     assert (entry["to"], entry["kind"], entry["run_id"]) == (1, "forced", "manual__forced")
     assert entry["reason"] == "the test split is known to be mislabelled"
 
+
+def test_in_the_pipeline_the_gates_decision_forces_a_failed_verdict(root, lake_root, tiny_model):
+    version = candidate_run(root, lake_root, "manual__gated", failing_verdict(None), tiny_model)
+    lake = Lake(lake_root)
+    lake.write_record("manual__gated", GateRecord(version, passed=False, forced_reason=None))
+
+    with pytest.raises(InputError, match="failed its gate, not promoted"):
+        promote("manual__gated", root, lake_root)  # the gate did not force it
+    lake.write_record("manual__gated", GateRecord(version, passed=False, forced_reason="labels fixed upstream"))
+    promote("manual__gated", root, lake_root)
+
+    [entry] = Registry(root, MODEL).history()
+    assert (entry["to"], entry["kind"], entry["reason"]) == (version, "forced", "labels fixed upstream")
 
 
 def test_a_version_whose_model_file_changed_since_evaluation_is_not_promoted(tmp_path, lake_root, tiny_model):

@@ -8,7 +8,7 @@ import pytest
 from imagepipe.airflow.orchestration import run_type, verdict_passed, window_end, window_start
 from imagepipe.errors import InputError, MissingRecordError
 from imagepipe.lake import Lake
-from imagepipe.records import CandidateRecord, IngestRecord
+from imagepipe.records import CandidateRecord, GateRecord, IngestRecord
 from imagepipe.registry import Registry
 
 UTC = timezone.utc
@@ -125,6 +125,15 @@ def test_a_forced_run_lets_a_failed_verdict_through_saying_so(tmp_path, caplog):
         "FAIL min_accuracy: accuracy 0.5 < 0.7",
         "version 1 failed its gate: promotion is forced by the run's force_promote param: labels fixed upstream",
     ]
+    # The decision promote carries out, in the run's gate record.
+    assert Lake(str(tmp_path)).read_record(RUN_ID, GateRecord) == GateRecord(1, False, "labels fixed upstream")
+
+
+def test_the_gate_records_a_pass_and_a_refusal_without_a_force_reason(tmp_path):
+    record_candidate(tmp_path, {"passed": False, "checks": [check("min_accuracy", False, "accuracy 0.5 < 0.7")]})
+
+    assert verdict_passed(str(tmp_path), RUN_ID, MODEL, force_promote=False, force_reason="left in the form") is False
+    assert Lake(str(tmp_path)).read_record(RUN_ID, GateRecord) == GateRecord(1, False, None)
 
 
 @pytest.mark.parametrize("reason", [None, "", "   "])

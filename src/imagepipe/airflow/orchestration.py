@@ -184,20 +184,22 @@ def verdict_passed(
     force_reason: str | None = None,
     dataset_name: str = "default",
 ) -> bool:
-    """Read the verdict of the run's candidate and log every check; True lets promotion run: when every check passed,
-    or when the run forces promotion with a reason (a force without one fails the task, promoting nothing). A failed
-    verdict is announced to the dataset's gate_failed targets, forced or not."""
+    """Read the verdict of the run's candidate, log every check and record the decision (the run's gate record, which
+    promote carries out); True lets promotion run: when every check passed, or when the run forces promotion with a
+    reason (a force without one fails the task, promoting nothing). A failed verdict is announced to the dataset's
+    gate_failed targets, forced or not."""
     from imagepipe.airflow import notifications
     from imagepipe.errors import InputError
     from imagepipe.gate import explain
     from imagepipe.lake import Lake
-    from imagepipe.records import CandidateRecord
+    from imagepipe.records import CandidateRecord, GateRecord
     from imagepipe.registry import open_registry
 
     if force_promote and not (force_reason or "").strip():
         raise InputError("force_promote is on but force_reason is empty: a forced promotion needs a reason; "
                          "nothing was promoted")
-    version = Lake(lake_root).read_record(run_id, CandidateRecord).version
+    lake = Lake(lake_root)
+    version = lake.read_record(run_id, CandidateRecord).version
     verdict = open_registry(model_name, registry_uri, lake_root).document(version, "verdict")
     if verdict is None:
         raise RuntimeError(f"version {version} of {model_name} has no verdict: evaluate did not write one")
@@ -210,10 +212,10 @@ def verdict_passed(
                     force_reason)
     else:
         log.info("version %d failed its gate: promotion is skipped", version)
+    forced_reason = force_reason.strip() if force_promote and not verdict["passed"] else None
+    lake.write_record(run_id, GateRecord(version, verdict["passed"], forced_reason))
     if not verdict["passed"]:
-        notice = notifications.gate_failed(dataset_name, model_name, version, verdict, run_id,
-                                           force_reason if force_promote else None)
-        notifications.send(notice)
+        notifications.send(notifications.gate_failed(dataset_name, model_name, version, verdict, run_id, forced_reason))
     return verdict["passed"] or force_promote
 
 
