@@ -17,6 +17,7 @@ from imagepipe.records import (
     CandidateRecord,
     FeaturesRecord,
     FinetuneRecord,
+    GateRecord,
     IngestRecord,
     PromotionRecord,
     ScoringRecord,
@@ -26,11 +27,14 @@ from imagepipe.windows import Window, parse_timestamp
 FROM_MAIN = Path(__file__).parent / "records_from_main"
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "manual__2026-12-07T10:00:00+00:00"
+# Kinds written before records had a format, as files the code then wrote; the gate record is newer than that.
+OLDER_KINDS = sorted(path.stem for path in FROM_MAIN.glob("*.json"))
 
 
 def test_each_kind_of_record_written_before_records_had_a_format_still_reads():
+    assert set(records.KINDS) - set(OLDER_KINDS) == {"gate"}
     read = {kind: records.KINDS[kind].from_json(json.loads((FROM_MAIN / f"{kind}.json").read_text()), kind)
-            for kind in records.KINDS}
+            for kind in OLDER_KINDS}
 
     assert read["window"].window == Window(parse_timestamp("1970-01-01T00:00:00+00:00"),
                                            parse_timestamp("2026-12-07T13:57:03.806547+00:00"))
@@ -47,12 +51,13 @@ def test_each_kind_of_record_written_before_records_had_a_format_still_reads():
 
 def test_every_kind_round_trips_through_its_file_with_its_format(tmp_path):
     lake = Lake(str(tmp_path))
-    for kind in records.KINDS.values():
-        older = kind.from_json(json.loads((FROM_MAIN / f"{kind.KIND}.json").read_text()), kind.KIND)
-        lake.write_record(RUN, older)
+    written = [records.KINDS[kind].from_json(json.loads((FROM_MAIN / f"{kind}.json").read_text()), kind)
+               for kind in OLDER_KINDS] + [GateRecord(3, passed=False, forced_reason="labels fixed upstream")]
+    for record in written:
+        lake.write_record(RUN, record)
 
-        assert storage.read_json(lake.run_document(RUN, kind.KIND))["format"] == kind.FORMAT
-        assert lake.read_record(RUN, kind) == older
+        assert storage.read_json(lake.run_document(RUN, record.KIND))["format"] == record.FORMAT
+        assert lake.read_record(RUN, type(record)) == record
 
 
 @pytest.mark.parametrize(("document", "says"), [
