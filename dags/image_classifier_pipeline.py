@@ -57,7 +57,8 @@ from imagepipe.airflow import assets, forms, orchestration
 from imagepipe.airflow.job_operators import LocalJobOperator, SparkJobOperator
 
 JOBS = settings.spark_jobs_dir()
-# Per-run resources of every job; the cluster's own properties (IMAGEPIPE_SPARK_CONF) come first, GPUs last.
+# Per-run resources of every job; the operator adds the cluster's own properties (IMAGEPIPE_SPARK_CONF) under them
+# and the GPUs over them when the task runs.
 RESOURCES = {
     "spark.executor.cores": "{{ params.executor_cores }}",
     "spark.executor.memory": "{{ params.executor_memory }}",
@@ -92,8 +93,7 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
         params=forms.dag_params(*params.PIPELINE_FORM, defaults=dataset.form_defaults()),
     ) as dag:
 
-        def spark_job(task_id: str, job: params.Job, args: list[str], conf: dict[str, str] | None = None,
-                      **options) -> SparkJobOperator:
+        def spark_job(task_id: str, job: params.Job, args: list[str], **options) -> SparkJobOperator:
             """The job's task: its run plumbing (`args`), then the run's value of each of its params."""
             return SparkJobOperator(
                 task_id=task_id,
@@ -102,7 +102,7 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
                 conn_id="spark_default",
                 application_args=[*args, *job.arguments()],
                 doc_md=orchestration.job_doc(JOBS / f"{job.name}.py"),
-                conf={**settings.cluster_spark_conf(), **RESOURCES, **(conf or {})},
+                conf=RESOURCES,
                 **options,
             )
 
@@ -120,7 +120,7 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
             "finetune_backbone",
             params.FINETUNE,
             run,
-            conf=settings.gpu_spark_conf(),  # GPUs, where the cluster has them: one per TorchDistributor process
+            gpus=True,  # GPUs, where the cluster has them: one per TorchDistributor process
             pre_execute=functools.partial(orchestration.skip_unless_finetune, lake_root),
             # Two runs (backfills) fine-tuning the same inputs would write the same weights folder and checkpoint.
             max_active_tis_per_dag=1,
@@ -129,7 +129,7 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
             "extract_features",
             params.EXTRACT,  # its finetune argument makes it take the weights finetune_backbone wrote, or refuse
             run,
-            conf=settings.gpu_spark_conf(),  # GPUs, where the cluster has them
+            gpus=True,  # GPUs, where the cluster has them
             pre_execute=functools.partial(orchestration.skip_without_new_images, lake_root),
             outlets=[features],
             max_active_tis_per_dag=1,

@@ -54,7 +54,6 @@ def forget_dag(dataset: datasets.Dataset) -> DAG:
                 *params.FORGET.arguments(),
             ],
             doc_md=orchestration.job_doc(JOB),
-            conf=settings.cluster_spark_conf(),
             pre_execute=functools.partial(orchestration.no_lake_writer_running, writers),
         )
     return dag

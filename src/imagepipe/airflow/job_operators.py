@@ -33,6 +33,13 @@ def refusal(job: str, exit_status: int | None, lines: Iterable[str]) -> str | No
 
 
 class SparkJobOperator(SparkSubmitOperator):
+    """spark-submit of one job. The deployment's Spark properties (IMAGEPIPE_SPARK_CONF, and the GPUs of `gpus` jobs)
+    are read when the task runs, from the worker's environment, not when the DAG file is parsed."""
+
+    def __init__(self, *, gpus: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.gpus = gpus  # the job runs torch: it gets the deployment's GPUs, where it has them
+
     def execute(self, context):
         """Build the --py-files archive and read the code version now, not while templates render: rendering has no
         side effects, and the archive holds the code this worker runs."""
@@ -52,11 +59,15 @@ class SparkJobOperator(SparkSubmitOperator):
             raise AirflowFailException(refused) from None
 
     def _get_hook(self):
-        """The hook with the lake's Spark conf (jars, catalog, S3A) under the task's own, read where the task runs."""
-        from imagepipe import tables
+        """The hook with, read where the task runs: the lake's Spark conf (jars, catalog, S3A), then the cluster's
+        properties every job needs (IMAGEPIPE_SPARK_CONF), then the task's own (the run's resources), then, for a job
+        that runs torch, the GPUs."""
+        from imagepipe import settings, tables
 
         hook = super()._get_hook()
-        hook._conf = driver_conf(hook._connection["master"], {**tables.spark_conf(), **hook._conf})
+        gpus = settings.gpu_spark_conf() if self.gpus else {}
+        hook._conf = driver_conf(hook._connection["master"],
+                                 {**tables.spark_conf(), **settings.cluster_spark_conf(), **hook._conf, **gpus})
         return hook
 
     def on_kill(self) -> None:
