@@ -109,8 +109,7 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
         ingest = spark_job(
             "ingest",
             params.INGEST,
-            [*run, "--window-start", "{{ window_start(dag_run, params) }}",
-             "--window-end", "{{ window_end(dag_run, params) }}", "--endpoint-url", "{{ s3_endpoint_url() }}"],
+            [*run, "--endpoint-url", "{{ s3_endpoint_url() }}"],  # the window is one of the job's params
             outlets=[curated_images],
             # Ingest dedupes against the lake and extract fills the feature space's gaps: two runs doing either at
             # once (backfill runs are not held by the DAG's max_active_runs) could both take the same image.

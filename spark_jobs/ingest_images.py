@@ -33,28 +33,18 @@ from imagepipe.lake import WINDOW_COLUMN, Lake
 from imagepipe.object_store import list_objects, parse_s3_uri, s3_client
 from imagepipe.records import IngestRecord, WindowRecord
 from imagepipe.spark import get_spark
-from imagepipe.windows import WATERMARK, Window, parse_timestamp, resolve_window
+from imagepipe.windows import Window, parse_timestamp, resolve_window
 
 log = logging.getLogger("ingest_images")
 
 
 def parse_args(argv: list[str] | None):
     parser = cli.job_parser("ingest_images", __doc__, "names this run's records in the lake")
-    parser.add_argument("--window-end", required=True, type=cli.checked(parse_timestamp, "an ISO-8601 timestamp"))
-    parser.add_argument(
-        "--window-start",
-        default=WATERMARK,
-        help="ISO-8601 timestamp, or 'watermark' (default): where the last successful ingest ended",
-    )
     parser.add_argument("--endpoint-url", help="S3 endpoint (default, also when empty: AWS_ENDPOINT_URL)")
-    params.INGEST.add_to(parser)
+    params.INGEST.add_to(parser)  # the window too: --window-start (an instant, or 'watermark') and --window-end
     args = parser.parse_args(argv)
     args.endpoint_url = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
-    if args.window_start != WATERMARK:
-        try:
-            parse_timestamp(args.window_start)
-        except ValueError as error:
-            parser.error(f"argument --window-start: {error}")
+    args.window_end = parse_timestamp(args.window_end)
     if args.min_side > args.max_side:
         parser.error(f"--min-side {args.min_side} is above --max-side {args.max_side}")
     return args

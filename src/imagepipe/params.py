@@ -14,7 +14,8 @@ from imagepipe.finetune.config import AUGMENTATION_PATTERN, MAX_FREEZE, OPTIMIZE
 from imagepipe.gate import COMPARABLE_METRICS, Thresholds
 from imagepipe.images import ValidationBounds
 from imagepipe.preprocessing import DEFAULT_STEPS, STEP_PATTERN
-from imagepipe.run_param import REQUIRED, Job, RunParam
+from imagepipe.run_param import REQUIRED, Job, ResolvedParam, RunParam
+from imagepipe.windows import WATERMARK
 
 
 def form_fields(*parts: RunParam | Job) -> dict[str, RunParam]:
@@ -198,7 +199,18 @@ DRIFT = (
              "Fewer scored images get no drift verdict: PSI over so few is mostly chance."),
 )
 
-INGEST = Job("ingest_images", (SOURCE_URI, LABEL_MANIFEST, MAX_REJECTED_FRACTION),
+# The ingest window: scheduled and backfill runs take their data interval, manual runs these fields or, empty, from
+# where the last ingest ended to the trigger's moment (the DAG's window_start and window_end macros decide).
+INSTANT = {"type": "string", "format": "date-time"}
+WINDOW = (
+    ResolvedParam("window_start", None, OPTIONAL_INSTANT, "Window start (manual runs)",
+                  "Take objects modified at or after this instant. Empty: where the last ingest ended.",
+                  macro="window_start", job_schema=INSTANT, keywords=(WATERMARK,), job_default=WATERMARK),
+    ResolvedParam("window_end", None, OPTIONAL_INSTANT, "Window end (manual runs)",
+                  "Take objects modified before this instant. Empty: the moment the run was triggered.",
+                  macro="window_end", job_schema=INSTANT, job_default=REQUIRED),
+)
+INGEST = Job("ingest_images", (SOURCE_URI, LABEL_MANIFEST, MAX_REJECTED_FRACTION, *WINDOW),
              (MIN_SIDE, MAX_SIDE, MAX_PIXELS, FETCH_THREADS))
 EXTRACT = Job("extract_features", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSING, FINETUNE_FIRST), (BATCH_SIZE,))
 FINETUNE = Job("finetune_backbone", (BACKBONE, WEIGHTS, IMAGE_SIZE, PREPROCESSING, FINETUNE_EPOCHS,
@@ -213,12 +225,6 @@ PROMOTE = Job("promote_model", (PROMOTE_ON_BACKFILL,))
 SCORE = Job("score_images", (SCORING_SOURCE_URI, *SCORING_WINDOW, MODEL_NAME, *DRIFT), (FETCH_THREADS, BATCH_SIZE))
 
 # The pipeline's form fields that reach no job's arguments: the DAG reads them itself.
-WINDOW = (
-    RunParam("window_start", None, OPTIONAL_INSTANT, "Window start (manual runs)",
-             "Take objects modified at or after this instant. Empty: where the last ingest ended."),
-    RunParam("window_end", None, OPTIONAL_INSTANT, "Window end (manual runs)",
-             "Take objects modified before this instant. Empty: the moment the run was triggered."),
-)
 REQUIRE_NEW_IMAGES = RunParam(
     "require_new_images", True, {"type": "boolean"}, "Require new images",
     "Skip features, training and evaluation when the window brought no new images. Turn off to retrain on the "

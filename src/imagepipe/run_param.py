@@ -5,7 +5,8 @@ The job checks each option's value with jsonschema against the very schema the f
 `Param.resolve` does, so both refuse a value with the same message (e.g. "-1 is less than the minimum of 0").
 On the command line a string is written as it is, a list of steps or transforms as a comma list
 (`--preprocessing exif_transpose,median:3`), anything else as JSON; 'none' or '' is null where null is allowed.
-Light: standard library only; DAG files import it at parse.
+A ResolvedParam is a form field the DAG turns into the job's value with a macro first (the ingest window, by run
+type); its job option is declared with it. Light: standard library only; DAG files import it at parse.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import copy
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 REQUIRED = object()  # the default of a parameter the user must give
 # Airflow checks every Param's schema against its dialect's meta-schema each time it builds a DAG; draft-07's check
@@ -81,8 +82,16 @@ class RunParam:
             return text  # not JSON: the schema names the type it should have been
         return int(value) if isinstance(value, float) and value.is_integer() and self.types == {"integer"} else value
 
+    def option_default(self):
+        """The job option's default: the form's."""
+        return self.default_value()
+
+    def check(self, value) -> str | None:
+        """Why the job refuses the value (the form's message), or None."""
+        return schema_error(value, self.schema)
+
     def add_to(self, parser: argparse.ArgumentParser) -> None:
-        default = self.default_value()
+        default = self.option_default()
         options = {"required": True} if default is REQUIRED else {"default": default}
         if self.types == {"boolean"}:
             options["nargs"], options["const"] = "?", True  # the bare flag means true
@@ -92,10 +101,33 @@ class RunParam:
 
     def _parse(self, text: str):
         value = self.from_text(text)
-        message = schema_error(value, self.schema)
+        message = self.check(value)
         if message:
             raise argparse.ArgumentTypeError(message)
         return value
+
+
+@dataclass(frozen=True)
+class ResolvedParam(RunParam):
+    """A form field whose job option gets what a DAG macro makes of it and the run, `macro(dag_run, params)`: the
+    ingest window, which scheduled runs take from their data interval and manual runs from the form or its default.
+    The job checks the value against `job_schema` (with the form's message for a value of the wrong form), accepts
+    the macro's `keywords` too (the window start's 'watermark'), and uses `job_default` when the option is left out,
+    as in a run by hand."""
+
+    macro: str = ""
+    job_schema: dict = field(default_factory=dict)
+    keywords: tuple[str, ...] = ()
+    job_default: object = None
+
+    def argument(self) -> str:
+        return f"{self.option}={{{{ {self.macro}(dag_run, params) }}}}"
+
+    def option_default(self):
+        return self.job_default
+
+    def check(self, value) -> str | None:
+        return None if value in self.keywords else schema_error(value, self.job_schema)
 
 
 def _no_constant(name: str):

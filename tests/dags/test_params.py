@@ -18,7 +18,7 @@ from imagepipe.classifiers import CLASSIFIERS, TRANSFORM_PATTERN
 from imagepipe.errors import REFUSED
 from imagepipe.finetune.config import AUGMENTATION_PATTERN
 from imagepipe.preprocessing import STEP_PATTERN
-from imagepipe.run_param import without_long_list
+from imagepipe.run_param import ResolvedParam, without_long_list
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 # Strings just outside each pattern of the forms.
@@ -39,8 +39,8 @@ PATTERN_MISSES = {
 OF_EACH_TYPE = ["text", 2.5, True, {"key": 1}]
 # Params no job takes as an argument: the DAG reads them itself (window macros, the gate, Spark conf, the rollback).
 READ_BY_THE_DAG = {
-    "image_classifier_pipeline": {"window_start", "window_end", "require_new_images", "executor_cores",
-                                  "executor_memory", "shuffle_partitions", "force_promote", "force_reason"},
+    "image_classifier_pipeline": {"require_new_images", "executor_cores", "executor_memory", "shuffle_partitions",
+                                  "force_promote", "force_reason"},
     "image_batch_scoring": set(),
     "image_classifier_rollback": {"target_version", "reason"},
     "image_forget": set(),
@@ -48,6 +48,9 @@ READ_BY_THE_DAG = {
 # DAGs whose defaults alone make no run: the form asks for the image to forget (its key or its sha256, a rule across
 # two fields, which the job checks).
 NO_RUN_WITHOUT_INPUT = {"image_forget"}
+# What a manual run's job gets for a field its DAG resolves first (a ResolvedParam) when the form leaves it empty:
+# the ingest window from where the last ingest ended to the moment of the trigger (the run's run_after below).
+RESOLVED_DEFAULTS = {"window_start": "watermark", "window_end": datetime(2026, 11, 27, tzinfo=timezone.utc)}
 # A valid value of each param the form requires (it has no default), for the runs that test another param.
 REQUIRED_EXAMPLES = {"forget_reason": "the person in it asked"}
 
@@ -197,7 +200,8 @@ def test_every_default_passes_the_form_and_reaches_its_job_unchanged(bag, dag_id
             # The task writes the run's value the way the job reads it.
             assert declaration.argument() in task.application_args, f"{task.task_id} does not hand {name} to {job}"
             args = importlib.import_module(f"spark_jobs.{job}").parse_args(job_arguments(dag, task, {}))
-            assert getattr(args, name) == param.value, f"{dag_id}.{name} in {job}"
+            expected = RESOLVED_DEFAULTS[name] if isinstance(declaration, ResolvedParam) else param.value
+            assert getattr(args, name) == expected, f"{dag_id}.{name} in {job}"
             handed.add(name)
     assert set(dag.params) - handed == READ_BY_THE_DAG[dag_id]
 
