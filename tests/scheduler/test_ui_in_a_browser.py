@@ -1,9 +1,12 @@
 """imagepipe's pages inside the Airflow UI of a running Airflow: every page refused to anonymous requests and served
 to logged-in users; then in a real browser (Debian's chromium, driven through chromium-driver): log in, open Models
 from the navigation bar, a version's report with its pictures and gallery of test images loaded, a run's Model run
-tab, a rollback a viewer may not post and an admin posts from the Models page, which the rollback DAG carries out as
-that user and the history then shows, and the pipeline's own trigger form refusing what its job refuses. One stack
-serves it all. Screenshots of each page are written to build/test-artifacts/ui/ (IMAGEPIPE_TEST_ARTIFACTS
+tab, a viewer's Models page without a rollback form, a target that was never champion refused on the form with the
+rollback job's line, a user who may read one dataset's DAGs seeing that dataset alone, an unknown page answered in
+Airflow's frame, a rollback a viewer may not post and an admin posts from the Models page, which the rollback DAG
+carries out as that user and the history then shows, and the pipeline's own trigger form refusing what its job
+refuses. One stack serves it all, with an auth manager that decides per DAG for one user (auth_manager/).
+Screenshots of each page are written to build/test-artifacts/ui/ (IMAGEPIPE_TEST_ARTIFACTS
 elsewhere). (The pages' content, in detail: tests/ui.)"""
 
 from __future__ import annotations
@@ -18,12 +21,17 @@ from urllib.parse import quote
 import pytest
 from ui.model_records import FOREST, build
 
+from imagepipe.errors import InputError
+
 from .airflow_stack import PROJECT, AirflowStack, s3_env
+from .auth_manager.per_dataset_auth import DATASET, READER
 
 pytestmark = pytest.mark.scheduler
 
 ROLLBACK_DAG = "image_classifier_rollback"
 ROLLBACK_FORM = f"/imagepipe/dags/{ROLLBACK_DAG}/runs"
+# The default dataset's model's rollback form on the Models page (the holiday dataset's model has its own).
+MODEL_ROLLBACK_FORM = f"form.rollback[action='{ROLLBACK_FORM}']"
 PIPELINE_DAG = "image_classifier_pipeline"
 ARTIFACTS = Path(os.environ.get("IMAGEPIPE_TEST_ARTIFACTS", PROJECT / "build" / "test-artifacts")) / "ui"
 WAIT = 120  # seconds: the Airflow UI's first load compiles nothing, but two cores share it with the whole stack
@@ -31,16 +39,24 @@ WAIT = 120  # seconds: the Airflow UI's first load compiles nothing, but two cor
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    users = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer"}
-    with AirflowStack(tmp_path_factory.mktemp("ui"), s3_env(), extra_env=users) as stack:
+    root = tmp_path_factory.mktemp("ui")
+    (root / "datasets.toml").write_text(f'[datasets.{DATASET}]\nsource_uri = "s3://my-photos/{DATASET}/"\n')
+    settings = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"admin:admin,viewer:viewer,{READER}:viewer",
+                "AIRFLOW__CORE__AUTH_MANAGER": "per_dataset_auth.PerDatasetAuthManager",
+                "PYTHONPATH": str(Path(__file__).parent / "auth_manager"),
+                "IMAGEPIPE_DATASETS_FILE": str(root / "datasets.toml")}
+    with AirflowStack(root, s3_env(), extra_env=settings) as stack:
         stack.wait_for_dag(ROLLBACK_DAG)
         stack.wait_for_dag(PIPELINE_DAG)
+        stack.wait_for_dag(f"{PIPELINE_DAG}__{DATASET}")
         yield stack
 
 
 @pytest.fixture(scope="module")
 def records(stack):
-    """The runs' records in the stack's lake, and an Airflow run (queued: the DAG stays paused) for run 2."""
+    """The runs' records in the stack's lake (the default dataset's and the holiday dataset's), and an Airflow run
+    (queued: the DAG stays paused) for run 2."""
+    build(str(stack.lake), dataset=DATASET)
     records = build(str(stack.lake))
     stack.request("POST", f"/api/v2/dags/{PIPELINE_DAG}/dagRuns",
                   {"logical_date": None, "dag_run_id": records.run(2), "conf": {}})
@@ -77,9 +93,8 @@ def test_every_page_is_refused_to_anonymous_requests_and_served_to_a_logged_in_u
     assert fetch(stack, "POST", ROLLBACK_FORM, form={"reason": "anonymous rollback"})[0] == 401
 
 
-@pytest.fixture(scope="module")
-def browser(stack):
-    """Chromium, headless, logged into the stack's Airflow UI through its login page as the admin."""
+def logged_in(stack, username: str):
+    """Chromium, headless, logged into the stack's Airflow UI through its login page as the user."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -97,13 +112,32 @@ def browser(stack):
     try:
         driver.get(f"{stack.url}/")
         wait(driver).until(lambda d: d.find_elements(By.NAME, "username"))
-        driver.find_element(By.NAME, "username").send_keys("admin")
-        driver.find_element(By.NAME, "password").send_keys(stack.password("admin"))
+        driver.find_element(By.NAME, "username").send_keys(username)
+        driver.find_element(By.NAME, "password").send_keys(stack.password(username))
         driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait(driver).until(lambda d: d.find_elements(By.LINK_TEXT, "Models"))
+    except BaseException:
+        driver.quit()
+        raise
+    return driver
+
+
+@pytest.fixture(scope="module")
+def browser(stack):
+    """Chromium logged in as the admin."""
+    driver = logged_in(stack, "admin")
+    try:
         yield driver
     finally:
         driver.quit()
+
+
+def open_models(driver) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.switch_to.default_content()
+    driver.find_element(By.LINK_TEXT, "Models").click()
+    enter_view(driver, "Models")
 
 
 def wait(driver):
@@ -198,6 +232,63 @@ def test_a_runs_model_run_tab_shows_its_outcome(browser, stack, records):
     screenshot(browser, "run")
 
 
+def test_a_viewer_sees_no_rollback_form_and_a_reader_of_one_dataset_sees_that_datasets_model_alone(stack, records):
+    from selenium.webdriver.common.by import By
+
+    viewer = logged_in(stack, "viewer")
+    try:
+        open_models(viewer)
+        assert "Champion: version 1 rollback" in text(viewer)
+        assert viewer.find_elements(By.CSS_SELECTOR, "form.rollback") == []  # the viewer may not trigger it
+        assert "Roll back" not in [heading.text for heading in viewer.find_elements(By.TAG_NAME, "h3")]
+        screenshot(viewer, "models-viewer")
+    finally:
+        viewer.quit()
+    reader = logged_in(stack, READER)
+    try:
+        open_models(reader)
+        assert [heading.text for heading in reader.find_elements(By.TAG_NAME, "h2")] == [DATASET]
+        screenshot(reader, "models-one-dataset")
+        # The default dataset's version page, asked for by its address: refused, as a page in Airflow's frame.
+        reader.switch_to.default_content()
+        reader.get(f"{stack.url}/imagepipe/models/image_classifier/versions/1")
+        wait(reader).until(lambda d: "Not allowed" in d.find_element(By.TAG_NAME, "h1").text)
+        assert "may not read image_classifier_pipeline" in text(reader) and "0.9000" not in text(reader)
+        screenshot(reader, "version-not-allowed")
+    finally:
+        reader.quit()
+
+
+def test_a_target_that_was_never_champion_is_refused_on_the_form_with_the_rollback_jobs_line(browser, stack, records):
+    """The form offers former champions only; a target forced into it anyway (version 2 failed its gate) is refused
+    with the line the rollback job would give, and nothing is triggered. An unknown page is an HTML page too."""
+    from selenium.webdriver.common.by import By
+
+    open_models(browser)
+    form = browser.find_element(By.CSS_SELECTOR, MODEL_ROLLBACK_FORM)
+    select = form.find_element(By.NAME, "target_version")
+    offered = [option.get_attribute("value") for option in select.find_elements(By.TAG_NAME, "option")]
+    assert "2" not in offered
+    browser.execute_script("const o = document.createElement('option'); o.value = '2'; o.text = 'version 2';"
+                           "arguments[0].appendChild(o); arguments[0].value = '2';", select)
+    form.find_element(By.NAME, "reason").send_keys("back to the one that failed")
+    form.find_element(By.TAG_NAME, "button").click()
+    wait(browser).until(lambda d: "Rollback not triggered" in d.find_element(By.TAG_NAME, "h1").text)
+    with pytest.raises(InputError) as refusal:  # what the rollback job says of that target
+        records.registry.rollback_target(2)
+    expected = str(refusal.value)
+    assert expected.startswith("version 2 of image_classifier has never been champion") and expected in text(browser)
+    screenshot(browser, "rollback-refused")
+    assert stack.runs(ROLLBACK_DAG) == []
+
+    browser.switch_to.default_content()
+    browser.get(f"{stack.url}/imagepipe/no/such/page")
+    wait(browser).until(lambda d: "Not found" in d.find_element(By.TAG_NAME, "h1").text)
+    assert "no page at /imagepipe/no/such/page" in text(browser)
+    browser.get(f"{stack.url}/")
+    wait(browser).until(lambda d: d.find_elements(By.LINK_TEXT, "Models"))
+
+
 def test_a_viewer_cannot_roll_back_and_an_admins_rollback_from_the_models_page_runs_as_its_user_into_the_history(
         browser, stack, records):
     from selenium.webdriver.common.by import By
@@ -213,9 +304,10 @@ def test_a_viewer_cannot_roll_back_and_an_admins_rollback_from_the_models_page_r
     browser.switch_to.default_content()
     browser.find_element(By.LINK_TEXT, "Models").click()
     enter_view(browser, "Models")
-    Select(browser.find_element(By.NAME, "target_version")).select_by_value("3")
-    browser.find_element(By.NAME, "reason").send_keys("version 1 misses the night images")
-    browser.find_element(By.CSS_SELECTOR, "form.rollback button").click()
+    form = browser.find_element(By.CSS_SELECTOR, MODEL_ROLLBACK_FORM)
+    Select(form.find_element(By.NAME, "target_version")).select_by_value("3")
+    form.find_element(By.NAME, "reason").send_keys("version 1 misses the night images")
+    form.find_element(By.TAG_NAME, "button").click()
     wait(browser).until(lambda d: "Rollback triggered" in d.find_element(By.TAG_NAME, "h1").text)
     assert "was triggered by admin" in text(browser)
 
