@@ -78,12 +78,16 @@ def gate_failed(dataset: str, model_name: str, version: int, verdict: dict, run_
     outcome = f"promotion forced: {forced_reason}" if forced_reason else "promotion skipped"
     subject = (f"{model_name}: version {version} failed its gate ({', '.join(check['name'] for check in failed)}); "
                f"{outcome}")
-    lines = [line for line in explain(verdict) if line.startswith("FAIL")]
-    lines += [line for line in explain(verdict) if not line.startswith("FAIL")]
+    lines = sorted(explain(verdict), key=lambda line: not line.startswith("FAIL"))  # stable: failed checks first
     payload = {"model_name": model_name, "version": version, "run_id": run_id, "forced": bool(forced_reason),
                "reason": forced_reason, "failed_checks": [check["name"] for check in failed],
                "checks": [check["detail"] for check in failed]}
     return Notice("gate_failed", dataset, subject, (*lines, f"run: {run_id}"), payload)
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line (or its class's name when it has no text): what a notice or a log line shows of it."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def run_failed(dataset: str, context) -> Notice:
@@ -91,7 +95,7 @@ def run_failed(dataset: str, context) -> Notice:
     more than a user should read in an inbox)."""
     ti = context["ti"]
     error = context.get("exception")
-    line = (str(error).strip().splitlines() or [type(error).__name__])[0] if error is not None else "unknown error"
+    line = first_line(error) if error is not None else "unknown error"
     fields = {"dag_id": ti.dag_id, "run_id": ti.run_id, "task_id": ti.task_id, "try_number": ti.try_number,
               "error": line}
     subject = f"{ti.dag_id}: task {ti.task_id} failed in run {ti.run_id}"
@@ -105,7 +109,9 @@ def drift(dataset: str, model_name: str, run_id: str, report) -> Notice:
     alarms = [check.name for check in report.checks if check.alarm]
     subject = (f"{model_name}: drift alarm in batch scoring ({', '.join(alarms)}) against version "
                f"{report.reference_version}")
-    lines = sorted(explain(report), key=lambda line: not line.endswith("alarm") and "alarm (" not in line)
+    # explain gives one line per check, in the checks' order: the alarmed ones first.
+    lines = [line for _, line in sorted(zip(report.checks, explain(report), strict=True),
+                                        key=lambda pair: not pair[0].alarm)]
     payload = {"model_name": model_name, "version": report.reference_version, "run_id": run_id,
                "images": report.images, "alarms": alarms,
                "checks": {check.name: {"value": check.value, "threshold": check.threshold, "alarm": check.alarm}
@@ -128,8 +134,7 @@ def send(notice: Notice, context=None) -> list[str]:
         try:
             notifier(target, notice).notify(context or {})
         except Exception as error:  # noqa: BLE001 (any failure of one target is that target's, logged, see module doc)
-            log.error("%s notice to %s not delivered: %s", notice.event, target,
-                      (str(error).strip().splitlines() or [type(error).__name__])[0])
+            log.error("%s notice to %s not delivered: %s", notice.event, target, first_line(error))
         else:
             log.info("%s notice delivered to %s", notice.event, target)
             reached.append(str(target))
