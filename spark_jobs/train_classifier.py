@@ -30,6 +30,7 @@ from imagepipe.training import (
     read_now,
     read_of_version,
     split_features,
+    spread,
     training_since_id,
     with_class_weights,
 )
@@ -69,8 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         log.info("training on version %d's rows: %s", args.train_as_of_version, read.recorded())
     fingerprint = read.fingerprint
     since_id = training_since_id(read.window, read.training_days)
-    features = split_features(spark, lake, fingerprint, read.window.end_id, since_id,
-                              read.snapshots[lake.features(fingerprint)]).persist()
+    features = spread(split_features(spark, lake, fingerprint, read.window.end_id, since_id,
+                                     read.snapshots[lake.features(fingerprint)]),
+                      spark.sparkContext.defaultParallelism).persist()
     counts = {
         (row["split"], row["label"]): row["count"] for row in features.groupBy("split", "label").count().collect()
     }

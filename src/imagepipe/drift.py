@@ -37,6 +37,9 @@ PROBABILITY_EDGES = (0.2, 0.4, 0.6, 0.8)
 FEATURE_QUANTILES = (0.2, 0.4, 0.6, 0.8)
 QUANTILE_ERROR = 0.001  # approxQuantile's relative error: exact enough for 5 bins, one pass instead of a sort
 COMPONENTS = 5
+# The components come from at most this many train images (a fixed sample by image hash): the covariance costs rows
+# x width^2 (1,280^2 for EfficientNet-Lite0), and five components of 10,000 images are as good as of a million.
+COMPONENT_SAMPLE = 10_000
 CLASS_MIX, TOP_PROBABILITY, FEATURES = "class_mix_psi", "top_probability_psi", "feature_psi_max"
 CHECKS = (CLASS_MIX, TOP_PROBABILITY, FEATURES)
 NO_REFERENCE = ("version {version} has no drift reference (trained before drift monitoring); a version trained "
@@ -205,6 +208,17 @@ def _component_counts(projected, edges: Sequence[Sequence[float]]) -> list[list[
     return [[row[f"c{i}b{b}"] for b in range(len(component_edges) + 1)] for i, component_edges in enumerate(edges)]
 
 
+def component_sample(train, most: int):
+    """About `most` of the train rows, the same ones in every run: an image is in when bits of its sha256 that the
+    split and the folds do not use fall below most / rows."""
+    from pyspark.sql import functions as F
+
+    rows = train.count()
+    if rows <= most:
+        return train
+    return train.filter(F.conv(F.substring("sha256", 17, 8), 16, 10).cast("long") < F.lit(most * 2**32 // rows))
+
+
 def reference(model, features, labels: Sequence[str], dimension: int) -> Reference:
     """The reference of a model fitted on `features`' train split (split_features' rows of `dimension`-wide
     features): its predictions on the validation and test splits, the train split's principal components and their
@@ -219,7 +233,8 @@ def reference(model, features, labels: Sequence[str], dimension: int) -> Referen
     heldout = predict(model, features.filter(F.col("split").isin("validation", "test")))
     mix, probability_bins, heldout_images = _prediction_counts(heldout, labels)
     train = as_vectors(features.filter("split = 'train'"))
-    fitted = PCA(k=min(COMPONENTS, dimension), inputCol=FEATURE_VECTOR, outputCol="projection").fit(train)
+    fitted = PCA(k=min(COMPONENTS, dimension), inputCol=FEATURE_VECTOR, outputCol="projection").fit(
+        component_sample(train, COMPONENT_SAMPLE))
     components = tuple(tuple(float(weight) for weight in column) for column in fitted.pc.toArray().T)
     projected = project(train, components).persist()
     names = [f"pc{i + 1}" for i in range(len(components))]

@@ -18,17 +18,23 @@ BASE_CONF = {
 # threads cost it more CPU than they save in a job of minutes (about 40 % of a small job's CPU time,
 # bench/RESULTS.md); it maps Spark's classes from the class archive when one is built. Cluster masters keep the JVM's
 # defaults, and a conf the user sets wins.
-SHORT_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+SHORT_JIT = "-XX:TieredStopAtLevel=1"
+SERIAL_GC = "-XX:+UseSerialGC"
+SHORT_JVM_OPTIONS = f"{SHORT_JIT} {SERIAL_GC}"
+# Jobs whose own work is numeric loops in the JVM (MLlib's fits, the drift reference's PCA) keep the optimising tier:
+# without it a logistic regression on 8,426 x 1,280 features took 157 s instead of 19 s (bench/RESULTS.md).
+JVM_BOUND_JOBS = frozenset({"train_classifier"})
 
 
-def local_driver_conf() -> dict[str, str]:
-    options = f"{SHORT_JVM_OPTIONS} {jvm_class_archive.java_options()}".strip()
-    return {"spark.driver.extraJavaOptions": options}
+def local_driver_conf(job: str | None = None) -> dict[str, str]:
+    jvm = SERIAL_GC if job in JVM_BOUND_JOBS else SHORT_JVM_OPTIONS
+    return {"spark.driver.extraJavaOptions": f"{jvm} {jvm_class_archive.java_options()}".strip()}
 
 
-def driver_conf(master: str | None, conf: dict[str, str]) -> dict[str, str]:
-    """The conf a job's driver starts with on this master: on a local one, the short-JVM options under `conf`."""
-    return {**local_driver_conf(), **conf} if master and master.startswith("local") else conf
+def driver_conf(master: str | None, conf: dict[str, str], job: str | None = None) -> dict[str, str]:
+    """The conf the driver of `job` starts with on this master: on a local one, the short-JVM options (or, for a
+    JVM-bound job, the serial GC alone) under `conf`."""
+    return {**local_driver_conf(job), **conf} if master and master.startswith("local") else conf
 
 
 def own_jvm_environment() -> dict[str, str]:
@@ -51,7 +57,7 @@ def get_spark(app_name: str, conf: dict[str, str] | None = None):
     master = None if "PYSPARK_GATEWAY_PORT" in os.environ else os.environ.get("IMAGEPIPE_SPARK_MASTER", "local[*]")
     if master:  # this process starts the JVM: with the lake's jars (spark-submit's got them from the task)
         conf = {**tables.classpath_conf(), **conf}
-    conf = driver_conf(master, conf)
+    conf = driver_conf(master, conf, app_name)
     if master and master.startswith("local"):
         # Local Python workers run this interpreter (the project's venv), not whatever `python3` is on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)

@@ -119,6 +119,13 @@ def split_features(spark, lake, fingerprint: str, window_end_id: str, since_id: 
     return selected
 
 
+def spread(features, partitions: int):
+    """The rows hashed by image over `partitions` partitions, each sorted by image. A lake's feature rows sit in one
+    file per window, so a lake ingested in one large window reads as one partition and MLlib would fit it on one
+    core; the hash and the sort keep each partition's rows, and their order, the same in every run."""
+    return features.repartition(partitions, "sha256").sortWithinPartitions("sha256")
+
+
 def as_vectors(features):
     """The MLlib vector form of the stored float arrays."""
     from pyspark.ml.functions import array_to_vector

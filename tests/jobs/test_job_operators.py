@@ -158,19 +158,21 @@ LOCAL = {"conn_type": "spark", "host": "local[2]"}
 CLUSTER = {"conn_type": "spark", "host": "spark://cluster", "port": 7077}
 
 
-@pytest.mark.parametrize(("connection", "user_conf", "java_options"), [
-    (LOCAL, {}, "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"),
-    (LOCAL, {"spark.driver.extraJavaOptions": "-Xss4m"}, "-Xss4m"),
-    (CLUSTER, {}, None),
+@pytest.mark.parametrize(("connection", "application", "user_conf", "java_options"), [
+    (LOCAL, "spark_jobs/ingest_images.py", {}, "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"),
+    # Training's logistic regression runs in the JVM: it keeps the optimising compiler.
+    (LOCAL, "spark_jobs/train_classifier.py", {}, "-XX:+UseSerialGC"),
+    (LOCAL, "spark_jobs/ingest_images.py", {"spark.driver.extraJavaOptions": "-Xss4m"}, "-Xss4m"),
+    (CLUSTER, "spark_jobs/ingest_images.py", {}, None),
 ])
 def test_only_jobs_on_a_local_master_get_the_short_jvm_options_and_a_users_own_stand(
-        monkeypatch, tmp_path, connection, user_conf, java_options):
+        monkeypatch, tmp_path, connection, application, user_conf, java_options):
     from imagepipe import jars, settings
 
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(connection))
     monkeypatch.setenv("IMAGEPIPE_JARS_DIR", str(jars.cache_dir()))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where no class archive is built
-    operator = SparkJobOperator(task_id="job", application="job.py", conf=user_conf, conn_id="spark_default")
+    operator = SparkJobOperator(task_id="job", application=application, conf=user_conf, conn_id="spark_default")
     conf = operator._get_hook()._conf
     assert conf.get("spark.driver.extraJavaOptions") == java_options
     # Whatever the master, the job gets the lake: its catalog and the pinned jars on every JVM's class path.

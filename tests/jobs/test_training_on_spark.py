@@ -10,7 +10,7 @@ import pytest
 
 from imagepipe.classifiers import HYPERPARAMETERS, model_spec
 from imagepipe.evaluation import classification_metrics, score
-from imagepipe.training import balanced_weights, fit_classifier, with_class_weights, with_split
+from imagepipe.training import balanced_weights, fit_classifier, spread, with_class_weights, with_split
 
 LABELS = ("beach", "forest", "night_sky")
 DIMENSION = 6
@@ -196,3 +196,26 @@ def test_metrics_are_mllibs_multiclass_metrics_to_the_last_bit(spark, clusters):
         row = metrics["per_class"][label]
         assert (row["precision"], row["recall"], row["f1"]) == (
             reference.precision(float(index)), reference.recall(float(index)), reference.fMeasure(float(index), 1.0))
+
+
+def test_rows_read_as_one_partition_are_spread_over_every_core_in_the_same_order_each_time(spark):
+    # A lake ingested in one window is one file, read as one partition: MLlib would fit it on one core.
+    one_file = _frame(spark, _rows(100, seed=7)).coalesce(1)
+    spread_rows = spread(one_file, 2)
+    per_partition = spread_rows.rdd.glom().map(lambda rows: [row["sha256"] for row in rows]).collect()
+
+    assert len(per_partition) == 2 and all(len(rows) > 100 for rows in per_partition)
+    assert all(rows == sorted(rows) for rows in per_partition)
+    assert spread(_frame(spark, _rows(100, seed=7)).coalesce(1), 2).rdd.glom().map(
+        lambda rows: [row["sha256"] for row in rows]).collect() == per_partition
+
+
+def test_the_drift_reference_takes_its_components_from_a_bounded_sample_the_same_each_time(spark):
+    from imagepipe.drift import component_sample
+
+    train = _frame(spark, _rows(400, seed=8))  # 1,200 rows
+    sample = {row["sha256"] for row in component_sample(train, 300).collect()}
+
+    assert 200 < len(sample) < 400  # about 300: the covariance's cost stays bounded however large the lake
+    assert {row["sha256"] for row in component_sample(train, 300).collect()} == sample
+    assert component_sample(train, 5000).count() == 1200  # a smaller split is taken whole

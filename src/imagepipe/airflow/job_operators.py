@@ -67,7 +67,8 @@ class SparkJobOperator(SparkSubmitOperator):
         hook = super()._get_hook()
         gpus = settings.gpu_spark_conf() if self.gpus else {}
         hook._conf = driver_conf(hook._connection["master"],
-                                 {**tables.spark_conf(), **settings.cluster_spark_conf(), **hook._conf, **gpus})
+                                 {**tables.spark_conf(), **settings.cluster_spark_conf(), **hook._conf, **gpus},
+                                 Path(self.application).stem)
         return hook
 
     def on_kill(self) -> None:
