@@ -13,9 +13,12 @@ shrink a set). They go to moto's S3 server (started here); the lake and its cata
 the demo's: the packaged pretrained EfficientNet-Lite0 at 64 px; training, evaluation and the gate use the form's
 defaults, and promote forces a candidate its gate refused (each increment is then judged against a champion).
 
-    .venv/bin/python bench/scale.py --sizes 1000 10000 --increments 5 --json bench/scale_<machine>_<date>.json
+    .venv/bin/python bench/scale.py --sizes 1000 10000 100000 --increments 5 --policy-increments 5 \
+        --json bench/scale_<machine>_<date>.json
 
-Increments (after the largest size): --increments runs each adding --increment-share of that size as new images.
+Increments (after the largest size): --increments runs each adding --increment-share of that size as new images,
+then --policy-increments more whose train task first checks the run's new images against --retrain-min-new-share
+(imagepipe.retraining), as the pipeline DAG's does: below the share, the run keeps the champion and ends there.
 """
 
 from __future__ import annotations
@@ -73,15 +76,16 @@ def upload(client, prefix: str, start: int, count: int, threads: int = 16) -> No
                       labelled_images(prefix, start, count)))
 
 
-def task_conf() -> list[str]:
-    """The --conf options a Spark task adds (SparkJobOperator._get_hook) with the form's default resources."""
+def task_conf(job: str) -> list[str]:
+    """The --conf options a Spark task adds to `job` (SparkJobOperator._get_hook) with the form's default
+    resources."""
     from imagepipe import params, settings, tables
     from imagepipe.spark import driver_conf
 
     resources = {"spark.executor.cores": str(params.SPARK_RESOURCES[0].default),
                  "spark.executor.memory": params.SPARK_RESOURCES[1].default,
                  "spark.sql.shuffle.partitions": str(params.SPARK_RESOURCES[2].default)}
-    conf = driver_conf("local[2]", {**tables.spark_conf(), **settings.cluster_spark_conf(), **resources})
+    conf = driver_conf("local[2]", {**tables.spark_conf(), **settings.cluster_spark_conf(), **resources}, job)
     return [option for key, value in conf.items() for option in ("--conf", f"{key}={value}")]
 
 
@@ -99,7 +103,7 @@ def job_command(job: str, run_id: str, lake: str, source_uri: str, weights: str,
     script = str(PROJECT / "spark_jobs" / f"{job}.py")
     if job == "promote_model":  # a LocalJobOperator task: the worker's Python, no JVM
         return [sys.executable, script, *args]
-    return [str(VENV_BIN / "spark-submit"), "--master", "local[2]", *task_conf(), "--name", job, script, *args]
+    return [str(VENV_BIN / "spark-submit"), "--master", "local[2]", *task_conf(job), "--name", job, script, *args]
 
 
 def kind_of(process) -> str | None:
@@ -193,17 +197,44 @@ def run_job(argv: list[str], env: dict[str, str]) -> dict:
     reaped = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
     # The processes' own counters, last seen at most SAMPLE_EVERY before each ended, count forked Python workers
     # that no waiting parent folds into the job's rusage; the larger of the two is the nearer to the truth.
-    return {"seconds": round(seconds, 1),
+    return {"seconds": round(seconds, 1), "last_line": (output.strip().splitlines() or [""])[-1],
             "cpu_seconds": round(max(reaped, sum(cpu.values())), 1),
             "peak_rss_mb": {kind: round(value / 2**20) for kind, value in sorted(peaks.items())},
             "rows_written": rows, "bytes_written": written, "tables_changed": sorted(changed)}
 
 
-def pipeline_run(run_id: str, lake: str, source_uri: str, weights: str, env: dict[str, str]) -> dict:
+# What the train task's pre_execute hook runs (imagepipe.airflow.orchestration.skip_unless_retrain_due) with the
+# form's training settings, in the worker's Python: argv lake, run id, retrain_min_new_share.
+RETRAIN_CHECK = """
+import json, sys
+from imagepipe import params, retraining
+from imagepipe.classifiers import model_spec
+from imagepipe.lake import Lake
+from imagepipe.registry import open_registry
+lake, run_id, share = sys.argv[1], sys.argv[2], float(sys.argv[3])
+form = {name: param.default for name, param in params.form_fields(params.TRAIN).items()}
+model = model_spec(form["classifier"], form["hyperparameters"], form["feature_transforms"], form["class_weights"],
+                   form["selection_folds"]).to_json()
+verdict = retraining.check_run(Lake(lake), open_registry("image_classifier", None, lake), run_id, model, None, share)
+print(json.dumps({"due": verdict.due, "reason": verdict.reason}))
+"""
+
+
+def pipeline_run(run_id: str, lake: str, source_uri: str, weights: str, env: dict[str, str],
+                 retrain_min_new_share: float | None = None) -> dict:
+    """Each job's figures; with retrain_min_new_share, the train task's retraining check runs before training, and
+    a run it finds below the share ends there (train, evaluate and promote skipped)."""
     window_end = datetime.now(timezone.utc).isoformat()
     figures = {}
     for job in JOBS:
+        if job == "train_classifier" and retrain_min_new_share is not None:
+            check = run_job([sys.executable, "-c", RETRAIN_CHECK, lake, run_id, str(retrain_min_new_share)], env)
+            figures["retrain_check"] = {**check, **json.loads(check.pop("last_line"))}
+            print(f"  {run_id} retrain_check: {figures['retrain_check']}", flush=True)
+            if not figures["retrain_check"]["due"]:
+                break
         figures[job] = run_job(job_command(job, run_id, lake, source_uri, weights, window_end), env)
+        figures[job].pop("last_line")
         print(f"  {run_id} {job}: {figures[job]}", flush=True)
     return figures
 
@@ -213,6 +244,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--increments", type=int, default=0, help="incremental runs on the largest size's lake")
     parser.add_argument("--increment-share", type=float, default=0.01)
+    parser.add_argument("--policy-increments", type=int, default=0,
+                        help="then incremental runs whose train task checks --retrain-min-new-share first")
+    parser.add_argument("--retrain-min-new-share", type=float, default=0.05)
     parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
 
@@ -222,7 +256,7 @@ def main() -> None:
     server, env = start_s3()
     from imagepipe.object_store import s3_client
 
-    results = {"sizes": {}, "increments": []}
+    results = {"sizes": {}, "increments": [], "policy_increments": []}
     work = Path(tempfile.mkdtemp(prefix="imagepipe-scale-"))
     s3_client().create_bucket(Bucket=BUCKET)
     try:
@@ -237,11 +271,14 @@ def main() -> None:
             results["sizes"][size] = pipeline_run("manual__full", lake, source_uri, weights, size_env)
         largest = max(args.sizes)
         added = max(1, round(largest * args.increment_share))
-        for index in range(args.increments):
+        for index in range(args.increments + args.policy_increments):
             time.sleep(1.1)  # the new objects' LastModified after the previous window's end, to the second
             upload(s3_client(), prefix, largest + index * added, added)
-            figures = pipeline_run(f"manual__increment_{index + 1}", lake, source_uri, weights, size_env)
-            results["increments"].append({"added": added, "lake_images": largest + (index + 1) * added, **figures})
+            policy = index >= args.increments
+            figures = pipeline_run(f"manual__increment_{index + 1}", lake, source_uri, weights, size_env,
+                                   args.retrain_min_new_share if policy else None)
+            results["policy_increments" if policy else "increments"].append(
+                {"added": added, "lake_images": largest + (index + 1) * added, **figures})
     finally:
         server.stop()
     head = subprocess.run(["git", "-C", str(PROJECT), "rev-parse", "--short", "HEAD"], capture_output=True,

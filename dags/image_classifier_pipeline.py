@@ -21,6 +21,11 @@ runs take `window_start`/`window_end` from the trigger form; left empty, everyth
 moment of the trigger. A window with no new images skips the rest of the run (green, with the reason in the
 extract_features log) unless `require_new_images` is off.
 
+**Retraining.** Each run trains by default. With `retrain_min_new_share` above 0, a run trains only when the images
+new since the champion's training reach that share of the images it was trained on; below it the train task is
+skipped, saying why, with evaluation and promotion, and the champion stays. Runs with no champion, another feature
+space or other classifier settings than the champion's, or triggered by a drift alarm always train.
+
 **Fine-tuning.** With the run's `finetune` param on, finetune_backbone trains the backbone from the `weights` param
 on the lake's train split (chosen on validation, never on test) with the `finetune_*` params, and extract_features
 takes its weights from the run's finetune record (refusing when there is none): a feature space of its own, which
@@ -134,7 +139,12 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
             max_active_tis_per_dag=1,
             trigger_rule=TriggerRule.NONE_FAILED,  # after finetune_backbone ran or was skipped, never after it failed
         )
-        train = spark_job("train", params.TRAIN, model_run)
+        train = spark_job(
+            "train",
+            params.TRAIN,
+            model_run,
+            pre_execute=functools.partial(orchestration.skip_unless_retrain_due, lake_root, model_name, registry_uri),
+        )
         evaluate = spark_job("evaluate", params.EVALUATE, model_run)
 
         @task.short_circuit(task_id="gate")

@@ -229,6 +229,12 @@ REQUIRE_NEW_IMAGES = RunParam(
     "require_new_images", True, {"type": "boolean"}, "Require new images",
     "Skip features, training and evaluation when the window brought no new images. Turn off to retrain on the "
     "images already in the lake (e.g. with another backbone or classifier).")
+RETRAIN_MIN_NEW_SHARE = RunParam(
+    "retrain_min_new_share", 0.0, {"type": "number", "minimum": 0, "maximum": 1}, "Retrain after new images",
+    "Train only when the images new since the champion's training are at least this share of the images it was "
+    "trained on (0.05: 5 %); below it the run keeps the champion and skips training, evaluation and promotion. 0: "
+    "every run trains. A run without a champion, in another feature space, with other classifier settings or "
+    "triggered by a drift alarm always trains.")
 # Spark conf of every job of the run, not job arguments
 SPARK_RESOURCES = (
     RunParam("executor_cores", 2, {"type": "integer", "minimum": 1, "maximum": 64}, "Spark: cores per executor",
@@ -249,8 +255,8 @@ FORCE = (
 )
 # The pipeline's trigger form, in its order: each job's params, then the fields the DAG itself reads. A dataset's
 # run defaults (imagepipe.datasets) are values of these fields.
-PIPELINE_FORM = (INGEST, *WINDOW, REQUIRE_NEW_IMAGES, EXTRACT, FINETUNE, TRAIN, EVALUATE, *SPARK_RESOURCES, PROMOTE,
-                 *FORCE)
+PIPELINE_FORM = (INGEST, *WINDOW, REQUIRE_NEW_IMAGES, RETRAIN_MIN_NEW_SHARE, EXTRACT, FINETUNE, TRAIN, EVALUATE,
+                 *SPARK_RESOURCES, PROMOTE, *FORCE)
 # forget_image (image_forget): which image, and why
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 FORGET = Job("forget_image", (

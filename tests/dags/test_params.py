@@ -39,8 +39,8 @@ PATTERN_MISSES = {
 OF_EACH_TYPE = ["text", 2.5, True, {"key": 1}]
 # Params no job takes as an argument: the DAG reads them itself (window macros, the gate, Spark conf, the rollback).
 READ_BY_THE_DAG = {
-    "image_classifier_pipeline": {"require_new_images", "executor_cores", "executor_memory", "shuffle_partitions",
-                                  "force_promote", "force_reason"},
+    "image_classifier_pipeline": {"require_new_images", "retrain_min_new_share", "executor_cores", "executor_memory",
+                                  "shuffle_partitions", "force_promote", "force_reason"},
     "image_batch_scoring": set(),
     "image_classifier_rollback": {"target_version", "reason"},
     "image_forget": set(),

@@ -162,6 +162,36 @@ def skip_without_new_images(lake_root: str, context) -> None:
         )
 
 
+def skip_unless_retrain_due(lake_root: str, model_name: str, registry_uri: str | None, context) -> None:
+    """pre_execute hook of the training step: a run whose new images are below the run's retrain_min_new_share of
+    what the champion was trained on keeps the champion, skipping training, evaluation and promotion (green, the log
+    says why). A run triggered by a drift alarm, one that retrains on purpose (require_new_images off, or
+    train_as_of_version) and one whose settings the champion was not trained with always train."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from imagepipe import retraining
+    from imagepipe.classifiers import model_spec
+    from imagepipe.errors import InputError
+    from imagepipe.lake import Lake
+    from imagepipe.registry import open_registry
+
+    params = context["params"]
+    if (not params.get("retrain_min_new_share") or run_type(context["dag_run"]) == "asset_triggered"
+            or not params.get("require_new_images", True) or params.get("train_as_of_version") is not None):
+        return
+    try:
+        model = model_spec(params["classifier"], params["hyperparameters"], params["feature_transforms"],
+                           params["class_weights"], params["selection_folds"]).to_json()
+    except InputError:
+        return  # the job refuses the settings in its own words
+    verdict = retraining.check_run(Lake(lake_root), open_registry(model_name, registry_uri, lake_root),
+                                   context["run_id"], model, params.get("training_days"),
+                                   params["retrain_min_new_share"])
+    if not verdict.due:
+        raise AirflowSkipException(verdict.reason)
+    log.info("training: %s", verdict.reason)
+
+
 def skip_unless_finetune(lake_root: str, context) -> None:
     """pre_execute hook of the fine-tune step: it runs only when the run's finetune param is on, and, like the
     feature step, only for a window that brought new images. Skipping it lets feature extraction run on the weights
