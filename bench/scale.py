@@ -229,7 +229,8 @@ def pipeline_run(run_id: str, lake: str, source_uri: str, weights: str, env: dic
     for job in JOBS:
         if job == "train_classifier" and retrain_min_new_share is not None:
             check = run_job([sys.executable, "-c", RETRAIN_CHECK, lake, run_id, str(retrain_min_new_share)], env)
-            figures["retrain_check"] = {**check, **json.loads(check.pop("last_line"))}
+            verdict = json.loads(check.pop("last_line"))
+            figures["retrain_check"] = {**check, **verdict}
             print(f"  {run_id} retrain_check: {figures['retrain_check']}", flush=True)
             if not figures["retrain_check"]["due"]:
                 break
