@@ -283,6 +283,20 @@ def write_json(uri: str, document) -> None:
     store.write_json(key, document)
 
 
+# Reads in flight at once by read_each: under the S3 client's pool of 10 connections (object_store.s3_client).
+READERS = 8
+
+
+def read_each(read, items) -> list:
+    """read(item) for each item, READERS at a time, in the items' order: each is a few small object reads, which on
+    object storage wait on the network (some 20 ms each), so a page of rows costs a few round trips, not one per
+    object."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(READERS) as pool:
+        return list(pool.map(read, items))
+
+
 def exists(uri: str) -> bool:
     """Whether a document, or a folder holding anything, exists at uri."""
     store, key = locate(uri)

@@ -39,18 +39,20 @@ class Registry(Versions):
         champion = self.champion()
         return None if champion is None else champion["version"]
 
-    def history(self) -> list[dict]:
-        """Every champion change, oldest first."""
+    def history(self, read_entry=None) -> list[dict]:
+        """Every champion change, oldest first, the entries before the current one read several at a time (by
+        `read_entry(sequence)` when given, e.g. through a cache: they are write-once)."""
         pointer = self.champion()
         if pointer is None:
             return []
-        entries = []
-        for sequence in range(1, pointer["sequence"]):
-            entry = self._store.read_json(f"history/{sequence}.json")
-            if entry is None:
-                raise InputError(f"history entry {sequence} of {self.model_name} is missing from {self.where}")
-            entries.append(entry)
-        return [*entries, pointer]
+        return [*storage.read_each(read_entry or self.history_entry, range(1, pointer["sequence"])), pointer]
+
+    def history_entry(self, sequence: int) -> dict:
+        """The history's entry `sequence`, before the current champion's (the pointer); write-once."""
+        entry = self._store.read_json(f"history/{sequence}.json")
+        if entry is None:
+            raise InputError(f"history entry {sequence} of {self.model_name} is missing from {self.where}")
+        return entry
 
     def _write_history(self, entry_bytes: bytes, sequence: int) -> None:
         with contextlib.suppress(storage.Conflict):  # already there: entries are write-once and identical

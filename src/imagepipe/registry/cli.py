@@ -12,7 +12,7 @@ import getpass
 import json
 import sys
 
-from imagepipe import settings
+from imagepipe import settings, storage
 from imagepipe.cli import POSITIVE_INT, JobArgumentParser
 from imagepipe.errors import REFUSED, InputError
 from imagepipe.registry.champion import Registry, open_registry
@@ -31,8 +31,7 @@ def _table(rows: list[dict], columns: list[str]) -> str:
 def _version_row(registry: Registry, version: int, champion: int | None) -> dict:
     manifest = registry.manifest(version)
     files = manifest["files"]
-    verdict = registry.document(version, "verdict")
-    metrics = registry.document(version, "metrics")
+    verdict, metrics = registry.documents(version, ("verdict", "metrics"), manifest).values()
     accuracy = ((metrics or {}).get("candidate") or {}).get("accuracy")
     return {
         "version": version,
@@ -92,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.command == "list":
             champion = registry.champion_version()
-            result = [_version_row(registry, version, champion) for version in registry.versions()]
+            result = storage.read_each(lambda version: _version_row(registry, version, champion),
+                                       registry.versions())
             columns = ["version", "champion", "complete", "verdict", "accuracy", "files", "run_id", "created_at"]
             text = _table(result, columns) if result else f"{args.model_name} has no versions in {registry.where}"
         elif args.command == "show":

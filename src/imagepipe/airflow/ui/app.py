@@ -243,6 +243,12 @@ def create_app() -> FastAPI:
 
         return Response(charts.png(charts.drift_figure(model_name, runs)), media_type="image/png")
 
+    @app.get("/models/{model_name}/versions")
+    def versions_page(request: Request, user: GetUserDep, model_name: str, page: int = 1) -> Response:
+        check_read(user, pipeline_of(model_name))
+        listing = pages.version_list(pages.open_model(pages.registry_root(), model_name), page)
+        return render(request, "versions.html", listing=listing)
+
     @app.get("/models/{model_name}/versions/{version}")
     def version_page(request: Request, user: GetUserDep, model_name: str, version: int) -> Response:
         check_read(user, pipeline_of(model_name))

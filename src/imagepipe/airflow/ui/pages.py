@@ -5,6 +5,7 @@ LookupError for the app to answer 404."""
 from __future__ import annotations
 
 import json
+import threading
 from collections import defaultdict
 
 from imagepipe import charts, report, storage
@@ -80,14 +81,44 @@ def _version_row(registry: Registry, version: int, champion: int | None) -> dict
     }
 
 
+# Each read of a page is one or a few registry objects (some 20 ms each on object storage), so a page reads only
+# the rows it shows, several at a time (storage.read_each): the Models page a model's newest versions, the versions
+# page one page of them. History entries are write-once, so the app keeps those it has read.
+VERSIONS_SHOWN = 20
+VERSIONS_PER_PAGE = 50
+_history_entries: dict[tuple[str, str, int], dict] = {}
+_history_lock = threading.Lock()
+
+
+def history(registry: Registry) -> list[dict]:
+    """The model's champion history, oldest first: each earlier entry read from the registry once in the app's life."""
+    def read_entry(sequence: int) -> dict:
+        key = (registry.where, registry.model_name, sequence)
+        with _history_lock:
+            known = _history_entries.get(key)
+        if known is None:
+            known = registry.history_entry(sequence)
+            with _history_lock:
+                _history_entries[key] = known
+        return known
+
+    return registry.history(read_entry)
+
+
+def version_rows(registry: Registry, versions: list[int], champion: int | None) -> list[dict]:
+    return storage.read_each(lambda version: _version_row(registry, version, champion), versions)
+
+
 def model_overview(registry: Registry) -> dict:
-    """The champion and the history entry that made it, the newest evaluated version when its gate failed, every
-    version newest first, the history newest first, and the versions a rollback may name (former champions)."""
+    """The champion and the history entry that made it, the newest evaluated version when its gate failed, the
+    newest VERSIONS_SHOWN versions newest first (and how many there are), the history newest first, and the versions
+    a rollback may name (former champions)."""
     champion = registry.champion()
     champion_version = None if champion is None else champion["version"]
-    history = registry.history()
-    former = sorted({entry["version"] for entry in history} - {champion_version}, reverse=True)
-    versions = [_version_row(registry, version, champion_version) for version in reversed(registry.versions())]
+    changes = history(registry)
+    former = sorted({entry["version"] for entry in changes} - {champion_version}, reverse=True)
+    every = registry.versions()
+    versions = version_rows(registry, every[::-1][:VERSIONS_SHOWN], champion_version)
     evaluated = [row for row in versions if row.get("verdict")]
     # The newest evaluated version, when its gate kept it from becoming champion: what the last run decided.
     newest = evaluated[0] if evaluated else None
@@ -98,9 +129,21 @@ def model_overview(registry: Registry) -> dict:
         "champion": champion,
         "last_refused": refused,
         "versions": versions,
-        "history": list(reversed(history)),
+        "version_count": len(every),
+        "history": list(reversed(changes)),
         "former_champions": former,
     }
+
+
+def version_list(registry: Registry, page: int) -> dict:
+    """Page `page` (from 1) of the model's versions, newest first, VERSIONS_PER_PAGE to a page."""
+    every = registry.versions()[::-1]
+    pages = max(1, -(-len(every) // VERSIONS_PER_PAGE))
+    if not 1 <= page <= pages:
+        raise NotFound(f"{registry.model_name} has {pages} page(s) of versions, not a page {page}")
+    shown = every[(page - 1) * VERSIONS_PER_PAGE:page * VERSIONS_PER_PAGE]
+    return {"name": registry.model_name, "where": registry.where, "page": page, "pages": pages,
+            "version_count": len(every), "versions": version_rows(registry, shown, registry.champion_version())}
 
 
 def version_detail(registry: Registry, version: int) -> dict:
@@ -117,7 +160,7 @@ def version_detail(registry: Registry, version: int) -> dict:
               "pictures": [(title, name) for name, title in charts.TITLES.items() if name in files],
               "gallery": [], "open_rows": report.OPEN_ROWS,
               "report": "report.html" in files,
-              "champion_entries": [entry for entry in registry.history() if entry["version"] == version]}
+              "champion_entries": [entry for entry in history(registry) if entry["version"] == version]}
     try:
         metadata, metrics, verdict = registry.documents(version, REPORTED_DOCUMENTS, manifest).values()
     except InputError as error:
