@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import secrets
 import statistics
 import subprocess
 import sys
@@ -98,6 +99,9 @@ def airflow_app():
                        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT / "dags"),
                        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "viewer:viewer"})
     os.environ.pop("IMAGEPIPE_REGISTRY_URI", None)
+    # The viewer's password, written where the simple auth manager keeps them, so it never generates one and prints it.
+    (Path(home) / "simple_auth_manager_passwords.json.generated").write_text(
+        json.dumps({"viewer": secrets.token_urlsafe(16)}))
     for command in (["db", "migrate"], ["dags", "reserialize"]):
         subprocess.run([str(AIRFLOW), *command], check=True, capture_output=True)
     from airflow.api_fastapi.app import create_app
