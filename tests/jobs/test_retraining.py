@@ -29,13 +29,13 @@ def ingest_and_extract(bucket: str, lake_root: str, run_id: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def lake_with_new_images(spark, s3_endpoint, tmp_path_factory) -> str:
+def lake_with_new_images(spark, s3_endpoint) -> str:
     """A champion trained on 80 images (run manual__first), then run manual__second, which ingested and featurised
     8 more (10 %)."""
     bucket = "retraining-set"
     s3_client().create_bucket(Bucket=bucket)
     sample_data.upload(s3_client(), bucket, "set", sample_data.generate(per_class=20, seed=5))
-    lake_root = str(tmp_path_factory.mktemp("retraining") / "lake")
+    lake_root = f"s3a://{bucket}/lake"  # the production shape: the tables on object storage, read by pyiceberg too
     common = ["--run-id", "manual__first", "--lake-root", lake_root]
     ingest_and_extract(bucket, lake_root, "manual__first")
     train_classifier.main([*common, *TRAIN])
