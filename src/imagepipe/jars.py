@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import NamedTuple
@@ -20,6 +21,9 @@ from imagepipe.errors import InputError
 from imagepipe.settings import PROJECT_ROOT
 
 MAVEN = "https://repo1.maven.org/maven2"
+# A download cut off part-way is tried again from the start after a pause, this many times in all.
+DOWNLOAD_ATTEMPTS = 4
+RETRY_PAUSE_S = 5.0
 
 
 class Jar(NamedTuple):
@@ -91,7 +95,7 @@ def fetch(repository: str = MAVEN) -> list[Path]:
             partial = target.with_suffix(".part")
             url = f"{repository.rstrip('/')}/{jar.url_path}"
             print(f"fetching {url}", file=sys.stderr)
-            urllib.request.urlretrieve(url, partial)
+            _download(url, partial)
             actual = _sha256(partial)
             if actual != jar.sha256:
                 partial.unlink()
@@ -100,6 +104,20 @@ def fetch(repository: str = MAVEN) -> list[Path]:
             partial.replace(target)
         placed.append(target)
     return placed
+
+
+def _download(url: str, target: Path) -> None:
+    for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+        try:
+            urllib.request.urlretrieve(url, target)
+            return
+        except OSError as error:  # a refused or dropped connection, a short body (ContentTooShortError)
+            target.unlink(missing_ok=True)
+            if attempt == DOWNLOAD_ATTEMPTS:
+                raise InputError(f"{url} could not be downloaded ({error}) after {attempt} attempts: check the "
+                                 "network or IMAGEPIPE_MAVEN_REPOSITORY and run `make install` again") from error
+            print(f"{url}: {error}; trying again ({attempt} of {DOWNLOAD_ATTEMPTS} attempts failed)", file=sys.stderr)
+            time.sleep(RETRY_PAUSE_S)
 
 
 def main(argv: list[str] | None = None) -> None:

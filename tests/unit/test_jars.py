@@ -4,6 +4,8 @@ cache only when their sha256 is the pinned one, and refused in one line when mis
 from __future__ import annotations
 
 import hashlib
+import http.server
+import threading
 
 import pytest
 
@@ -60,3 +62,44 @@ def test_a_job_without_the_fetched_jars_says_what_to_run(tmp_path, cache):
 
     with pytest.raises(InputError, match=r"Spark's jars thing-1.0.jar are not in .*cache: run `make install`"):
         jars.paths()
+
+
+class _CutOffOnce(http.server.BaseHTTPRequestHandler):
+    """Serves the jar, but the first response promises more bytes than it sends and closes the connection."""
+    content = b"PK\x03\x04 served over HTTP"
+    requests = 0
+
+    def do_GET(self):
+        type(self).requests += 1
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(self.content) + (100 if self.requests == 1 else 0)))
+        self.end_headers()
+        self.wfile.write(self.content)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_download_cut_off_part_way_is_tried_again_and_placed_whole(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(jars, "RETRY_PAUSE_S", 0.0)
+    (tmp_path / "jars.lock").write_text(f"org.example:thing:1.0 {hashlib.sha256(_CutOffOnce.content).hexdigest()}\n")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CutOffOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        jars.fetch(f"http://127.0.0.1:{server.server_port}/maven2")
+    finally:
+        server.shutdown()
+
+    assert _CutOffOnce.requests == 2
+    assert (cache / "thing-1.0.jar").read_bytes() == _CutOffOnce.content
+
+
+def test_a_repository_that_never_answers_is_refused_in_one_line(tmp_path, cache, monkeypatch):
+    monkeypatch.setattr(jars, "RETRY_PAUSE_S", 0.0)
+    _repository_with(tmp_path, b"never served", "0" * 64)
+
+    with pytest.raises(InputError, match=r"thing-1.0.jar could not be downloaded .* after 4 attempts: check the "
+                                         "network or IMAGEPIPE_MAVEN_REPOSITORY"):
+        jars.fetch((tmp_path / "elsewhere").as_uri())
+    assert list(cache.iterdir()) == []
