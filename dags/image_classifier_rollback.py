@@ -53,11 +53,11 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
             entry = Registry(REGISTRY_URI, model_name).rollback(
                 params["reason"], to=params["target_version"], run_id=run_id, user=dag_run.triggering_user_name
             )
-            log.info("champion of %s rolled back from version %s to version %s: %s", model_name, entry["from"],
-                     entry["to"], entry["reason"])
+            log.info("champion of %s rolled back from version %s to version %s: %s", model_name, entry.from_version,
+                     entry.version, entry.reason)
             outlet_events[champion].extra = orchestration.champion_event(entry, model_name)
             notifications.send(notifications.champion_change(dataset.name, model_name, entry))
-            return entry
+            return entry.to_json()
 
         rollback()
     return dag

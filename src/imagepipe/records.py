@@ -36,17 +36,19 @@ class RunRecord:
     KIND: ClassVar[str] = ""
     FORMAT: ClassVar[int] = 1
     DEFAULTS: ClassVar[dict] = {}  # fields added after format 0, with the value an older record meant
+    JSON_KEYS: ClassVar[dict] = {}  # field -> its key in the JSON, where that key is no Python name (`from`)
+    REMEDY: ClassVar[str] = "re-run the step that writes it"  # what a malformed record's refusal tells to do
 
     def to_json(self) -> dict:
-        return {FORMAT_KEY: self.FORMAT,
-                **{field.name: getattr(self, field.name) for field in dataclasses.fields(self)}}
+        return {FORMAT_KEY: self.FORMAT, **{self.JSON_KEYS.get(field.name, field.name): getattr(self, field.name)
+                                           for field in dataclasses.fields(self)}}
 
     @classmethod
     def from_json(cls, document, where: str):
         """The record from its JSON, upgraded from an older format; InputError naming `where` when malformed."""
         if not isinstance(document, dict):
-            raise InputError(f"{where}: a {cls.KIND} record is a JSON object, not {type(document).__name__}; re-run "
-                             f"the step that writes it")
+            raise InputError(f"{where}: a {cls.KIND} record is a JSON object, not {type(document).__name__}; "
+                             f"{cls.REMEDY}")
         found = document.get(FORMAT_KEY, 0)
         if not isinstance(found, int) or found > cls.FORMAT:
             raise InputError(f"{where}: {cls.KIND} record of format {found!r}, newer than this imagepipe's "
@@ -54,12 +56,13 @@ class RunRecord:
         document = {**cls.DEFAULTS, **document} if found < cls.FORMAT else document
         values = {}
         for field in dataclasses.fields(cls):
-            if field.name not in document:
-                raise InputError(f"{where}: {cls.KIND} record lacks {field.name}; re-run the step that writes it")
-            value = document[field.name]
+            key = cls.JSON_KEYS.get(field.name, field.name)
+            if key not in document:
+                raise InputError(f"{where}: {cls.KIND} record lacks {key}; {cls.REMEDY}")
+            value = document[key]
             if not _typed(value, field.type):
-                raise InputError(f"{where}: {cls.KIND} record's {field.name} is {value!r}, not {field.type}; re-run "
-                                 "the step that writes it")
+                raise InputError(f"{where}: {cls.KIND} record's {key} is {value!r}, not {field.type}; "
+                                 f"{cls.REMEDY}")
             values[field.name] = value
         return cls(**values)
 

@@ -148,7 +148,7 @@ def summarize(outcome: dict) -> list[str]:
     promotion = promotion_line(outcome)
     if promotion is not None:
         lines.append(f"promotion:        {promotion}")
-    champion = None if outcome["champion"] is None else outcome["champion"]["version"]
+    champion = None if outcome["champion"] is None else outcome["champion"].version
     return lines + [f"champion:         {'none' if champion is None else f'version {champion}'}"]
 
 

@@ -103,7 +103,7 @@ def test_rollback_task_moves_the_champion_back_and_records_who_and_why(dag, regi
                  outlet_events=events)
     rollback(params={"target_version": 1, "reason": "back to the first"}, run_id="manual__rb3", dag_run=user,
              outlet_events=events)
-    assert [(entry["from"], entry["to"]) for entry in registry.history()][-2:] == [(3, 2), (2, 1)]
+    assert [(entry.from_version, entry.version) for entry in registry.history()][-2:] == [(3, 2), (2, 1)]
 
 
 def _promote_args(pipeline, run_type: str, **params) -> list[str]:

@@ -85,7 +85,7 @@ def test_with_allow_label_change_the_candidate_passes_and_its_verdict_says_the_c
 
     promote_model.main(["--run-id", "manual__allowed", "--lake-root", lake_root])
     assert registry.champion_version() == version
-    assert registry.champion()["reason"] == (
+    assert registry.champion().reason == (
         f"verdict passed with a label change allowed by allow_label_change (added: {ADDED}; removed: -)")
 
 

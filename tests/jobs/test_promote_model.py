@@ -60,8 +60,8 @@ def test_the_job_forces_a_failed_verdict_only_with_a_reason(root, lake_root, tin
     promote("manual__forced", root, lake_root, "--force-reason", "the test split is known to be mislabelled")
 
     [entry] = Registry(root, MODEL).history()
-    assert (entry["to"], entry["kind"], entry["run_id"]) == (1, "forced", "manual__forced")
-    assert entry["reason"] == "the test split is known to be mislabelled"
+    assert (entry.version, entry.kind, entry.run_id) == (1, "forced", "manual__forced")
+    assert entry.reason == "the test split is known to be mislabelled"
 
 
 def test_in_the_pipeline_the_gates_decision_forces_a_failed_verdict(root, lake_root, tiny_model):
@@ -75,7 +75,7 @@ def test_in_the_pipeline_the_gates_decision_forces_a_failed_verdict(root, lake_r
     promote("manual__gated", root, lake_root)
 
     [entry] = Registry(root, MODEL).history()
-    assert (entry["to"], entry["kind"], entry["reason"]) == (version, "forced", "labels fixed upstream")
+    assert (entry.version, entry.kind, entry.reason) == (version, "forced", "labels fixed upstream")
 
 
 def test_a_version_whose_model_file_changed_since_evaluation_is_not_promoted(tmp_path, lake_root, tiny_model):

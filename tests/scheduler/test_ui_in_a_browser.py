@@ -83,7 +83,8 @@ def fetch(stack, method: str, path: str, session: str | None = None, form: dict 
 
 def test_every_page_is_refused_to_anonymous_requests_and_served_to_a_logged_in_user(stack, records):
     version = "/imagepipe/models/image_classifier/versions/1"
-    pages = ["/imagepipe/", "/imagepipe/models", version, f"{version}/files/report.html",
+    pages = ["/imagepipe/", "/imagepipe/models", "/imagepipe/models/image_classifier/versions",
+             "/imagepipe/models/image_classifier/history", version, f"{version}/files/report.html",
              f"{version}/files/confusion_matrix.png",
              f"/imagepipe/runs/{PIPELINE_DAG}/{quote(records.run(2), safe='')}"]
     viewer = stack.token_for("viewer")
@@ -289,6 +290,28 @@ def test_a_target_that_was_never_champion_is_refused_on_the_form_with_the_rollba
     wait(browser).until(lambda d: d.find_elements(By.LINK_TEXT, "Models"))
 
 
+def test_the_pages_of_every_version_and_every_champion_change_list_them_newest_first(browser, stack, records):
+    from selenium.webdriver.common.by import By
+
+    def first_cells() -> list[str]:
+        return [row.find_elements(By.TAG_NAME, "td")[0].text.split()[0]
+                for row in browser.find_elements(By.TAG_NAME, "tr")[1:]]
+
+    browser.switch_to.default_content()
+    browser.get(f"{stack.url}/imagepipe/models/image_classifier/versions")
+    wait(browser).until(lambda d: "image_classifier: versions" in d.find_element(By.TAG_NAME, "h1").text)
+    assert first_cells() == [str(version) for version in reversed(records.registry.versions())]
+    assert "page 1 of 1" in text(browser)
+    screenshot(browser, "versions")
+    browser.get(f"{stack.url}/imagepipe/models/image_classifier/history")
+    wait(browser).until(lambda d: "image_classifier: champion history" in d.find_element(By.TAG_NAME, "h1").text)
+    assert first_cells() == [str(entry.sequence) for entry in reversed(records.registry.history())]
+    assert "alice version 3 mislabels <b>forest</b> at night" in text(browser)  # who and why, as text
+    screenshot(browser, "history")
+    browser.get(f"{stack.url}/")
+    wait(browser).until(lambda d: d.find_elements(By.LINK_TEXT, "Models"))
+
+
 def test_a_viewer_cannot_roll_back_and_an_admins_rollback_from_the_models_page_runs_as_its_user_into_the_history(
         browser, stack, records):
     from selenium.webdriver.common.by import By
@@ -319,7 +342,7 @@ def test_a_viewer_cannot_roll_back_and_an_admins_rollback_from_the_models_page_r
     assert "by admin: version 1 misses the night images" in text(browser)
     screenshot(browser, "models-after-rollback")
     entry = records.registry.champion()
-    assert (entry["version"], entry["kind"], entry["user"], entry["reason"]) == (
+    assert (entry.version, entry.kind, entry.user, entry.reason) == (
         3, "rollback", "admin", "version 1 misses the night images")
 
 

@@ -60,7 +60,7 @@ def test_models_page_shows_the_champion_how_it_got_there_every_version_and_the_h
 
     assert page.status_code == 200
     text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page.text)).split())
-    assert (f"Champion: version 1 rollback since {records.registry.champion()['at']}, from version 3, by alice: "
+    assert (f"Champion: version 1 rollback since {records.registry.champion().at}, from version 3, by alice: "
             f"{ROLLBACK_REASON}") in text
     first_run = records.run(1)
     assert row_starting(page.text, "1 champion") == [

@@ -65,7 +65,7 @@ def failing_verdict(champion_version: int | None) -> dict:
 
 
 def moves(registry: Registry) -> list[tuple]:
-    return [(entry["from"], entry["to"], entry["kind"]) for entry in registry.history()]
+    return [(entry.from_version, entry.version, entry.kind) for entry in registry.history()]
 
 
 

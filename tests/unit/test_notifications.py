@@ -3,6 +3,7 @@ and HTTP receivers."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from receivers import CREDENTIALS, http_server, smtp_server
@@ -10,10 +11,12 @@ from receivers import CREDENTIALS, http_server, smtp_server
 from imagepipe import subscriptions
 from imagepipe.airflow import notifications
 from imagepipe.airflow.notifications import Notice
+from imagepipe.registry import ChampionEntry
 
 HOSTILE = '<img src=x onerror=alert(1)> "森林" & {{ conn.smtp_default.password }}'
-ENTRY = {"version": 3, "from": 2, "kind": "rollback", "run_id": "manual__rb", "at": "2026-12-07T10:00:00+00:00",
-         "user": "alice", "reason": "version 3 mislabels\nbeaches"}
+ENTRY = ChampionEntry(sequence=4, version=3, from_version=2, at="2026-12-07T10:00:00+00:00", kind="rollback",
+                      run_id="manual__rb", user="alice", reason="version 3 mislabels\nbeaches", verdict=None,
+                      made_champion={"2": [2], "3": [1, 4]})
 
 
 def test_a_notice_escapes_what_came_from_data_for_each_medium():
@@ -85,7 +88,7 @@ def test_each_target_gets_the_notice_and_one_that_fails_is_logged_without_stoppi
                            "webhook:broken_hook,webhook:deploy_hook,email:ml@example.com")
         with Records("imagepipe.airflow.notifications") as logged:
             reached = notifications.send(notifications.champion_change("default", "image_classifier",
-                                                                       {**ENTRY, "reason": HOSTILE}))
+                                                                       dataclasses.replace(ENTRY, reason=HOSTILE)))
 
     assert reached == ["webhook:deploy_hook", "email:ml@example.com"]
     assert "ERROR champion_change notice to webhook:broken_hook not delivered: 503" in logged.text(), logged.text()

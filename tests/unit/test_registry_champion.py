@@ -13,7 +13,14 @@ import pytest
 from imagepipe.errors import InputError
 from imagepipe.registry import ChampionMovedError, Registry, open_registry
 from unit.registry_helpers import *  # noqa: F403 (the fixtures backend, root)
-from unit.registry_helpers import MODEL, failing_verdict, moves, promoted_three_times, registry_with_versions
+from unit.registry_helpers import (
+    MODEL,
+    failing_verdict,
+    moves,
+    passing_verdict,
+    promoted_three_times,
+    registry_with_versions,
+)
 
 
 def test_first_promotion_makes_the_first_champion(root):
@@ -25,11 +32,11 @@ def test_first_promotion_makes_the_first_champion(root):
     assert promoted is True
     assert registry.champion_version() == 1
     [entry] = registry.history()
-    assert {key: entry[key] for key in ("from", "to", "run_id", "kind", "reason", "verdict")} == {
+    assert {key: entry.to_json()[key] for key in ("from", "to", "run_id", "kind", "reason", "verdict")} == {
         "from": None, "to": 1, "run_id": "run-0", "kind": "promotion", "reason": "first model",
         "verdict": {"passed": True, "failed_checks": []},
     }
-    assert entry["at"] == registry.champion()["at"]
+    assert entry.at == registry.champion().at
 
 
 def test_promotion_moves_the_champion_and_a_retry_changes_nothing(root, backend):
@@ -110,9 +117,9 @@ def test_a_forced_promotion_is_recorded_as_forced_with_its_reason(root):
     registry.promote(version, 1, "run-forced", "hotfix for a mislabelled class", kind="forced")
 
     entry = registry.history()[-1]
-    assert (entry["from"], entry["to"], entry["kind"]) == (1, version, "forced")
-    assert entry["reason"] == "hotfix for a mislabelled class"
-    assert entry["verdict"] == {"passed": False, "failed_checks": ["min_accuracy"]}
+    assert (entry.from_version, entry.version, entry.kind) == (1, version, "forced")
+    assert entry.reason == "hotfix for a mislabelled class"
+    assert entry.verdict == {"passed": False, "failed_checks": ["min_accuracy"]}
 
 
 def test_history_survives_a_crash_between_the_swap_and_its_copy(root, backend):
@@ -125,7 +132,7 @@ def test_history_survives_a_crash_between_the_swap_and_its_copy(root, backend):
     registry.promote(3, 2, "run-2", "better still")
 
     assert backend.read("history/2.json")
-    assert [entry["sequence"] for entry in registry.history()] == [1, 2, 3]
+    assert [entry.sequence for entry in registry.history()] == [1, 2, 3]
 
 
 WORKER = """
@@ -170,7 +177,8 @@ def test_concurrent_promotions_from_separate_processes_let_exactly_one_win(root,
     assert moved == sorted(set(versions) - set(winners))
     assert registry.champion_version() == winners[0]
     history = registry.history()
-    assert [(entry["sequence"], entry["from"], entry["to"]) for entry in history] == [(1, None, 1), (2, 1, winners[0])]
+    assert [(entry.sequence, entry.from_version, entry.version) for entry in history] == [(1, None, 1),
+                                                                                          (2, 1, winners[0])]
 
 
 
@@ -180,9 +188,9 @@ def test_rollback_returns_to_the_previous_champion(root):
     entry = registry.rollback("version 3 mislabels beaches", user="alice")
 
     assert registry.champion_version() == 2
-    assert (entry["from"], entry["to"], entry["kind"], entry["user"]) == (3, 2, "rollback", "alice")
+    assert (entry.from_version, entry.version, entry.kind, entry.user) == (3, 2, "rollback", "alice")
     assert moves(registry)[-1] == (3, 2, "rollback")
-    assert registry.history()[-1]["reason"] == "version 3 mislabels beaches"
+    assert registry.history()[-1].reason == "version 3 mislabels beaches"
 
 
 def test_rollback_to_a_named_version(root):
@@ -239,7 +247,7 @@ def test_a_retried_rollback_of_the_same_run_changes_nothing(root):
 
     entry = registry.rollback("bad release", run_id="manual__rollback-1")
 
-    assert registry.champion_version() == 2 and entry["to"] == 2
+    assert registry.champion_version() == 2 and entry.version == 2
     assert len(registry.history()) == 4
 
 
@@ -251,6 +259,53 @@ def test_rollback_refuses_a_target_with_a_tampered_file(root, backend):
         registry.rollback("back to 1", to=1)
     assert registry.champion_version() == 3
 
+
+
+def _another_version(registry: Registry) -> int:
+    version = registry.allocate_version(f"run-{len(registry.versions())}")
+    registry.write_document(version, "metadata", {"version": version})
+    registry.write_document(version, "verdict", passing_verdict(version - 1))
+    return version
+
+
+def test_each_entry_knows_which_versions_have_been_champion_so_a_rollback_reads_one_entry(root, backend):
+    registry = promoted_three_times(root)
+    registry.rollback("version 3 mislabels beaches")
+
+    assert registry.made_champion(registry.champion()) == {1: [1], 2: [2, 4], 3: [3]}
+    assert [entry.sequence for entry in registry.champion_entries(2)] == [2, 4]
+    for key in backend.keys("history"):  # the rollback's check and the pages need only the pointer
+        backend.delete(key)
+    assert registry.rollback_target(1) == 1
+    with pytest.raises(InputError, match="version 4 of image_classifier has never been champion"):
+        registry.rollback_target(_another_version(registry))
+
+
+def test_a_history_written_before_entries_kept_their_champions_reads_and_is_upgraded_by_the_next_promotion(
+        root, backend):
+    registry = promoted_three_times(root)
+    _another_version(registry)
+    for key in ["champion.json", *backend.keys("history")]:  # as the registry wrote them before (format 0)
+        document = json.loads(backend.read(key))
+        del document["format"], document["made_champion"]
+        backend.write(key, json.dumps(document).encode())
+
+    assert registry.champion().made_champion is None
+    assert registry.made_champion(registry.champion()) == {1: [1], 2: [2], 3: [3]}
+    assert registry.rollback_target(1) == 1
+    registry.promote(4, 3, "run-3", "newer")
+
+    assert registry.champion().made_champion == {"1": [1], "2": [2], "3": [3], "4": [4]}
+    assert moves(registry)[-1] == (3, 4, "promotion")
+
+
+def test_a_malformed_history_entry_is_refused_in_one_line_naming_its_file(root, backend):
+    registry = promoted_three_times(root)
+    backend.write("history/2.json", b'{"sequence": 2, "version": 2}')
+
+    with pytest.raises(InputError, match=r"history/2.json: champion history record lacks from; the registry's "
+                                         "champion history is damaged"):
+        registry.history()
 
 
 def test_a_jobs_registry_is_the_one_named_else_the_environments_else_the_lakes(tmp_path, monkeypatch):

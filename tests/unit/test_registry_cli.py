@@ -39,16 +39,16 @@ def test_cli_lists_shows_and_tells_the_champion_and_history(root, capsys):
 
 
 def registry_at(root: str, sequence: int) -> str:
-    return Registry(root, MODEL).history()[sequence - 1]["at"]
+    return Registry(root, MODEL).history()[sequence - 1].at
 
 
 def test_cli_json_output_is_the_registrys_records(root, capsys):
     registry = promoted_three_times(root)
 
     cli(root, "--json", "history")
-    assert json.loads(capsys.readouterr().out) == registry.history()
+    assert json.loads(capsys.readouterr().out) == [entry.to_json() for entry in registry.history()]
     cli(root, "--json", "champion")
-    assert json.loads(capsys.readouterr().out) == registry.champion()
+    assert json.loads(capsys.readouterr().out) == registry.champion().to_json()
     cli(root, "--json", "list")
     assert [row["version"] for row in json.loads(capsys.readouterr().out)] == [1, 2, 3]
     cli(root, "--json", "show", "1")
@@ -64,7 +64,7 @@ def test_cli_rolls_back_and_records_who_and_why(root, capsys):
 
     assert json.loads(capsys.readouterr().out)["to"] == 1
     assert moves(registry)[-2:] == [(3, 2, "rollback"), (2, 1, "rollback")]
-    assert registry.history()[-1]["user"]
+    assert registry.history()[-1].user
 
 
 @pytest.mark.parametrize(
@@ -95,7 +95,7 @@ def test_python_dash_m_runs_the_command_line(root):
     shown = subprocess.run([sys.executable, "-m", "imagepipe.registry", "--registry-uri", root, "--json", "champion"],
                            capture_output=True, text=True, check=True)
 
-    assert json.loads(shown.stdout) == registry.champion()
+    assert json.loads(shown.stdout) == registry.champion().to_json()
 
 
 def test_show_prints_the_lake_snapshot_each_table_was_read_at_for_training_and_evaluation(root, capsys):

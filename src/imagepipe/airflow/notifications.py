@@ -22,8 +22,12 @@ from __future__ import annotations
 import html
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from imagepipe.subscriptions import Target
+
+if TYPE_CHECKING:
+    from imagepipe.registry.champion import ChampionEntry
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +61,12 @@ class Notice:
         return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def champion_change(dataset: str, model_name: str, entry: dict) -> Notice:
+def champion_change(dataset: str, model_name: str, entry: ChampionEntry) -> Notice:
     """A promotion, forced promotion or rollback (a champion history entry)."""
-    kind = entry["kind"]
-    subject = (f"{model_name}: version {entry['version']} is champion ({kind}"
-               f"{'' if entry.get('from') is None else ', was version ' + str(entry['from'])})")
-    fields = {"model_name": model_name, "version": entry["version"], "from": entry.get("from"), "kind": kind,
-              "run_id": entry.get("run_id"), "at": entry.get("at"), "user": entry.get("user"),
-              "reason": entry.get("reason")}
+    subject = (f"{model_name}: version {entry.version} is champion ({entry.kind}"
+               f"{'' if entry.from_version is None else ', was version ' + str(entry.from_version)})")
+    fields = {"model_name": model_name, "version": entry.version, "from": entry.from_version, "kind": entry.kind,
+              "run_id": entry.run_id, "at": entry.at, "user": entry.user, "reason": entry.reason}
     lines = tuple(f"{name}: {value}" for name, value in fields.items() if value is not None)
     return Notice("champion_change", dataset, subject, lines, fields)
 

@@ -7,8 +7,12 @@ import functools
 import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imagepipe.windows import WATERMARK
+
+if TYPE_CHECKING:
+    from imagepipe.registry.champion import ChampionEntry
 
 log = logging.getLogger(__name__)
 
@@ -266,18 +270,19 @@ def champion_change(lake_root: str, run_id: str, model_name: str, registry_uri: 
     promotion = Lake(lake_root).read_record(run_id, PromotionRecord)
     registry = open_registry(model_name, registry_uri, lake_root)
     champion = registry.champion()
-    if champion is None or champion["run_id"] != run_id or champion["kind"] == "rollback":
+    if champion is None or champion.run_id != run_id or champion.kind == "rollback":
         why = promotion.skipped or "the champion was not changed by this run"
         raise AirflowSkipException(f"champion of {model_name} stays version {registry.champion_version()}: {why}")
-    log.info("champion of %s changed from version %s to %d (%s)", model_name, champion["from"], champion["version"],
-             champion["kind"])
+    log.info("champion of %s changed from version %s to %d (%s)", model_name, champion.from_version, champion.version,
+             champion.kind)
     notifications.send(notifications.champion_change(dataset_name, model_name, champion))
     return champion_event(champion, model_name)
 
 
-def champion_event(entry: dict, model_name: str) -> dict:
+def champion_event(entry: ChampionEntry, model_name: str) -> dict:
     """The extra of a champion asset event: which version became champion, from which, how, by which run, when."""
-    return {key: entry[key] for key in ("version", "from", "kind", "run_id", "at")} | {"model_name": model_name}
+    return {"version": entry.version, "from": entry.from_version, "kind": entry.kind, "run_id": entry.run_id,
+            "at": entry.at, "model_name": model_name}
 
 
 def drift_alarm(lake_root: str, run_id: str, model_name: str, dataset_name: str = "default") -> dict:

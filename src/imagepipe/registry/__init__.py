@@ -8,6 +8,6 @@ every file, a champion pointer moved by compare-and-swap, and an append-only pro
 Storage, with the conditional writes the compare-and-swap needs, is imagepipe.storage's.
 """
 
-from imagepipe.registry.champion import KINDS, ChampionMovedError, Registry, open_registry
+from imagepipe.registry.champion import KINDS, ChampionEntry, ChampionMovedError, Registry, open_registry
 
-__all__ = ["KINDS", "ChampionMovedError", "Registry", "open_registry"]
+__all__ = ["KINDS", "ChampionEntry", "ChampionMovedError", "Registry", "open_registry"]

@@ -15,7 +15,7 @@ import sys
 from imagepipe import settings, storage
 from imagepipe.cli import POSITIVE_INT, JobArgumentParser
 from imagepipe.errors import REFUSED, InputError
-from imagepipe.registry.champion import Registry, open_registry
+from imagepipe.registry.champion import ChampionEntry, Registry, open_registry
 from imagepipe.registry.versions import METADATA
 
 HISTORY_COLUMNS = ["sequence", "at", "kind", "from", "to", "by", "verdict", "reason"]
@@ -52,10 +52,9 @@ def _verdict_summary(verdict: dict) -> str:
     return "PASSED" if verdict["passed"] else f"FAILED ({', '.join(failed)})"
 
 
-def _history_row(entry: dict) -> dict:
-    verdict = entry.get("verdict")
-    return {**entry, "by": entry.get("user") or entry.get("run_id"),
-            "verdict": None if verdict is None else _verdict_summary(verdict)}
+def _history_row(entry: ChampionEntry) -> dict:
+    return {**entry.to_json(), "by": entry.user or entry.run_id,
+            "verdict": None if entry.verdict is None else _verdict_summary(entry.verdict)}
 
 
 def _snapshot_lines(registry: Registry, version: int) -> list[str]:
@@ -108,16 +107,20 @@ def main(argv: list[str] | None = None) -> None:
             text = "\n".join(lines + _snapshot_lines(registry, args.version)
                              + ["", _table(files, ["file", "size", "sha256"])])
         elif args.command == "champion":
-            result = registry.champion()
-            text = (f"{args.model_name} has no champion" if result is None
-                    else _table([_history_row(result)], ["version", *HISTORY_COLUMNS]))
+            champion = registry.champion()
+            result = None if champion is None else champion.to_json()
+            text = (f"{args.model_name} has no champion" if champion is None
+                    else _table([_history_row(champion)], ["version", *HISTORY_COLUMNS]))
         elif args.command == "history":
-            result = registry.history()
-            text = (_table([_history_row(entry) for entry in result], HISTORY_COLUMNS) if result
+            history = registry.history()
+            result = [entry.to_json() for entry in history]
+            text = (_table([_history_row(entry) for entry in history], HISTORY_COLUMNS) if history
                     else f"{args.model_name} has no promotion history")
         else:
-            result = registry.rollback(args.reason, to=args.to, user=getpass.getuser())
-            text = f"champion of {args.model_name} rolled back from version {result['from']} to {result['to']}"
+            entry = registry.rollback(args.reason, to=args.to, user=getpass.getuser())
+            result = entry.to_json()
+            text = (f"champion of {args.model_name} rolled back from version {entry.from_version} to "
+                    f"{entry.version}")
     except InputError as error:
         print(f"registry: error: {error}", file=sys.stderr)
         sys.exit(REFUSED)

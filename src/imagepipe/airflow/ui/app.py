@@ -249,6 +249,12 @@ def create_app() -> FastAPI:
         listing = pages.version_list(pages.open_model(pages.registry_root(), model_name), page)
         return render(request, "versions.html", listing=listing)
 
+    @app.get("/models/{model_name}/history")
+    def history_page(request: Request, user: GetUserDep, model_name: str, page: int = 1) -> Response:
+        check_read(user, pipeline_of(model_name))
+        listing = pages.history_list(pages.open_model(pages.registry_root(), model_name), page)
+        return render(request, "history.html", listing=listing)
+
     @app.get("/models/{model_name}/versions/{version}")
     def version_page(request: Request, user: GetUserDep, model_name: str, version: int) -> Response:
         check_read(user, pipeline_of(model_name))

@@ -11,7 +11,7 @@ from collections import defaultdict
 from imagepipe import charts, report, storage
 from imagepipe.errors import InputError, MissingRecordError
 from imagepipe.lake import Lake, registry_uri
-from imagepipe.registry import Registry
+from imagepipe.registry import ChampionEntry, Registry
 from imagepipe.summary import promotion_line, run_outcome
 
 
@@ -82,17 +82,20 @@ def _version_row(registry: Registry, version: int, champion: int | None) -> dict
 
 
 # Each read of a page is one or a few registry objects (some 20 ms each on object storage), so a page reads only
-# the rows it shows, several at a time (storage.read_each): the Models page a model's newest versions, the versions
-# page one page of them. History entries are write-once, so the app keeps those it has read.
+# the rows it shows, several at a time (storage.read_each): the Models page a model's newest versions and champion
+# changes, the versions and history pages one page of them. History entries are write-once, so the app keeps those
+# it has read.
 VERSIONS_SHOWN = 20
 VERSIONS_PER_PAGE = 50
-_history_entries: dict[tuple[str, str, int], dict] = {}
+HISTORY_SHOWN = 20
+HISTORY_PER_PAGE = 50
+_history_entries: dict[tuple[str, str, int], ChampionEntry] = {}
 _history_lock = threading.Lock()
 
 
-def history(registry: Registry) -> list[dict]:
-    """The model's champion history, oldest first: each earlier entry read from the registry once in the app's life."""
-    def read_entry(sequence: int) -> dict:
+def entry_reader(registry: Registry):
+    """Reads the model's history entry `sequence`, each from the registry once in the app's life."""
+    def read_entry(sequence: int) -> ChampionEntry:
         key = (registry.where, registry.model_name, sequence)
         with _history_lock:
             known = _history_entries.get(key)
@@ -102,7 +105,7 @@ def history(registry: Registry) -> list[dict]:
                 _history_entries[key] = known
         return known
 
-    return registry.history(read_entry)
+    return read_entry
 
 
 def version_rows(registry: Registry, versions: list[int], champion: int | None) -> list[dict]:
@@ -111,12 +114,12 @@ def version_rows(registry: Registry, versions: list[int], champion: int | None) 
 
 def model_overview(registry: Registry) -> dict:
     """The champion and the history entry that made it, the newest evaluated version when its gate failed, the
-    newest VERSIONS_SHOWN versions newest first (and how many there are), the history newest first, and the versions
-    a rollback may name (former champions)."""
+    newest VERSIONS_SHOWN versions and HISTORY_SHOWN champion changes, newest first (and how many there are), and
+    the versions a rollback may name (former champions)."""
     champion = registry.champion()
-    champion_version = None if champion is None else champion["version"]
-    changes = history(registry)
-    former = sorted({entry["version"] for entry in changes} - {champion_version}, reverse=True)
+    champion_version = None if champion is None else champion.version
+    read_entry = entry_reader(registry)
+    former = sorted(set(registry.made_champion(champion, read_entry)) - {champion_version}, reverse=True)
     every = registry.versions()
     versions = version_rows(registry, every[::-1][:VERSIONS_SHOWN], champion_version)
     evaluated = [row for row in versions if row.get("verdict")]
@@ -130,20 +133,38 @@ def model_overview(registry: Registry) -> dict:
         "last_refused": refused,
         "versions": versions,
         "version_count": len(every),
-        "history": list(reversed(changes)),
+        "history": registry.history_up_to(champion, HISTORY_SHOWN, read_entry)[::-1],
+        "history_count": 0 if champion is None else champion.sequence,
         "former_champions": former,
     }
+
+
+def _page(count: int, page: int, per_page: int, what: str, model_name: str) -> tuple[int, slice]:
+    """How many pages `count` items make, and page `page`'s (from 1) slice of them newest first."""
+    pages = max(1, -(-count // per_page))
+    if not 1 <= page <= pages:
+        raise NotFound(f"{model_name} has {pages} page(s) of {what}, not a page {page}")
+    return pages, slice((page - 1) * per_page, page * per_page)
 
 
 def version_list(registry: Registry, page: int) -> dict:
     """Page `page` (from 1) of the model's versions, newest first, VERSIONS_PER_PAGE to a page."""
     every = registry.versions()[::-1]
-    pages = max(1, -(-len(every) // VERSIONS_PER_PAGE))
-    if not 1 <= page <= pages:
-        raise NotFound(f"{registry.model_name} has {pages} page(s) of versions, not a page {page}")
-    shown = every[(page - 1) * VERSIONS_PER_PAGE:page * VERSIONS_PER_PAGE]
+    pages, shown = _page(len(every), page, VERSIONS_PER_PAGE, "versions", registry.model_name)
     return {"name": registry.model_name, "where": registry.where, "page": page, "pages": pages,
-            "version_count": len(every), "versions": version_rows(registry, shown, registry.champion_version())}
+            "version_count": len(every), "versions": version_rows(registry, every[shown], registry.champion_version())}
+
+
+def history_list(registry: Registry, page: int) -> dict:
+    """Page `page` (from 1) of the model's champion changes, newest first, HISTORY_PER_PAGE to a page."""
+    champion = registry.champion()
+    count = 0 if champion is None else champion.sequence
+    pages, shown = _page(count, page, HISTORY_PER_PAGE, "champion changes", registry.model_name)
+    read_entry = entry_reader(registry)
+    sequences = list(range(count, 0, -1))[shown]
+    entries = storage.read_each(lambda sequence: champion if sequence == count else read_entry(sequence), sequences)
+    return {"name": registry.model_name, "where": registry.where, "page": page, "pages": pages,
+            "history_count": count, "history": entries}
 
 
 def version_detail(registry: Registry, version: int) -> dict:
@@ -160,7 +181,7 @@ def version_detail(registry: Registry, version: int) -> dict:
               "pictures": [(title, name) for name, title in charts.TITLES.items() if name in files],
               "gallery": [], "open_rows": report.OPEN_ROWS,
               "report": "report.html" in files,
-              "champion_entries": [entry for entry in history(registry) if entry["version"] == version]}
+              "champion_entries": registry.champion_entries(version, entry_reader(registry))}
     try:
         metadata, metrics, verdict = registry.documents(version, REPORTED_DOCUMENTS, manifest).values()
     except InputError as error:
