@@ -4,9 +4,10 @@ registry on a local path and on the S3 endpoint (moto's server, started here).
 The registry is written through the library (allocate_version, write_document, promote), as train_classifier,
 evaluate_model and promote_model leave it: every version with its metadata, metrics (ten classes, a gallery) and
 verdict; two in three pass their gate and become champion, so the champion history holds two thirds of the versions;
-the newest version also holds its report's files, whose page is timed. Pages are requested from Airflow's own
-api-server app built in this process (the project's plugins, the simple auth manager, a migrated SQLite database), as
-a logged-in viewer, through FastAPI's TestClient: the page's whole server-side time, without a network.
+the newest version also holds its report's files. Timed: the Models page, the newest and the first version's pages,
+the first page of every version and of every champion change, and the command line's list. Pages are requested from
+Airflow's own api-server app built in this process (the project's plugins, the simple auth manager, a migrated SQLite
+database), as a logged-in viewer, through FastAPI's TestClient: the page's whole server-side time, without a network.
 
     .venv/bin/python bench/registry_pages.py --versions 500 --json bench/registry_pages_<machine>_<date>.json
 """
@@ -14,6 +15,7 @@ a logged-in viewer, through FastAPI's TestClient: the page's whole server-side t
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -79,12 +81,12 @@ def build(registry_root: str, versions: int) -> float:
         champion_metrics = None if champion is None else {**candidate_metrics(0.9), "version": champion}
         registry.write_document(version, "metrics", {"candidate": candidate, "champion": champion_metrics,
                                                      "champion_version": champion, "gallery": shown})
-        verdict = {**decide(candidate, champion_metrics, Thresholds()), "candidate_version": version,
-                   "champion_version": champion, "run_id": run_id}
+        verdict = dataclasses.replace(decide(candidate, champion_metrics, Thresholds()), candidate_version=version,
+                                      champion_version=champion, run_id=run_id)
         if index == versions - 1:
             registry.write_files(version, report.files(metadata, candidate, champion_metrics, verdict, shown))
-        registry.write_document(version, "verdict", verdict)
-        if verdict["passed"]:
+        registry.write_verdict(version, verdict)
+        if verdict.passed:
             registry.promote(version, champion, run_id, "verdict passed")
             champion = version
     return time.perf_counter() - started
@@ -160,6 +162,9 @@ def main() -> None:
                 "build_s": round(built, 1),
                 "models_page": timed_get(client, "/imagepipe/models"),
                 "version_page": timed_get(client, f"/imagepipe/models/{MODEL}/versions/{args.versions}"),
+                "first_version_page": timed_get(client, f"/imagepipe/models/{MODEL}/versions/1"),
+                "versions_page": timed_get(client, f"/imagepipe/models/{MODEL}/versions"),
+                "history_page": timed_get(client, f"/imagepipe/models/{MODEL}/history"),
                 "registry_list": timed_cli(Lake(lake_root).registry),
             }
             print(where, json.dumps(results[where]), flush=True)

@@ -6,6 +6,7 @@ pass or fail; a retry after it keeps it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from imagepipe import cli, params, report, tables
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
     window_end_id = lake.read_record(args.run_id, WindowRecord).window.end_id
     version = lake.read_record(args.run_id, CandidateRecord).version
-    if registry.document(version, "verdict") is not None:
+    if registry.verdict(version) is not None:
         log.info("version %d already has its verdict; keeping it", version)
         return
     metadata = registry.metadata(version)
@@ -115,15 +116,14 @@ def main(argv: list[str] | None = None) -> None:
         log.info("version %d already has its metrics; deciding on them", version)
     candidate, champion = metrics["candidate"], metrics["champion"]
 
-    verdict = decide(candidate, champion, thresholds(args))
-    verdict.update({"candidate_version": version, "champion_version": metrics["champion_version"],
-                    "run_id": args.run_id})
+    verdict = dataclasses.replace(decide(candidate, champion, thresholds(args)), candidate_version=version,
+                                  champion_version=metrics["champion_version"], run_id=args.run_id)
     registry.write_files(version, report.files(metadata, candidate, champion, verdict, metrics.get("gallery")))
-    registry.write_document(version, "verdict", verdict)
+    registry.write_verdict(version, verdict)
     for line in explain(verdict):
         log.info(line)
     log.info("verdict for version %d: %s (accuracy %.4f on %d test images)", version,
-             "PASSED" if verdict["passed"] else "FAILED", candidate["accuracy"], candidate["rows"])
+             "PASSED" if verdict.passed else "FAILED", candidate["accuracy"], candidate["rows"])
 
 
 if __name__ == "__main__":

@@ -54,17 +54,17 @@ def main(argv: list[str] | None = None) -> None:
     lake = Lake(args.lake_root)
     registry = open_registry(args.model_name, args.registry_uri, args.lake_root)
     version = lake.read_record(args.run_id, CandidateRecord).version
-    verdict = registry.document(version, "verdict")
+    verdict = registry.verdict(version)
     if verdict is None:
         raise InputError(f"version {version} has no verdict; run evaluate_model for run {args.run_id} first")
-    outcome = "PASSED" if verdict["passed"] else "FAILED"
+    outcome = "PASSED" if verdict.passed else "FAILED"
     if args.run_type == "backfill" and not args.promote_on_backfill:
         log.info("backfill run %s: version %d (verdict %s) is not promoted and the champion stays version %s; "
                  "trigger with promote_on_backfill to let a backfill promote", args.run_id, version, outcome,
                  registry.champion_version())
         lake.write_record(args.run_id, PromotionRecord(version, changed=False, skipped="backfill run"))
         return
-    if verdict["passed"]:
+    if verdict.passed:
         kind, reason = "promotion", promotion_reason(verdict)
     else:
         gate = lake.find_record(args.run_id, GateRecord)
@@ -76,8 +76,8 @@ def main(argv: list[str] | None = None) -> None:
     if kind == "forced":
         log.warning("version %d failed its gate; promoting it anyway (forced): %s", version, reason)
     registry.verify(version)
-    changed = registry.promote(version, verdict["champion_version"], args.run_id, reason, kind=kind)
-    lake.write_record(args.run_id, PromotionRecord(version, changed, previous=verdict["champion_version"]))
+    changed = registry.promote(version, verdict.champion_version, args.run_id, reason, kind=kind)
+    lake.write_record(args.run_id, PromotionRecord(version, changed, previous=verdict.champion_version))
     log.info("champion of %s is version %d%s", args.model_name, version, "" if changed else " (already)")
 
 

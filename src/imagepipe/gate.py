@@ -1,11 +1,16 @@
 """The promotion gate: a pure function from the candidate's and the champion's test metrics to a verdict that lists
 every check with its metric, threshold, observed value and result. No Spark, no I/O: the evaluate job writes what
-this returns, the DAG's gate task and the summary print it."""
+this returns (a version's verdict.json), the DAG's gate task, promote and the summary read it through Verdict."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+from imagepipe.errors import InputError
+from imagepipe.records import RunRecord
 
 # Metrics are ratios of counts: a candidate exactly at a threshold must not fail on binary rounding (0.8 - 0.1).
 TOLERANCE = 1e-9
@@ -36,12 +41,60 @@ class Thresholds:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Check:
+    """One check of a verdict: the metric it reads, the threshold, what was observed, and the line that says so."""
+
+    name: str
+    metric: str
+    threshold: float | None  # None: a check that is reported but cannot fail (an allowed label change)
+    observed: float | None  # None: the evaluation lacks the metric (the check fails, saying so)
+    passed: bool
+    detail: str
+    change: str | None = None  # label_set's: the labels added and removed
+
+
+@dataclass(frozen=True)
+class Verdict(RunRecord):
+    """The gate's verdict on a candidate version, kept as the version's verdict.json: passed only if every check
+    passed."""
+
+    KIND: ClassVar[str] = "verdict"
+    REMEDY: ClassVar[str] = "re-run evaluate_model on a new version"
+    passed: bool
+    checks: list  # of Check
+    notes: list  # of str: what the verdict could not check, and why
+    thresholds: dict  # Thresholds.to_json() of the run
+    candidate_version: int | None
+    champion_version: int | None  # the champion it was judged against, which promote expects still to be champion
+    run_id: str | None
+    DEFAULTS: ClassVar[dict] = {"notes": [], "thresholds": {}, "candidate_version": None, "champion_version": None,
+                                "run_id": None}
+
+    @property
+    def failed_checks(self) -> list[str]:
+        return [check.name for check in self.checks if not check.passed]
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "checks": [asdict(check) for check in self.checks]}
+
+    @classmethod
+    def from_json(cls, document, where: str) -> Verdict:
+        verdict = super().from_json(document, where)
+        names = {field.name for field in dataclasses.fields(Check)}
+        try:
+            checks = [Check(**{key: value for key, value in check.items() if key in names}) for check in verdict.checks]
+        except (AttributeError, TypeError) as error:
+            raise InputError(f"{where}: a verdict's check is malformed ({error}); {cls.REMEDY}") from None
+        return dataclasses.replace(verdict, checks=checks)
+
+
 def _number(metrics: dict, metric: str) -> float | None:
     value = metrics.get(metric)
     return None if value is None else float(value)
 
 
-def _check(name: str, metric: str, observed: float | None, threshold: float, rule: str, digits: int = 4) -> dict:
+def _check(name: str, metric: str, observed: float | None, threshold: float, rule: str, digits: int = 4) -> Check:
     """At-least check; a missing or NaN observation fails, saying so."""
     if observed is None:
         passed = False
@@ -51,11 +104,10 @@ def _check(name: str, metric: str, observed: float | None, threshold: float, rul
     else:
         passed = observed >= threshold - TOLERANCE
         detail = f"{metric} {observed:.{digits}f} {'>=' if passed else '<'} {threshold:.{digits}f} ({rule})"
-    return {"name": name, "metric": metric, "threshold": threshold, "observed": observed, "passed": passed,
-            "detail": detail}
+    return Check(name, metric, threshold, observed, passed, detail)
 
 
-def _label_check(candidate_labels: list[str], champion_labels: list[str], version, allowed: bool) -> dict:
+def _label_check(candidate_labels: list[str], champion_labels: list[str], version, allowed: bool) -> Check:
     """The candidate must answer with the champion's classes: promoting a class added or removed changes what the
     model answers, which no accuracy shows. Observed: how many labels were added or removed."""
     added = sorted(set(candidate_labels) - set(champion_labels))
@@ -67,21 +119,20 @@ def _label_check(candidate_labels: list[str], champion_labels: list[str], versio
         rule = f"labels differ from champion v{version}'s; the change is allowed by allow_label_change"
     else:
         rule = f"labels must be champion v{version}'s; allow_label_change lets a run change them"
-    return {"name": "label_set", "metric": "labels added or removed", "threshold": None if allowed else 0,
-            "observed": len(added) + len(removed), "passed": allowed or not (added or removed),
-            "detail": f"{change} ({rule})", "change": change}
+    return Check("label_set", "labels added or removed", None if allowed else 0, len(added) + len(removed),
+                 allowed or not (added or removed), f"{change} ({rule})", change)
 
 
-def promotion_reason(verdict: dict) -> str:
+def promotion_reason(verdict: Verdict) -> str:
     """Why a passed candidate becomes champion, as the history records it: a label change the run allowed is named
     there, since no metric shows that the model now answers with other classes."""
-    changed = [check for check in verdict.get("checks", []) if check["name"] == "label_set" and check["observed"]]
+    changed = [check for check in verdict.checks if check.name == "label_set" and check.observed]
     if not changed:
         return "verdict passed"
-    return f"verdict passed with a label change allowed by allow_label_change ({changed[0]['change']})"
+    return f"verdict passed with a label change allowed by allow_label_change ({changed[0].change})"
 
 
-def decide(candidate: dict, champion: dict | None, thresholds: Thresholds) -> dict:
+def decide(candidate: dict, champion: dict | None, thresholds: Thresholds) -> Verdict:
     """The verdict on a candidate: passed only if every check passed.
 
     `candidate` and `champion` are the metrics dicts of the evaluation (accuracy, macro_f1, weighted_f1, rows,
@@ -133,13 +184,13 @@ def decide(candidate: dict, champion: dict | None, thresholds: Thresholds) -> di
             if t.min_gain is not None:
                 checks.append(_check("min_gain", metric, observed, reference + t.min_gain,
                                      f"champion v{version} {reference:.4f} plus {t.min_gain:g}"))
-    return {"passed": all(check["passed"] for check in checks), "checks": checks, "notes": notes,
-            "thresholds": t.to_json()}
+    # Which versions and run it judged is the evaluate job's to fill in (dataclasses.replace).
+    return Verdict(passed=all(check.passed for check in checks), checks=checks, notes=notes, thresholds=t.to_json(),
+                   candidate_version=None, champion_version=None, run_id=None)
 
 
-def explain(verdict: dict) -> list[str]:
+def explain(verdict: Verdict) -> list[str]:
     """One line per check (and note), for logs and summaries."""
-    lines = [f"{'PASS' if check['passed'] else 'FAIL'} {check['name']}: {check['detail']}"
-             for check in verdict["checks"]]
-    return lines + [f"NOTE {note}" for note in verdict.get("notes", [])]
+    lines = [f"{'PASS' if check.passed else 'FAIL'} {check.name}: {check.detail}" for check in verdict.checks]
+    return lines + [f"NOTE {note}" for note in verdict.notes]
 

@@ -9,7 +9,7 @@ import json
 
 from imagepipe import charts
 from imagepipe.features import describe_backbone
-from imagepipe.gate import explain
+from imagepipe.gate import Verdict, explain
 
 SUMMARY_METRICS = ("accuracy", "macro_f1", "weighted_f1", "log_loss", "rows")
 OPEN_ROWS = 30  # a longer table (per class, with many classes) is folded into a block that scrolls
@@ -38,7 +38,7 @@ def _model_rows(metadata: dict) -> list[list[str]]:
 
 
 def sections(metadata: dict, candidate: dict, champion: dict | None,
-             verdict: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+             verdict: Verdict) -> list[tuple[str, list[str], list[list[str]]]]:
     """(title, header, rows) for each table of the report."""
     version = metadata["version"]
     champion_name = "none" if champion is None else f"champion v{champion['version']}"
@@ -55,8 +55,8 @@ def sections(metadata: dict, candidate: dict, champion: dict | None,
         per_class.append([label, _format(mine.get("support")), _format(mine.get("precision")),
                           _format(mine.get("recall")), _format(mine.get("f1")), _format(theirs.get("recall")),
                           _format(theirs.get("f1"))])
-    checks = [["PASS" if check["passed"] else "FAIL", check["name"], check["metric"], _format(check["observed"]),
-               _format(check["threshold"])] for check in verdict["checks"]]
+    checks = [["PASS" if check.passed else "FAIL", check.name, check.metric, _format(check.observed),
+               _format(check.threshold)] for check in verdict.checks]
     return [
         (f"Model v{version}", ["property", "value"], _model_rows(metadata)),
         (f"Candidate v{version} against {champion_name}",
@@ -67,8 +67,8 @@ def sections(metadata: dict, candidate: dict, champion: dict | None,
     ]
 
 
-def _title(version: int, verdict: dict) -> str:
-    return f"Model version {version}: gate {'PASSED' if verdict['passed'] else 'FAILED'}"
+def _title(version: int, verdict: Verdict) -> str:
+    return f"Model version {version}: gate {'PASSED' if verdict.passed else 'FAILED'}"
 
 
 def gallery_sections(gallery: dict | None) -> list[dict]:
@@ -108,7 +108,7 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(" ".join(cell.replace("|", "\\|").splitlines()) for cell in cells) + " |"
 
 
-def markdown(metadata: dict, candidate: dict, champion: dict | None, verdict: dict, gallery: dict | None = None,
+def markdown(metadata: dict, candidate: dict, champion: dict | None, verdict: Verdict, gallery: dict | None = None,
              pictures: tuple[str, ...] = ()) -> str:
     lines = [f"# {_title(metadata['version'], verdict)}", ""]
     lines += [f"- {line}" for line in explain(verdict)] + [""]
@@ -149,7 +149,7 @@ def _figure(example: dict, side: int) -> str:
     return f"<figure>{picture}<figcaption>{caption}</figcaption></figure>"
 
 
-def html_page(metadata: dict, candidate: dict, champion: dict | None, verdict: dict, gallery: dict | None = None,
+def html_page(metadata: dict, candidate: dict, champion: dict | None, verdict: Verdict, gallery: dict | None = None,
               pictures: tuple[str, ...] = ()) -> str:
     escape = html.escape
     version = metadata["version"]
@@ -167,7 +167,7 @@ def html_page(metadata: dict, candidate: dict, champion: dict | None, verdict: d
     return "\n".join(parts)
 
 
-def files(metadata: dict, candidate: dict, champion: dict | None, verdict: dict,
+def files(metadata: dict, candidate: dict, champion: dict | None, verdict: Verdict,
           gallery: dict | None = None) -> dict[str, bytes]:
     """Every file of the report by name: report.md, report.html and the pictures they show (the gallery's thumbnails
     are imagepipe.gallery's)."""

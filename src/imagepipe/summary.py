@@ -79,7 +79,7 @@ def run_outcome(lake: Lake, run_id: str, registry: Registry) -> dict:
             "rows": split_rows(metadata),
             "metrics": None if metrics is None else metrics["candidate"],
             "champion_metrics": None if metrics is None else metrics["champion"],
-            "verdict": registry.document(version, "verdict"),
+            "verdict": registry.verdict(version),
             "report": storage.join(registry.where, "versions", str(version), "report.html"),
         }
     return outcome
@@ -98,7 +98,7 @@ def promotion_line(outcome: dict) -> str | None:
         return f"version {version} became champion (was {'none' if previous is None else f'version {previous}'})"
     if candidate is None or candidate["verdict"] is None:
         return None
-    if candidate["verdict"]["passed"]:
+    if candidate["verdict"].passed:
         return f"version {candidate['version']} passed its gate; promotion has not run yet"
     return f"version {candidate['version']} not promoted: its gate failed"
 
@@ -143,7 +143,7 @@ def summarize(outcome: dict) -> list[str]:
                          f"{metrics['rows']} held-out images")
             lines.append(f"report:           {candidate['report']}")
         if candidate["verdict"] is not None:
-            lines.append(f"gate verdict:     {'PASSED' if candidate['verdict']['passed'] else 'FAILED'}")
+            lines.append(f"gate verdict:     {'PASSED' if candidate['verdict'].passed else 'FAILED'}")
             lines.extend(f"                  {line}" for line in explain(candidate["verdict"]))
     promotion = promotion_line(outcome)
     if promotion is not None:

@@ -11,6 +11,7 @@ with a label named like a script and a quarantined key to match: what the UI's t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import random
@@ -133,10 +134,10 @@ def _train_version(registry: Registry, run_id: str, accuracy: float, dag_id: str
     registry.write_files(version, thumbnails)
     registry.write_document(version, "metrics", {"candidate": candidate, "champion": champion,
                                                  "champion_version": champion_version, "gallery": examples})
-    verdict = decide(candidate, champion, Thresholds())
-    verdict.update({"candidate_version": version, "champion_version": champion_version, "run_id": run_id})
+    verdict = dataclasses.replace(decide(candidate, champion, Thresholds()), candidate_version=version,
+                                  champion_version=champion_version, run_id=run_id)
     registry.write_files(version, report.files(metadata, candidate, champion, verdict, examples))
-    registry.write_document(version, "verdict", verdict)
+    registry.write_verdict(version, verdict)
     return version
 
 

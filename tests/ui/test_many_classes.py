@@ -33,7 +33,7 @@ def many(tmp_path_factory):
                                                  "gallery": shown})
     verdict = decide(candidate, None, Thresholds())
     registry.write_files(version, report.files(metadata, candidate, None, verdict, shown))
-    registry.write_document(version, "verdict", verdict)
+    registry.write_verdict(version, verdict)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("IMAGEPIPE_LAKE_ROOT", lake.root)
         patch.delenv("IMAGEPIPE_REGISTRY_URI", raising=False)

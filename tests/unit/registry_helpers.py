@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from imagepipe.gate import Check, Verdict
 from imagepipe.registry import Registry
 
 MODEL = "image_classifier"
@@ -54,14 +55,21 @@ def registry_with_versions(root: str, count: int) -> Registry:
     return registry
 
 
+def _verdict(accuracy: float, champion_version: int | None) -> dict:
+    """A verdict's JSON, as evaluate_model writes it."""
+    passed = accuracy >= 0.8
+    detail = f"accuracy {accuracy:.4f} {'>=' if passed else '<'} 0.8000"
+    return Verdict(passed=passed, checks=[Check("min_accuracy", "accuracy", 0.8, accuracy, passed, detail)], notes=[],
+                   thresholds={"min_accuracy": 0.8}, candidate_version=None, champion_version=champion_version,
+                   run_id=None).to_json()
+
+
 def passing_verdict(champion_version: int | None) -> dict:
-    return {"passed": True, "champion_version": champion_version,
-            "checks": [{"name": "min_accuracy", "passed": True, "detail": "accuracy 0.9000 >= 0.8000"}]}
+    return _verdict(0.9, champion_version)
 
 
 def failing_verdict(champion_version: int | None) -> dict:
-    return {"passed": False, "champion_version": champion_version,
-            "checks": [{"name": "min_accuracy", "passed": False, "detail": "accuracy 0.4000 < 0.8000"}]}
+    return _verdict(0.4, champion_version)
 
 
 def moves(registry: Registry) -> list[tuple]:

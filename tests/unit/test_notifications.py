@@ -11,6 +11,7 @@ from receivers import CREDENTIALS, http_server, smtp_server
 from imagepipe import subscriptions
 from imagepipe.airflow import notifications
 from imagepipe.airflow.notifications import Notice
+from imagepipe.gate import Check, Verdict
 from imagepipe.registry import ChampionEntry
 
 HOSTILE = '<img src=x onerror=alert(1)> "森林" & {{ conn.smtp_default.password }}'
@@ -41,9 +42,10 @@ def test_a_champion_change_says_which_version_from_which_how_who_and_why():
 
 
 def test_a_failed_gate_lists_its_failed_checks_first():
-    verdict = {"passed": False, "notes": ["champion is version 1"], "checks": [
-        {"name": "min_accuracy", "passed": True, "detail": "accuracy 0.9000 >= 0.7000 (minimum)"},
-        {"name": "max_accuracy_drop", "passed": False, "detail": "accuracy drop 0.0800 > 0.0200"}]}
+    verdict = Verdict(passed=False, notes=["champion is version 1"], checks=[
+        Check("min_accuracy", "accuracy", 0.7, 0.9, True, "accuracy 0.9000 >= 0.7000 (minimum)"),
+        Check("max_accuracy_drop", "accuracy", 0.82, 0.82, False, "accuracy drop 0.0800 > 0.0200")],
+        thresholds={}, candidate_version=4, champion_version=1, run_id="scheduled__x")
 
     notice = notifications.gate_failed("default", "image_classifier", 4, verdict, "scheduled__x")
 

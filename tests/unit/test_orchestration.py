@@ -85,7 +85,8 @@ def record_candidate(lake_root, verdict: dict | None) -> None:
 
 
 def check(name: str, passed: bool, detail: str) -> dict:
-    return {"name": name, "value": 0.0, "threshold": 0.0, "passed": passed, "detail": detail}
+    return {"name": name, "metric": "accuracy", "threshold": 0.7, "observed": 0.0, "passed": passed,
+            "detail": detail}
 
 
 def test_passing_verdict_lets_promotion_run_and_logs_every_check(tmp_path, caplog):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from imagepipe.subscriptions import Target
 
 if TYPE_CHECKING:
+    from imagepipe.gate import Verdict
     from imagepipe.registry.champion import ChampionEntry
 
 log = logging.getLogger(__name__)
@@ -71,19 +72,19 @@ def champion_change(dataset: str, model_name: str, entry: ChampionEntry) -> Noti
     return Notice("champion_change", dataset, subject, lines, fields)
 
 
-def gate_failed(dataset: str, model_name: str, version: int, verdict: dict, run_id: str,
+def gate_failed(dataset: str, model_name: str, version: int, verdict: Verdict, run_id: str,
                 forced_reason: str | None = None) -> Notice:
     """A candidate's failed verdict: its failed checks first, then the rest of the verdict's lines."""
     from imagepipe.gate import explain
 
-    failed = [check for check in verdict["checks"] if not check["passed"]]
+    failed = [check for check in verdict.checks if not check.passed]
     outcome = f"promotion forced: {forced_reason}" if forced_reason else "promotion skipped"
-    subject = (f"{model_name}: version {version} failed its gate ({', '.join(check['name'] for check in failed)}); "
+    subject = (f"{model_name}: version {version} failed its gate ({', '.join(check.name for check in failed)}); "
                f"{outcome}")
     lines = sorted(explain(verdict), key=lambda line: not line.startswith("FAIL"))  # stable: failed checks first
     payload = {"model_name": model_name, "version": version, "run_id": run_id, "forced": bool(forced_reason),
-               "reason": forced_reason, "failed_checks": [check["name"] for check in failed],
-               "checks": [check["detail"] for check in failed]}
+               "reason": forced_reason, "failed_checks": [check.name for check in failed],
+               "checks": [check.detail for check in failed]}
     return Notice("gate_failed", dataset, subject, (*lines, f"run: {run_id}"), payload)
 
 

@@ -234,23 +234,23 @@ def verdict_passed(
                          "nothing was promoted")
     lake = Lake(lake_root)
     version = lake.read_record(run_id, CandidateRecord).version
-    verdict = open_registry(model_name, registry_uri, lake_root).document(version, "verdict")
+    verdict = open_registry(model_name, registry_uri, lake_root).verdict(version)
     if verdict is None:
         raise RuntimeError(f"version {version} of {model_name} has no verdict: evaluate did not write one")
     for line in explain(verdict):
         log.info(line)
-    if verdict["passed"]:
+    if verdict.passed:
         log.info("version %d passed its gate", version)
     elif force_promote:
         log.warning("version %d failed its gate: promotion is forced by the run's force_promote param: %s", version,
                     force_reason)
     else:
         log.info("version %d failed its gate: promotion is skipped", version)
-    forced_reason = force_reason.strip() if force_promote and not verdict["passed"] else None
-    lake.write_record(run_id, GateRecord(version, verdict["passed"], forced_reason))
-    if not verdict["passed"]:
+    forced_reason = force_reason.strip() if force_promote and not verdict.passed else None
+    lake.write_record(run_id, GateRecord(version, verdict.passed, forced_reason))
+    if not verdict.passed:
         notifications.send(notifications.gate_failed(dataset_name, model_name, version, verdict, run_id, forced_reason))
-    return verdict["passed"] or force_promote
+    return verdict.passed or force_promote
 
 
 def champion_change(lake_root: str, run_id: str, model_name: str, registry_uri: str | None = None,

@@ -153,17 +153,14 @@ class Registry(Versions):
             )
         if current is not None:
             self._write_history(found.data, current.sequence)
-        verdict = self.document(version, "verdict")
+        verdict = self.verdict(version)
         sequence = 1 if current is None else current.sequence + 1
         made = self.made_champion(current)
         made.setdefault(version, []).append(sequence)
         entry = ChampionEntry(
             sequence=sequence, version=version, from_version=current_version, at=now(), kind=kind, run_id=run_id,
             user=user, reason=reason,
-            verdict=None if verdict is None else {
-                "passed": verdict["passed"],
-                "failed_checks": [check["name"] for check in verdict.get("checks", []) if not check["passed"]],
-            },
+            verdict=None if verdict is None else {"passed": verdict.passed, "failed_checks": verdict.failed_checks},
             made_champion={str(version): sequences for version, sequences in sorted(made.items())})
         data = storage.json_bytes(entry.to_json())
         try:

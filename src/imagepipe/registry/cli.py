@@ -37,7 +37,7 @@ def _version_row(registry: Registry, version: int, champion: int | None) -> dict
         "version": version,
         "champion": "*" if version == champion else "",
         "complete": METADATA in files,
-        "verdict": None if verdict is None else "PASSED" if verdict["passed"] else "FAILED",
+        "verdict": None if verdict is None else "PASSED" if verdict.passed else "FAILED",
         "accuracy": None if accuracy is None else f"{accuracy:.4f}",
         "files": len(files),
         "run_id": manifest.get("run_id"),
@@ -45,16 +45,14 @@ def _version_row(registry: Registry, version: int, champion: int | None) -> dict
     }
 
 
-def _verdict_summary(verdict: dict) -> str:
-    """PASSED, or FAILED with the failed checks' names; from a verdict or a history entry's summary of one."""
-    failed = verdict["failed_checks"] if "failed_checks" in verdict else [
-        check["name"] for check in verdict["checks"] if not check["passed"]]
-    return "PASSED" if verdict["passed"] else f"FAILED ({', '.join(failed)})"
+def _verdict_summary(passed: bool, failed_checks: list[str]) -> str:
+    return "PASSED" if passed else f"FAILED ({', '.join(failed_checks)})"
 
 
 def _history_row(entry: ChampionEntry) -> dict:
+    verdict = entry.verdict  # what the version's verdict was when the entry was written
     return {**entry.to_json(), "by": entry.user or entry.run_id,
-            "verdict": None if entry.verdict is None else _verdict_summary(entry.verdict)}
+            "verdict": None if verdict is None else _verdict_summary(verdict["passed"], verdict["failed_checks"])}
 
 
 def _snapshot_lines(registry: Registry, version: int) -> list[str]:
@@ -96,13 +94,13 @@ def main(argv: list[str] | None = None) -> None:
             text = _table(result, columns) if result else f"{args.model_name} has no versions in {registry.where}"
         elif args.command == "show":
             manifest = registry.manifest(args.version)
+            verdict = registry.verdict(args.version)
             result = {"version": args.version, "champion": registry.champion_version() == args.version,
                       "manifest": manifest, "metadata": registry.document(args.version, "metadata"),
-                      "verdict": registry.document(args.version, "verdict")}
-            verdict = result["verdict"]
+                      "verdict": None if verdict is None else verdict.to_json()}
             lines = [f"{args.model_name} version {args.version}{' (champion)' if result['champion'] else ''}",
                      f"run:      {manifest.get('run_id')}", f"created:  {manifest.get('created_at')}",
-                     f"verdict:  {'-' if verdict is None else _verdict_summary(verdict)}"]
+                     f"verdict:  {'-' if verdict is None else _verdict_summary(verdict.passed, verdict.failed_checks)}"]
             files = [{"file": name, **entry} for name, entry in sorted(manifest["files"].items())]
             text = "\n".join(lines + _snapshot_lines(registry, args.version)
                              + ["", _table(files, ["file", "size", "sha256"])])

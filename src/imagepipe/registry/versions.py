@@ -29,10 +29,13 @@ from pathlib import Path
 
 from imagepipe import settings, storage
 from imagepipe.errors import InputError
+from imagepipe.gate import Verdict
 from imagepipe.lake import run_key
 
 MANIFEST = "manifest.json"
 METADATA = "metadata.json"
+VERDICT = "verdict"
+TYPED_DOCUMENTS = {VERDICT: Verdict}  # a version's documents read as a record class, by name
 MODEL = "model/"
 # A plain file name, or one folder deep (thumbnails/<sha256>.jpg); no segment can be `..` or hidden.
 _FILE_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -178,12 +181,26 @@ class Versions:
         data = self.read_file(version, f"{name}.json")
         return None if data is None else json.loads(data)
 
-    def documents(self, version: int, names: tuple[str, ...], manifest: dict | None = None) -> dict[str, dict | None]:
-        """Several JSON documents of the version, each checked against one read of its manifest (the given one, when
-        the caller has it already): a page listing many versions pays one manifest read per version, not one per
-        document. None for a document the version does not record."""
+    def verdict(self, version: int) -> Verdict | None:
+        """The gate's verdict on the version (evaluate_model's), or None before its evaluation."""
+        return self._typed(version, VERDICT, self.document(version, VERDICT))
+
+    def write_verdict(self, version: int, verdict: Verdict) -> None:
+        self.write_document(version, VERDICT, verdict.to_json())
+
+    def _typed(self, version: int, name: str, document: dict | None):
+        """A document of the version as its record class, where it has one (the verdict)."""
+        if document is None or name not in TYPED_DOCUMENTS:
+            return document
+        return TYPED_DOCUMENTS[name].from_json(document, f"{self.where}/{self._path(version, name)}.json")
+
+    def documents(self, version: int, names: tuple[str, ...], manifest: dict | None = None) -> dict:
+        """Several JSON documents of the version (the verdict as a Verdict), each checked against one read of its
+        manifest (the given one, when the caller has it already): a page listing many versions pays one manifest
+        read per version, not one per document. None for a document the version does not record."""
         files = (manifest or self.manifest(version))["files"]
-        return {name: json.loads(self._read_verified(version, f"{name}.json", files[f"{name}.json"]))
+        return {name: self._typed(version, name, json.loads(self._read_verified(version, f"{name}.json",
+                                                                                files[f"{name}.json"])))
                 if f"{name}.json" in files else None for name in names}
 
     def metadata(self, version: int) -> dict:

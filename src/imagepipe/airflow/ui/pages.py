@@ -69,8 +69,8 @@ def _version_row(registry: Registry, version: int, champion: int | None) -> dict
     return {
         **row,
         "complete": metadata is not None,
-        "verdict": None if verdict is None else "PASSED" if verdict["passed"] else "FAILED",
-        "failed_checks": [check["name"] for check in (verdict or {}).get("checks", []) if not check["passed"]],
+        "verdict": None if verdict is None else "PASSED" if verdict.passed else "FAILED",
+        "failed_checks": [] if verdict is None else verdict.failed_checks,
         "accuracy": candidate.get("accuracy"),
         "macro_f1": candidate.get("macro_f1"),
         "fingerprint": (metadata or {}).get("fingerprint"),
@@ -191,7 +191,7 @@ def version_detail(registry: Registry, version: int) -> dict:
                                                                          ensure_ascii=False))
     if metadata is not None and metrics is not None and verdict is not None:
         detail["sections"] = report.sections(metadata, metrics["candidate"], metrics["champion"], verdict)
-        detail["notes"] = verdict.get("notes", [])
+        detail["notes"] = verdict.notes
         detail["gallery"] = report.gallery_sections(metrics.get("gallery"))
     return detail
 
