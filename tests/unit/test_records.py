@@ -1,6 +1,6 @@
 """The run records: each kind round-trips through its JSON, records written by the code before records had a format
-(real files, records_from_main/) still read, a malformed record is refused in one line naming its file, and no
-product code reads or writes a run record's JSON except through its class."""
+(real files, records_from_main/, the registry's in its registry/ folder) still read, a malformed record is refused in
+one line naming its file, and no product code reads or writes a run record's JSON except through its class."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 
 from imagepipe import records, storage
 from imagepipe.errors import InputError
+from imagepipe.gate import Verdict
 from imagepipe.lake import Lake
 from imagepipe.records import (
     CandidateRecord,
@@ -22,6 +23,8 @@ from imagepipe.records import (
     PromotionRecord,
     ScoringRecord,
 )
+from imagepipe.registry import ChampionEntry
+from imagepipe.registry.versions import RunVersion
 from imagepipe.windows import Window, parse_timestamp
 
 FROM_MAIN = Path(__file__).parent / "records_from_main"
@@ -94,13 +97,34 @@ def test_typed_fields_take_what_their_json_may_hold():
     assert IngestRecord.from_json(json.loads((FROM_MAIN / "ingest.json").read_text()), "ingest").images_snapshot > 0
 
 
+def test_the_registrys_records_written_before_they_had_a_format_still_read():
+    def read(kind, name: str):
+        return kind.from_json(json.loads((FROM_MAIN / "registry" / name).read_text()), name)
+
+    entry = read(ChampionEntry, "champion_entry.json")
+    verdict = read(Verdict, "verdict.json")
+
+    assert (entry.sequence, entry.version, entry.from_version, entry.kind, entry.user) == (2, 2, 1, "promotion", None)
+    assert entry.made_champion is None  # kept since: read from the whole history until the next promotion
+    assert (verdict.passed, verdict.candidate_version, verdict.champion_version) == (True, 2, 1)
+    assert [check.name for check in verdict.checks] == ["min_test_images", "min_accuracy", "label_set", "max_drop"]
+    assert (verdict.checks[2].change, verdict.checks[3].change) == ("added: -; removed: -", None)
+    assert read(RunVersion, "run_version.json") == RunVersion(2, "manual__2026-11-21T08:00:00+00:00")
+
+
 # Calls that read or write JSON by hand; a run record passes through them only inside its class's from_json.
 JSON_CALLS = {"read_json", "write_json", "loads", "load", "dumps", "dump"}
 
 
+# What names a run record's file in a statement: the lake's run documents, the registry's runs/<run>.json, verdicts
+# and champion history entries.
+RECORD_NAMES = ("run_document", "window.json", '"runs"', "runs/", '"verdict"', "verdict.json", "VERDICT", "CHAMPION",
+                "champion.json", "history/")
+
+
 def stray_record_reads(path: Path, root: Path = ROOT) -> list[str]:
     """Lines of a file that read or write a run record's JSON by hand: a JSON call whose statement names a run
-    document (run_document, runs/...) without going through a record class's from_json."""
+    record's file without going through a record class's from_json or to_json."""
     source = path.read_text()
     found = []
     for node in ast.walk(ast.parse(source)):
@@ -110,8 +134,8 @@ def stray_record_reads(path: Path, root: Path = ROOT) -> list[str]:
         text = ast.get_source_segment(source, node) or ""
         calls = {getattr(call.func, "attr", getattr(call.func, "id", None)) for call in ast.walk(node)
                  if isinstance(call, ast.Call)}
-        names_record = "run_document" in text or "window.json" in text or '"runs"' in text
-        if calls & JSON_CALLS and names_record and "from_json" not in text:
+        names_record = any(name in text for name in RECORD_NAMES)
+        if calls & JSON_CALLS and names_record and not ("from_json" in text or "to_json" in text):
             found.append(f"{path.relative_to(root)}:{node.lineno}: {text.splitlines()[0]}")
     return found
 
@@ -125,8 +149,13 @@ def test_no_product_code_reads_or_writes_a_run_records_json_by_hand():
 
 def test_the_stray_read_finder_names_a_hand_read_record(tmp_path):
     module = tmp_path / "job.py"
-    module.write_text("def main(lake, run_id):\n    window = storage.read_json(lake.run_document(run_id, 'window'))\n"
+    module.write_text("def main(lake, run_id, registry):\n"
+                      "    window = storage.read_json(lake.run_document(run_id, 'window'))\n"
                       "    typed = WindowRecord.from_json(\n"
-                      "        storage.read_json(lake.run_document(run_id, 'window')), 'w')\n")
+                      "        storage.read_json(lake.run_document(run_id, 'window')), 'w')\n"
+                      "    passed = json.loads(registry.read_file(1, 'verdict.json'))['passed']\n"
+                      "    champion = registry._store.read_json(CHAMPION)\n")
     assert stray_record_reads(module, tmp_path) == [
-        "job.py:2: window = storage.read_json(lake.run_document(run_id, 'window'))"]
+        "job.py:2: window = storage.read_json(lake.run_document(run_id, 'window'))",
+        "job.py:5: passed = json.loads(registry.read_file(1, 'verdict.json'))['passed']",
+        "job.py:6: champion = registry._store.read_json(CHAMPION)"]

@@ -24,13 +24,16 @@ import json
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import ClassVar
 
 from imagepipe import settings, storage
 from imagepipe.errors import InputError
 from imagepipe.gate import Verdict
 from imagepipe.lake import run_key
+from imagepipe.records import RunRecord
 
 MANIFEST = "manifest.json"
 METADATA = "metadata.json"
@@ -39,6 +42,16 @@ TYPED_DOCUMENTS = {VERDICT: Verdict}  # a version's documents read as a record c
 MODEL = "model/"
 # A plain file name, or one folder deep (thumbnails/<sha256>.jpg); no segment can be `..` or hidden.
 _FILE_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class RunVersion(RunRecord):
+    """Which version a DAG run trained (runs/<run>.json): a retried training reuses it."""
+
+    KIND: ClassVar[str] = "run's version"
+    REMEDY: ClassVar[str] = "delete the file and re-run the run's training, which takes a new version"
+    version: int
+    run_id: str
 
 
 def _sha256(data: bytes) -> str:
@@ -61,8 +74,9 @@ class Versions:
         return sorted(int(name) for name in self._store.list("versions") if name.isdigit())
 
     def version_for_run(self, run_id: str) -> int | None:
-        record = self._store.read_json(f"runs/{run_key(run_id)}.json")
-        return None if record is None else record["version"]
+        name = f"runs/{run_key(run_id)}.json"
+        document = self._store.read_json(name)
+        return None if document is None else RunVersion.from_json(document, f"{self.where}/{name}").version
 
     def allocate_version(self, run_id: str) -> int:
         """The version number of this run's model: the one an earlier attempt of the run took, else the next free.
@@ -81,7 +95,7 @@ class Versions:
             except storage.Conflict:
                 version += 1
         try:
-            self._store.write_json(f"runs/{run_key(run_id)}.json", {"version": version, "run_id": run_id}, expect=None)
+            self._store.write_json(f"runs/{run_key(run_id)}.json", RunVersion(version, run_id).to_json(), expect=None)
         except storage.Conflict:  # another attempt of the same run got there first: its version is the run's
             return self.version_for_run(run_id)
         return version
