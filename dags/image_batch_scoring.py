@@ -32,12 +32,11 @@ from pathlib import Path
 
 from airflow.sdk import DAG, task
 
-from imagepipe import datasets, lake, params, run_param, settings
+from imagepipe import datasets, lake, params, run_param
 from imagepipe.airflow import assets, forms, orchestration
 from imagepipe.airflow.job_operators import SparkJobOperator
 
 REGISTRY_URI = lake.registry_uri()
-JOB = settings.spark_jobs_dir() / "score_images.py"
 
 
 def batch_scoring(dataset: datasets.Dataset) -> DAG:
@@ -58,14 +57,14 @@ def batch_scoring(dataset: datasets.Dataset) -> DAG:
     ) as dag:
         score = SparkJobOperator(
             task_id="score",
-            application=str(JOB),
+            job=params.SCORE.name,
             name="imagepipe-score_images",
             conn_id="spark_default",
             application_args=[
                 "--run-id", "{{ run_id }}", "--lake-root", lake_root, "--registry-uri", REGISTRY_URI,
                 "--endpoint-url", "{{ s3_endpoint_url() }}", *params.SCORE.arguments(),
             ],
-            doc_md=orchestration.job_doc(JOB),
+            doc_md=orchestration.job_doc(params.SCORE.name),
             outlets=[assets.predictions(lake_root, dataset.model_name)],
         )
 

@@ -57,11 +57,10 @@ from pathlib import Path
 
 from airflow.sdk import DAG, TriggerRule, task
 
-from imagepipe import datasets, lake, params, settings
+from imagepipe import datasets, lake, params
 from imagepipe.airflow import assets, forms, orchestration
 from imagepipe.airflow.job_operators import LocalJobOperator, SparkJobOperator
 
-JOBS = settings.spark_jobs_dir()
 # Per-run resources of every job; the operator adds the cluster's own properties (IMAGEPIPE_SPARK_CONF) under them
 # and the GPUs over them when the task runs.
 RESOURCES = {
@@ -102,11 +101,11 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
             """The job's task: its run plumbing (`args`), then the run's value of each of its params."""
             return SparkJobOperator(
                 task_id=task_id,
-                application=str(JOBS / f"{job.name}.py"),
+                job=job.name,
                 name=f"imagepipe-{job.name}",
                 conn_id="spark_default",
                 application_args=[*args, *job.arguments()],
-                doc_md=orchestration.job_doc(JOBS / f"{job.name}.py"),
+                doc_md=orchestration.job_doc(job.name),
                 conf=RESOURCES,
                 **options,
             )
@@ -157,10 +156,10 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
 
         promote = LocalJobOperator(
             task_id="promote",
-            application=str(JOBS / f"{params.PROMOTE.name}.py"),
+            job=params.PROMOTE.name,
             # A forced promotion is the gate's decision, which promote reads from the run's gate record.
             application_args=[*model_run, "--run-type", "{{ run_type(dag_run) }}", *params.PROMOTE.arguments()],
-            doc_md=orchestration.job_doc(JOBS / f"{params.PROMOTE.name}.py"),
+            doc_md=orchestration.job_doc(params.PROMOTE.name),
         )
 
         @task(task_id="publish_champion", outlets=[champion])

@@ -25,11 +25,9 @@ from pathlib import Path
 
 from airflow.sdk import DAG
 
-from imagepipe import datasets, lake, params, settings
+from imagepipe import datasets, lake, params
 from imagepipe.airflow import forms, orchestration
 from imagepipe.airflow.job_operators import SparkJobOperator
-
-JOB = settings.spark_jobs_dir() / f"{params.FORGET.name}.py"
 
 
 def forget_dag(dataset: datasets.Dataset) -> DAG:
@@ -45,7 +43,7 @@ def forget_dag(dataset: datasets.Dataset) -> DAG:
     ) as dag:
         SparkJobOperator(
             task_id="forget",
-            application=str(JOB),
+            job=params.FORGET.name,
             name=f"imagepipe-{params.FORGET.name}",
             conn_id="spark_default",
             application_args=[
@@ -53,7 +51,7 @@ def forget_dag(dataset: datasets.Dataset) -> DAG:
                 "--registry-uri", lake.registry_uri(), "--requested-by", "{{ dag_run.triggering_user_name or '' }}",
                 *params.FORGET.arguments(),
             ],
-            doc_md=orchestration.job_doc(JOB),
+            doc_md=orchestration.job_doc(params.FORGET.name),
             pre_execute=functools.partial(orchestration.no_lake_writer_running, writers),
         )
     return dag

@@ -70,6 +70,11 @@ def spark_jobs_dir() -> Path:
     return Path(os.environ.get("IMAGEPIPE_SPARK_JOBS_DIR", PROJECT_ROOT / "spark_jobs"))
 
 
+def spark_job(name: str) -> Path:
+    """The file of the job `name` (a module of spark_jobs/) where this machine keeps the jobs."""
+    return spark_jobs_dir() / f"{name}.py"
+
+
 def code_version() -> str:
     """The code's git commit, for model lineage; IMAGEPIPE_CODE_VERSION wins where the checkout has no .git."""
     import subprocess

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from imagepipe import settings
+
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 DAG_ID = "image_classifier_pipeline"
 
@@ -45,14 +47,14 @@ def test_spark_tasks_submit_their_own_job_through_the_spark_default_connection(d
     for task_id, job in jobs.items():
         task = dag.get_task(task_id)
         assert task.task_type == "SparkJobOperator"  # spark-submit, stopping the whole job on kill
-        assert Path(task.application).name == f"{job}.py" and Path(task.application).exists()
+        assert task.job == job and settings.spark_job(job).exists()
         assert task._conn_id == "spark_default"
 
 
 def test_promote_runs_its_job_without_spark(dag):
     task = dag.get_task("promote")
     assert task.task_type == "LocalJobOperator"  # a pointer write: no JVM, no Spark session, no executors
-    assert Path(task.application).name == "promote_model.py" and Path(task.application).exists()
+    assert task.job == "promote_model" and settings.spark_job("promote_model").exists()
 
 
 SPARK_TASKS = ("ingest", "finetune_backbone", "extract_features", "train", "evaluate")

@@ -25,7 +25,7 @@ def test_forget_is_manual_only_documented_and_retried_with_a_timeout(bag):
     assert type(dag.timetable).__name__ == "NullTimetable"
     assert "Image forget" in dag.doc_md and "make forget" in dag.doc_md
     [task] = dag.tasks
-    assert task.task_id == "forget" and task.application.endswith("spark_jobs/forget_image.py")
+    assert task.task_id == "forget" and task.job == "forget_image"
     assert task.retries >= 1 and task.retry_exponential_backoff > 1 and task.execution_timeout is not None
 
 

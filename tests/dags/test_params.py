@@ -142,13 +142,12 @@ def job_arguments(dag, task, values: dict) -> list[str]:
 
 def job_of(task) -> params.Job:
     """The declaration of the job a Spark task submits."""
-    stem = Path(task.application).stem
-    return next(value for value in vars(params).values() if isinstance(value, params.Job) and value.name == stem)
+    return next(value for value in vars(params).values() if isinstance(value, params.Job) and value.name == task.job)
 
 
 def takers(dag, name: str) -> list[tuple[object, params.RunParam]]:
     """(task, the job's declaration) of every Spark task of the DAG whose job takes this param."""
-    return [(task, param) for task in dag.tasks if hasattr(task, "application")
+    return [(task, param) for task in dag.tasks if hasattr(task, "job")
             for param in job_of(task).params if param.name == name]
 
 

@@ -54,7 +54,7 @@ def test_on_kill_stops_spark_submit_and_every_process_of_the_job(tmp_path, monke
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(
         {"conn_type": "spark", "host": "local[1]", "extra": {"deploy-mode": "client"}}))
-    operator = SparkJobOperator(task_id="slow_job", application=str(job), application_args=[str(started)],
+    operator = SparkJobOperator(task_id="slow_job", job="slow_job", application_args=[str(started)],
                                 conn_id="spark_default")
     # What execute does in client mode, without a task instance around it: the hook runs spark-submit and waits.
     operator._hook = operator._get_hook()
@@ -90,17 +90,17 @@ REPORTING_JOB = """
 
 
 def spark_job_task(job: Path, args: list[str]):
-    return SparkJobOperator(task_id="job", application=str(job), application_args=args, name="job",
-                            conn_id="spark_default")
+    return SparkJobOperator(task_id="job", job=job.stem, application_args=args, name="job", conn_id="spark_default")
 
 
 def local_job_task(job: Path, args: list[str]):
-    return LocalJobOperator(task_id="job", application=str(job), application_args=args)
+    return LocalJobOperator(task_id="job", job=job.stem, application_args=args)
 
 
 def _execute(tmp_path, monkeypatch, source: str, *args: str, task=spark_job_task):
     job = tmp_path / "job.py"
     job.write_text(textwrap.dedent(source))
+    monkeypatch.setenv("IMAGEPIPE_SPARK_JOBS_DIR", str(tmp_path))  # where the worker keeps its jobs
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("IMAGEPIPE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("IMAGEPIPE_CODE_VERSION", "v-test")
@@ -129,7 +129,8 @@ def test_a_crash_stays_a_fault_that_airflow_retries(tmp_path, monkeypatch, task)
     assert "lost the executor" in str(failed.value)
 
 
-def test_on_kill_stops_a_local_job(tmp_path):
+def test_on_kill_stops_a_local_job(tmp_path, monkeypatch):
+    monkeypatch.setenv("IMAGEPIPE_SPARK_JOBS_DIR", str(tmp_path))
     job, started = tmp_path / "slow_job.py", tmp_path / "job.pid"
     job.write_text("import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
     operator = local_job_task(job, [str(started)])
@@ -158,21 +159,21 @@ LOCAL = {"conn_type": "spark", "host": "local[2]"}
 CLUSTER = {"conn_type": "spark", "host": "spark://cluster", "port": 7077}
 
 
-@pytest.mark.parametrize(("connection", "application", "user_conf", "java_options"), [
-    (LOCAL, "spark_jobs/ingest_images.py", {}, "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"),
+@pytest.mark.parametrize(("connection", "job", "user_conf", "java_options"), [
+    (LOCAL, "ingest_images", {}, "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"),
     # Training's logistic regression runs in the JVM: it keeps the optimising compiler.
-    (LOCAL, "spark_jobs/train_classifier.py", {}, "-XX:+UseSerialGC"),
-    (LOCAL, "spark_jobs/ingest_images.py", {"spark.driver.extraJavaOptions": "-Xss4m"}, "-Xss4m"),
-    (CLUSTER, "spark_jobs/ingest_images.py", {}, None),
+    (LOCAL, "train_classifier", {}, "-XX:+UseSerialGC"),
+    (LOCAL, "ingest_images", {"spark.driver.extraJavaOptions": "-Xss4m"}, "-Xss4m"),
+    (CLUSTER, "ingest_images", {}, None),
 ])
 def test_only_jobs_on_a_local_master_get_the_short_jvm_options_and_a_users_own_stand(
-        monkeypatch, tmp_path, connection, application, user_conf, java_options):
+        monkeypatch, tmp_path, connection, job, user_conf, java_options):
     from imagepipe import jars, settings
 
     monkeypatch.setenv("AIRFLOW_CONN_SPARK_DEFAULT", json.dumps(connection))
     monkeypatch.setenv("IMAGEPIPE_JARS_DIR", str(jars.cache_dir()))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # where no class archive is built
-    operator = SparkJobOperator(task_id="job", application=application, conf=user_conf, conn_id="spark_default")
+    operator = SparkJobOperator(task_id="job", job=job, conf=user_conf, conn_id="spark_default")
     conf = operator._get_hook()._conf
     assert conf.get("spark.driver.extraJavaOptions") == java_options
     # Whatever the master, the job gets the lake: its catalog and the pinned jars on every JVM's class path.

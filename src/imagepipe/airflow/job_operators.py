@@ -1,14 +1,14 @@
 """The tasks that run spark_jobs modules. SparkJobOperator: the provider's SparkSubmitOperator, which ships the
 library when the task runs and stops the whole Spark application when the task is killed. LocalJobOperator: a job
 that does no Spark work (promote_model moves a pointer), run with the worker's Python, so the task does not pay for a
-JVM and a Spark session. Both fail at once, without retries, when the job refuses its input."""
+JVM and a Spark session. Both name their job, whose file is found when the task runs, where the worker keeps the jobs
+(IMAGEPIPE_SPARK_JOBS_DIR), and both fail at once, without retries, when the job refuses its input."""
 
 from __future__ import annotations
 
 import re
 import sys
 from collections.abc import Iterable
-from pathlib import Path
 
 import psutil
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
@@ -36,15 +36,17 @@ class SparkJobOperator(SparkSubmitOperator):
     """spark-submit of one job. The deployment's Spark properties (IMAGEPIPE_SPARK_CONF, and the GPUs of `gpus` jobs)
     are read when the task runs, from the worker's environment, not when the DAG file is parsed."""
 
-    def __init__(self, *, gpus: bool = False, **kwargs):
+    def __init__(self, *, job: str, gpus: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.job = job  # a module of spark_jobs/
         self.gpus = gpus  # the job runs torch: it gets the deployment's GPUs, where it has them
 
     def execute(self, context):
-        """Build the --py-files archive and read the code version now, not while templates render: rendering has no
-        side effects, and the archive holds the code this worker runs."""
+        """Find the job's file, build the --py-files archive and read the code version now, not while templates
+        render: rendering has no side effects, and the archive holds the code this worker runs."""
         from imagepipe import settings, shipping
 
+        self.application = str(settings.spark_job(self.job))
         self.py_files = shipping.py_files_archive()
         # Read here, where the checkout is: the driver imports the library from the archive.
         self.env_vars = {**(self.env_vars or {}), "IMAGEPIPE_CODE_VERSION": settings.code_version()}
@@ -68,7 +70,7 @@ class SparkJobOperator(SparkSubmitOperator):
         gpus = settings.gpu_spark_conf() if self.gpus else {}
         hook._conf = driver_conf(hook._connection["master"],
                                  {**tables.spark_conf(), **settings.cluster_spark_conf(), **hook._conf, **gpus},
-                                 Path(self.application).stem)
+                                 self.job)
         return hook
 
     def on_kill(self) -> None:
@@ -92,26 +94,29 @@ class SparkJobOperator(SparkSubmitOperator):
 
 
 class LocalJobOperator(BaseOperator):
-    """`python <application> <application_args>` on the worker, its output in the task's log."""
+    """`python <the job's file> <application_args>` on the worker, its output in the task's log."""
 
     template_fields = ("application_args",)
 
-    def __init__(self, *, application: str, application_args: list[str], **kwargs):
+    def __init__(self, *, job: str, application_args: list[str], **kwargs):
         super().__init__(**kwargs)
-        self.application = application
+        self.job = job  # a module of spark_jobs/
         self.application_args = application_args
         self._hook: SubprocessHook | None = None
 
     def execute(self, context) -> None:
+        from imagepipe import settings
+
+        application = settings.spark_job(self.job)
         self._hook = SubprocessHook()
         # The worker's own environment: the library, the object store's settings and credentials, as for the gate.
-        result = self._hook.run_command([sys.executable, self.application, *self.application_args])
+        result = self._hook.run_command([sys.executable, str(application), *self.application_args])
         if result.exit_code == 0:
             return
-        refused = refusal(Path(self.application).stem, result.exit_code, [result.output])
+        refused = refusal(self.job, result.exit_code, [result.output])
         if refused is not None:
             raise AirflowFailException(refused)
-        raise AirflowException(f"{self.application} exited with status {result.exit_code}: {result.output}")
+        raise AirflowException(f"{application} exited with status {result.exit_code}: {result.output}")
 
     def on_kill(self) -> None:
         if self._hook is not None:

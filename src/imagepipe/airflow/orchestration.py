@@ -102,13 +102,14 @@ def no_lake_writer_running(dag_ids: list[str], context) -> None:
 
 
 @functools.cache  # one parse of each job's file, however many datasets' DAGs a DAG file builds
-def job_doc(job_path) -> str:
-    """A Spark job's docstring as its task's doc_md, read from the file: importing the job would slow every DAG
-    parse."""
+def job_doc(job: str) -> str:
+    """A job's docstring as its task's doc_md, read from the file (importing the job would slow every DAG parse):
+    what the DAG's own checkout says of it."""
     import ast
-    from pathlib import Path
 
-    path = Path(job_path)
+    from imagepipe import settings
+
+    path = settings.spark_job(job)
     return f"Spark job `{path.parent.name}/{path.name}`.\n\n{ast.get_docstring(ast.parse(path.read_text()))}"
 
 
