@@ -86,7 +86,7 @@ def _version_row(registry: Registry, version: int, champion: int | None) -> dict
 # changes, the versions and history pages one page of them. History entries are write-once, so the app keeps those
 # it has read.
 VERSIONS_SHOWN = 20
-VERSIONS_PER_PAGE = 50
+VERSIONS_PER_PAGE = 25
 HISTORY_SHOWN = 20
 HISTORY_PER_PAGE = 50
 _history_entries: dict[tuple[str, str, int], ChampionEntry] = {}
