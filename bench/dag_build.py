@@ -43,14 +43,14 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
     from imagepipe import datasets, run_param
-    from imagepipe.airflow import orchestration
+    from imagepipe.airflow import dag_shape
 
     declared = run_param.DIALECT
     dialects = {"2020-12 (no $schema)": {}, "draft-07 (declared)": declared}
     results = {}
     for stem in BUILDERS:
         build = load(stem)
-        [dataset] = [each for each in orchestration.datasets_for_dag_file(stem) if each.name == datasets.DEFAULT]
+        [dataset] = [each for each in dag_shape.datasets_for_dag_file(stem) if each.name == datasets.DEFAULT]
         samples = {label: [] for label in dialects}
         for _ in range(args.rounds):
             for label, dialect in dialects.items():

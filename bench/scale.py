@@ -203,7 +203,7 @@ def run_job(argv: list[str], env: dict[str, str]) -> dict:
             "rows_written": rows, "bytes_written": written, "tables_changed": sorted(changed)}
 
 
-# What the train task's pre_execute hook runs (imagepipe.airflow.orchestration.skip_unless_retrain_due) with the
+# What the train task's pre_execute hook runs (imagepipe.airflow.task_guards.skip_unless_retrain_due) with the
 # form's training settings, in the worker's Python: argv lake, run id, retrain_min_new_share.
 RETRAIN_CHECK = """
 import json, sys

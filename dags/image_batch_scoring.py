@@ -33,7 +33,7 @@ from pathlib import Path
 from airflow.sdk import DAG, task
 
 from imagepipe import datasets, lake, params, run_param
-from imagepipe.airflow import assets, forms, orchestration
+from imagepipe.airflow import assets, dag_shape, forms, macros, run_steps, task_guards
 from imagepipe.airflow.job_operators import SparkJobOperator
 
 REGISTRY_URI = lake.registry_uri()
@@ -47,12 +47,12 @@ def batch_scoring(dataset: datasets.Dataset) -> DAG:
     defaults = {} if dataset.is_default else {"model_name": dataset.model_name,
                                               "source_uri": dataset.scoring_uri or run_param.REQUIRED}
     with DAG(
-        **orchestration.dataset_dag(dataset, __file__, timedelta(hours=2)),
+        **dag_shape.dataset_dag(dataset, __file__, timedelta(hours=2)),
         description=f"dataset {dataset.name}: labels {dataset.scoring_uri or 'the prefix its run names'}",
         doc_md=__doc__,
         schedule=[champion] if dataset.scoring_uri else None,  # manual triggers work as well
         tags=["imagepipe", "spark", "ml", "scoring", f"dataset:{dataset.name}"],
-        user_defined_macros={"s3_endpoint_url": orchestration.s3_endpoint_url},
+        user_defined_macros={"s3_endpoint_url": macros.s3_endpoint_url},
         params=forms.dag_params(params.SCORE, defaults=defaults),
     ) as dag:
         score = SparkJobOperator(
@@ -64,16 +64,16 @@ def batch_scoring(dataset: datasets.Dataset) -> DAG:
                 "--run-id", "{{ run_id }}", "--lake-root", lake_root, "--registry-uri", REGISTRY_URI,
                 "--endpoint-url", "{{ s3_endpoint_url() }}", *params.SCORE.arguments(),
             ],
-            doc_md=orchestration.job_doc(params.SCORE.name),
+            doc_md=dag_shape.job_doc(params.SCORE.name),
             outlets=[assets.predictions(lake_root, dataset.model_name)],
         )
 
         @task(task_id="drift_alarm", outlets=[drift])
-        @orchestration.refusals_fail_at_once
+        @task_guards.refusals_fail_at_once
         def drift_alarm(run_id=None, params=None, outlet_events=None) -> dict:
             """Update the drift asset and tell the dataset's drift subscribers, only when the scoring run's drift
             crossed a threshold; skipped, sending no asset event, otherwise."""
-            event = orchestration.drift_alarm(lake_root, run_id, params["model_name"], dataset.name)
+            event = run_steps.drift_alarm(lake_root, run_id, params["model_name"], dataset.name)
             outlet_events[drift].extra = event
             return event
 
@@ -81,5 +81,5 @@ def batch_scoring(dataset: datasets.Dataset) -> DAG:
     return dag
 
 
-for each in orchestration.datasets_for_dag_file(Path(__file__).stem):
+for each in dag_shape.datasets_for_dag_file(Path(__file__).stem):
     batch_scoring(each)

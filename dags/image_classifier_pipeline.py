@@ -58,7 +58,7 @@ from pathlib import Path
 from airflow.sdk import DAG, TriggerRule, task
 
 from imagepipe import datasets, lake, params
-from imagepipe.airflow import assets, forms, orchestration
+from imagepipe.airflow import assets, dag_shape, forms, macros, run_steps, task_guards
 from imagepipe.airflow.job_operators import LocalJobOperator, SparkJobOperator
 
 # Per-run resources of every job; the operator adds the cluster's own properties (IMAGEPIPE_SPARK_CONF) under them
@@ -82,17 +82,17 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
     champion = assets.champion(registry_uri, model_name)
 
     with DAG(
-        **orchestration.dataset_dag(dataset, __file__, timedelta(hours=2)),
+        **dag_shape.dataset_dag(dataset, __file__, timedelta(hours=2)),
         description=f"dataset {dataset.name}: {dataset.source_uri}",
         doc_md=__doc__,
-        schedule=orchestration.timetable(
+        schedule=dag_shape.timetable(
             dataset.schedule, assets.drift(lake_root, model_name) if dataset.retrain_on_drift else None),
         tags=["imagepipe", "spark", "ml", f"dataset:{dataset.name}"],
         user_defined_macros={
-            "window_start": orchestration.window_start,
-            "run_type": orchestration.run_type,
-            "window_end": orchestration.window_end,
-            "s3_endpoint_url": orchestration.s3_endpoint_url,
+            "window_start": macros.window_start,
+            "run_type": macros.run_type,
+            "window_end": macros.window_end,
+            "s3_endpoint_url": macros.s3_endpoint_url,
         },
         params=forms.dag_params(*params.PIPELINE_FORM, defaults=dataset.form_defaults()),
     ) as dag:
@@ -105,7 +105,7 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
                 name=f"imagepipe-{job.name}",
                 conn_id="spark_default",
                 application_args=[*args, *job.arguments()],
-                doc_md=orchestration.job_doc(job.name),
+                doc_md=dag_shape.job_doc(job.name),
                 conf=RESOURCES,
                 **options,
             )
@@ -124,7 +124,7 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
             params.FINETUNE,
             run,
             gpus=True,  # GPUs, where the cluster has them: one per TorchDistributor process
-            pre_execute=functools.partial(orchestration.skip_unless_finetune, lake_root),
+            pre_execute=functools.partial(task_guards.skip_unless_finetune, lake_root),
             # Two runs (backfills) fine-tuning the same inputs would write the same weights folder and checkpoint.
             max_active_tis_per_dag=1,
         )
@@ -133,7 +133,7 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
             params.EXTRACT,  # its finetune argument makes it take the weights finetune_backbone wrote, or refuse
             run,
             gpus=True,  # GPUs, where the cluster has them
-            pre_execute=functools.partial(orchestration.skip_without_new_images, lake_root),
+            pre_execute=functools.partial(task_guards.skip_without_new_images, lake_root),
             outlets=[features],
             max_active_tis_per_dag=1,
             trigger_rule=TriggerRule.NONE_FAILED,  # after finetune_backbone ran or was skipped, never after it failed
@@ -142,16 +142,16 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
             "train",
             params.TRAIN,
             model_run,
-            pre_execute=functools.partial(orchestration.skip_unless_retrain_due, lake_root, model_name, registry_uri),
+            pre_execute=functools.partial(task_guards.skip_unless_retrain_due, lake_root, model_name, registry_uri),
         )
         evaluate = spark_job("evaluate", params.EVALUATE, model_run)
 
         @task.short_circuit(task_id="gate")
-        @orchestration.refusals_fail_at_once
+        @task_guards.refusals_fail_at_once
         def gate(run_id=None, params=None) -> bool:
             """Let promotion run only when every check of the candidate's verdict passed, or when the run forces it
             with a reason; the log names each check."""
-            return orchestration.verdict_passed(lake_root, run_id, model_name, registry_uri, params["force_promote"],
+            return run_steps.verdict_passed(lake_root, run_id, model_name, registry_uri, params["force_promote"],
                                                 params["force_reason"], dataset.name)
 
         promote = LocalJobOperator(
@@ -159,20 +159,20 @@ def pipeline(dataset: datasets.Dataset) -> DAG:
             job=params.PROMOTE.name,
             # A forced promotion is the gate's decision, which promote reads from the run's gate record.
             application_args=[*model_run, "--run-type", "{{ run_type(dag_run) }}", *params.PROMOTE.arguments()],
-            doc_md=orchestration.job_doc(params.PROMOTE.name),
+            doc_md=dag_shape.job_doc(params.PROMOTE.name),
         )
 
         @task(task_id="publish_champion", outlets=[champion])
-        @orchestration.refusals_fail_at_once
+        @task_guards.refusals_fail_at_once
         def publish_champion(run_id=None, outlet_events=None) -> None:
             """Update the champion asset, so DAGs scheduled on it (image_batch_scoring) run, only when this run's
             promotion changed the champion; skipped, sending no asset event, when the champion stayed (a backfill)."""
-            outlet_events[champion].extra = orchestration.champion_change(lake_root, run_id, model_name, registry_uri,
+            outlet_events[champion].extra = run_steps.champion_change(lake_root, run_id, model_name, registry_uri,
                                                                           dataset.name)
 
         ingest >> finetune >> extract >> train >> evaluate >> gate() >> promote >> publish_champion()
     return dag
 
 
-for each in orchestration.datasets_for_dag_file(Path(__file__).stem):
+for each in dag_shape.datasets_for_dag_file(Path(__file__).stem):
     pipeline(each)

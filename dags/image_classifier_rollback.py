@@ -21,7 +21,7 @@ from pathlib import Path
 from airflow.sdk import DAG, task
 
 from imagepipe import datasets, lake, params
-from imagepipe.airflow import assets, forms, orchestration
+from imagepipe.airflow import assets, dag_shape, forms, run_steps, task_guards
 
 REGISTRY_URI = lake.registry_uri()
 
@@ -33,7 +33,7 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
     model_name = dataset.model_name
     champion = assets.champion(REGISTRY_URI, model_name)
     with DAG(
-        **orchestration.dataset_dag(dataset, __file__, timedelta(minutes=15)),
+        **dag_shape.dataset_dag(dataset, __file__, timedelta(minutes=15)),
         description=f"dataset {dataset.name}: rolls back model {model_name}",
         doc_md=__doc__,
         schedule=None,  # manual trigger only
@@ -42,7 +42,7 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
     ) as dag:
 
         @task(task_id="rollback", outlets=[champion])
-        @orchestration.refusals_fail_at_once
+        @task_guards.refusals_fail_at_once
         def rollback(params=None, run_id=None, dag_run=None, outlet_events=None) -> dict:
             """Move the champion pointer back by compare-and-swap; a retry of a rollback that happened changes
             nothing. The champion asset is updated, so DAGs scheduled on it (batch scoring) run with the restored
@@ -55,7 +55,7 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
             )
             log.info("champion of %s rolled back from version %s to version %s: %s", model_name, entry.from_version,
                      entry.version, entry.reason)
-            outlet_events[champion].extra = orchestration.champion_event(entry, model_name)
+            outlet_events[champion].extra = run_steps.champion_event(entry, model_name)
             notifications.send(notifications.champion_change(dataset.name, model_name, entry))
             return entry.to_json()
 
@@ -63,5 +63,5 @@ def rollback_dag(dataset: datasets.Dataset) -> DAG:
     return dag
 
 
-for each in orchestration.datasets_for_dag_file(Path(__file__).stem):
+for each in dag_shape.datasets_for_dag_file(Path(__file__).stem):
     rollback_dag(each)

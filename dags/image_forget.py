@@ -26,7 +26,7 @@ from pathlib import Path
 from airflow.sdk import DAG
 
 from imagepipe import datasets, lake, params
-from imagepipe.airflow import forms, orchestration
+from imagepipe.airflow import dag_shape, forms, task_guards
 from imagepipe.airflow.job_operators import SparkJobOperator
 
 
@@ -34,7 +34,7 @@ def forget_dag(dataset: datasets.Dataset) -> DAG:
     """The forgetting of one image of the dataset."""
     writers = [dataset.suffixed(name) for name in ("image_classifier_pipeline", "image_batch_scoring")]
     with DAG(
-        **orchestration.dataset_dag(dataset, __file__, timedelta(hours=1)),
+        **dag_shape.dataset_dag(dataset, __file__, timedelta(hours=1)),
         description=f"dataset {dataset.name}: forgets one image",
         doc_md=__doc__,
         schedule=None,  # manual trigger only
@@ -51,11 +51,11 @@ def forget_dag(dataset: datasets.Dataset) -> DAG:
                 "--registry-uri", lake.registry_uri(), "--requested-by", "{{ dag_run.triggering_user_name or '' }}",
                 *params.FORGET.arguments(),
             ],
-            doc_md=orchestration.job_doc(params.FORGET.name),
-            pre_execute=functools.partial(orchestration.no_lake_writer_running, writers),
+            doc_md=dag_shape.job_doc(params.FORGET.name),
+            pre_execute=functools.partial(task_guards.no_lake_writer_running, writers),
         )
     return dag
 
 
-for each in orchestration.datasets_for_dag_file(Path(__file__).stem):
+for each in dag_shape.datasets_for_dag_file(Path(__file__).stem):
     forget_dag(each)

@@ -154,7 +154,7 @@ class CandidateRecord(RunRecord):
 
 @dataclass(frozen=True)
 class GateRecord(RunRecord):
-    """The gate task's decision (imagepipe.airflow.orchestration.verdict_passed), which promote carries out: a
+    """The gate task's decision (imagepipe.airflow.run_steps.verdict_passed), which promote carries out: a
     candidate that failed its verdict is promoted only when forced_reason says why."""
 
     KIND: ClassVar[str] = "gate"

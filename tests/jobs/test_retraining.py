@@ -10,7 +10,7 @@ import pytest
 
 from conftest import settle
 from imagepipe import params
-from imagepipe.airflow.orchestration import skip_unless_retrain_due
+from imagepipe.airflow.task_guards import skip_unless_retrain_due
 from imagepipe.dev import sample_data
 from imagepipe.object_store import s3_client
 from pipeline_runs import FEATURES, TRAIN
