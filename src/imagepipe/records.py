@@ -5,6 +5,7 @@ dataset's lake folder (imagepipe.lake) with its format number.
     ingest      what ingest listed, took, rejected and committed                 the skip hooks, training, the summary
     finetune    the fine-tuned weights and their lineage (finetune_backbone)     extract_features, the summary
     features    the feature space and the rows extract_features wrote            train_classifier, the summary
+    retrain     whether training was due (retrain_min_new_share), and why         the summary, the run tab
     candidate   the model version the run trained (train_classifier)             evaluate, the gate, promote, the UI
     gate        the gate's decision on it: passed, or forced past it and why      promote
     promotion   what promote did with it                                         publish_champion, the summary
@@ -145,6 +146,16 @@ class FeaturesRecord(RunRecord):
 
 
 @dataclass(frozen=True)
+class RetrainRecord(RunRecord):
+    """The train task's check of retrain_min_new_share (imagepipe.retraining): written when the run asked for it,
+    whether training then ran (due) or was skipped, keeping the champion."""
+
+    KIND: ClassVar[str] = "retrain"
+    due: bool
+    reason: str
+
+
+@dataclass(frozen=True)
 class CandidateRecord(RunRecord):
     KIND: ClassVar[str] = "candidate"
     version: int
@@ -206,5 +217,5 @@ class ForgetRecord(RunRecord):
     run_id: str
 
 
-KINDS = {kind.KIND: kind for kind in (WindowRecord, IngestRecord, FinetuneRecord, FeaturesRecord, CandidateRecord,
-                                      GateRecord, PromotionRecord, ScoringRecord, ForgetRecord)}
+KINDS = {kind.KIND: kind for kind in (WindowRecord, IngestRecord, FinetuneRecord, FeaturesRecord, RetrainRecord,
+                                      CandidateRecord, GateRecord, PromotionRecord, ScoringRecord, ForgetRecord)}

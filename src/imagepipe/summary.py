@@ -23,6 +23,7 @@ from imagepipe.records import (
     FinetuneRecord,
     IngestRecord,
     PromotionRecord,
+    RetrainRecord,
     WindowRecord,
 )
 from imagepipe.registry import Registry, open_registry
@@ -48,7 +49,8 @@ def split_rows(metadata: dict) -> dict[str, int]:
 
 def run_outcome(lake: Lake, run_id: str, registry: Registry) -> dict:
     """Everything the run decided, from its records: window, ingest counts and quarantined keys, the fine-tuned
-    weights, feature rows, the candidate (its split rows, test metrics, verdict), the promotion and the champion now.
+    weights, feature rows, whether training was due, the candidate (its split rows, test metrics, verdict), the
+    promotion and the champion now.
     A step that has not run (or was skipped) is None."""
     def found(kind) -> dict | None:
         record = lake.find_record(run_id, kind)
@@ -64,6 +66,7 @@ def run_outcome(lake: Lake, run_id: str, registry: Registry) -> dict:
         "quarantine_table": lake.quarantine.identifier,
         "finetune": found(FinetuneRecord),
         "features": found(FeaturesRecord),
+        "retrain": found(RetrainRecord),
         "candidate": None,
         "promotion": found(PromotionRecord),
         "champion": registry.champion(),
@@ -132,6 +135,9 @@ def summarize(outcome: dict) -> list[str]:
     else:
         lines.append(f"feature rows:     {features['rows']} computed this run in {features['fingerprint']}")
         lines.append(f"backbone:         {describe_backbone(features.get('backbone'))}")
+    retrain = outcome["retrain"]
+    if retrain is not None:
+        lines.append(f"training:         {'due' if retrain['due'] else 'skipped'}: {retrain['reason']}")
     candidate = outcome["candidate"]
     if candidate is not None:
         rows = candidate["rows"]

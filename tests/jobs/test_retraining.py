@@ -12,7 +12,11 @@ from conftest import settle
 from imagepipe import params
 from imagepipe.airflow.task_guards import skip_unless_retrain_due
 from imagepipe.dev import sample_data
+from imagepipe.lake import Lake
 from imagepipe.object_store import s3_client
+from imagepipe.records import RetrainRecord
+from imagepipe.registry import open_registry
+from imagepipe.summary import run_outcome, summarize
 from pipeline_runs import FEATURES, TRAIN
 from spark_jobs import evaluate_model, extract_features, ingest_images, promote_model, train_classifier
 
@@ -63,6 +67,11 @@ def test_a_run_with_fewer_new_images_than_the_share_keeps_the_champion(lake_with
     reason = str(skipped.value)
     assert reason.startswith("8 new images since champion version 1's training, 10.0% of the 80 it was trained on, "
                              "below retrain_min_new_share=0.5: training, evaluation and promotion are skipped"), reason
+    # The run's summary and its run tab say so too (imagepipe.summary's outcome is what the tab shows).
+    lake = lake_with_new_images
+    outcome = run_outcome(Lake(lake), "manual__second", open_registry(MODEL, None, lake))
+    assert outcome["retrain"] == {"format": 1, "due": False, "reason": reason} and outcome["candidate"] is None
+    assert f"training:         skipped: {reason}" in summarize(outcome)
 
 
 @pytest.mark.parametrize("values", [
@@ -73,6 +82,10 @@ def test_a_run_with_fewer_new_images_than_the_share_keeps_the_champion(lake_with
 ], ids=["share-reached", "default", "other-settings", "retrain-on-purpose"])
 def test_a_run_trains_when_its_new_images_reach_the_share_or_the_champion_does_not_apply(lake_with_new_images, values):
     skip_unless_retrain_due(lake_with_new_images, MODEL, None, context(**values))
+
+    record = Lake(lake_with_new_images).find_record("manual__second", RetrainRecord)
+    if values["retrain_min_new_share"] and values.get("require_new_images", True):  # the check ran, and says why
+        assert record.due is True and record.reason
 
 
 def test_a_run_triggered_by_a_drift_alarm_always_trains(lake_with_new_images):

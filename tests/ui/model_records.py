@@ -21,7 +21,14 @@ from imagepipe import gallery, report, storage
 from imagepipe.dev import sample_data
 from imagepipe.gate import Thresholds, decide
 from imagepipe.lake import Lake
-from imagepipe.records import CandidateRecord, FeaturesRecord, IngestRecord, PromotionRecord, WindowRecord
+from imagepipe.records import (
+    CandidateRecord,
+    FeaturesRecord,
+    IngestRecord,
+    PromotionRecord,
+    RetrainRecord,
+    WindowRecord,
+)
 from imagepipe.registry import Registry
 from imagepipe.windows import Window, parse_timestamp
 
@@ -141,6 +148,10 @@ def _train_version(registry: Registry, run_id: str, accuracy: float, dag_id: str
     return version
 
 
+RETRAIN_REASON = ("120 new images since champion version 1's training, 100.0% of the 120 it was trained on, reach "
+                  "retrain_min_new_share=0.05")
+
+
 def _record_run(lake: Lake, registry: Registry, index: int, version: int, promoted: bool) -> None:
     run_id = RUNS[index]
     window = Window(*(parse_timestamp(text) for text in WINDOWS[index]))
@@ -153,6 +164,8 @@ def _record_run(lake: Lake, registry: Registry, index: int, version: int, promot
         images_snapshot=index + 1, seconds=2.5, objects_per_s=50.8,
         quarantined=[{"key": key, "reason": reason} for key, reason in sorted(QUARANTINED)] if index == 1 else []))
     lake.write_record(run_id, FeaturesRecord(FINGERPRINT, ["exif_transpose"], None, [window.id], 120, 0, 0))
+    if index == 1:  # a run that asked for retrain_min_new_share
+        lake.write_record(run_id, RetrainRecord(True, RETRAIN_REASON))
     lake.write_record(run_id, CandidateRecord(version, registry.model_name))
     if promoted:
         previous = registry.champion_version()

@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .model_records import FINGERPRINT, FOREST, HOSTILE, QUARANTINED, ROLLBACK_REASON
+from .model_records import FINGERPRINT, FOREST, HOSTILE, QUARANTINED, RETRAIN_REASON, ROLLBACK_REASON
 
 MODELS = "/imagepipe/models"
 
@@ -171,6 +171,7 @@ def test_run_tab_shows_what_the_run_did(viewer, records):
     for kind, count in [("conflicting labels", 2), ("too small", 1), ("undecodable", 1)]:
         assert f"Quarantined: {kind} ({count})" in page.text
     assert "120 feature rows computed this run" in page.text
+    assert f"Due: {RETRAIN_REASON}" in html.unescape(page.text)  # why it trained (retrain_min_new_share)
     assert row_starting(page.text, "303") == ["303", "36", "40"]  # train, validation, test rows of the candidate
     assert row_starting(page.text, "accuracy") == ["accuracy", "0.6000", "0.9000"]
     gate = [row for row in cells(page.text) if row and row[0] in ("PASSED", "FAILED") and len(row) == 6]

@@ -21,6 +21,7 @@ from imagepipe.records import (
     GateRecord,
     IngestRecord,
     PromotionRecord,
+    RetrainRecord,
     ScoringRecord,
 )
 from imagepipe.registry import ChampionEntry
@@ -30,12 +31,12 @@ from imagepipe.windows import Window, parse_timestamp
 FROM_MAIN = Path(__file__).parent / "records_from_main"
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "manual__2026-12-07T10:00:00+00:00"
-# Kinds written before records had a format, as files the code then wrote; the gate record is newer than that.
+# Kinds written before records had a format, as files the code then wrote; the gate and retrain records are newer.
 OLDER_KINDS = sorted(path.stem for path in FROM_MAIN.glob("*.json"))
 
 
 def test_each_kind_of_record_written_before_records_had_a_format_still_reads():
-    assert set(records.KINDS) - set(OLDER_KINDS) == {"gate"}
+    assert set(records.KINDS) - set(OLDER_KINDS) == {"gate", "retrain"}
     read = {kind: records.KINDS[kind].from_json(json.loads((FROM_MAIN / f"{kind}.json").read_text()), kind)
             for kind in OLDER_KINDS}
 
@@ -55,7 +56,8 @@ def test_each_kind_of_record_written_before_records_had_a_format_still_reads():
 def test_every_kind_round_trips_through_its_file_with_its_format(tmp_path):
     lake = Lake(str(tmp_path))
     written = [records.KINDS[kind].from_json(json.loads((FROM_MAIN / f"{kind}.json").read_text()), kind)
-               for kind in OLDER_KINDS] + [GateRecord(3, passed=False, forced_reason="labels fixed upstream")]
+               for kind in OLDER_KINDS] + [GateRecord(3, passed=False, forced_reason="labels fixed upstream"),
+                                           RetrainRecord(False, "8 new images, below retrain_min_new_share=0.5")]
     for record in written:
         lake.write_record(RUN, record)
 

@@ -63,15 +63,17 @@ def skip_without_new_images(lake_root: str, context) -> None:
 
 def skip_unless_retrain_due(lake_root: str, model_name: str, registry_uri: str | None, context) -> None:
     """pre_execute hook of the training step: a run whose new images are below the run's retrain_min_new_share of
-    what the champion was trained on keeps the champion, skipping training, evaluation and promotion (green, the log
-    says why). A run triggered by a drift alarm, one that retrains on purpose (require_new_images off, or
-    train_as_of_version) and one whose settings the champion was not trained with always train."""
+    what the champion was trained on keeps the champion, skipping training, evaluation and promotion (green; the log
+    and the run's retrain record say why). A run triggered by a drift alarm, one that retrains on purpose
+    (require_new_images off, or train_as_of_version) and one whose settings the champion was not trained with always
+    train."""
     from airflow.sdk.exceptions import AirflowSkipException
 
     from imagepipe import retraining
     from imagepipe.classifiers import model_spec
     from imagepipe.errors import InputError
     from imagepipe.lake import Lake
+    from imagepipe.records import RetrainRecord
     from imagepipe.registry import open_registry
 
     params = context["params"]
@@ -83,12 +85,13 @@ def skip_unless_retrain_due(lake_root: str, model_name: str, registry_uri: str |
                            params["class_weights"], params["selection_folds"]).to_json()
     except InputError:
         return  # the job refuses the settings in its own words
-    verdict = retraining.check_run(Lake(lake_root), open_registry(model_name, registry_uri, lake_root),
-                                   context["run_id"], model, params.get("training_days"),
-                                   params["retrain_min_new_share"])
-    if not verdict.due:
-        raise AirflowSkipException(verdict.reason)
-    log.info("training: %s", verdict.reason)
+    lake = Lake(lake_root)
+    check = retraining.check_run(lake, open_registry(model_name, registry_uri, lake_root), context["run_id"], model,
+                                 params.get("training_days"), params["retrain_min_new_share"])
+    lake.write_record(context["run_id"], RetrainRecord(check.due, check.reason))
+    if not check.due:
+        raise AirflowSkipException(check.reason)
+    log.info("training: %s", check.reason)
 
 
 def skip_unless_finetune(lake_root: str, context) -> None:
