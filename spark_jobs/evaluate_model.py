@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     for line in explain(verdict):
         log.info(line)
     log.info("verdict for version %d: %s (accuracy %.4f on %d test images)", version,
-             "PASSED" if verdict.passed else "FAILED", candidate["accuracy"], candidate["rows"])
+             verdict.outcome, candidate["accuracy"], candidate["rows"])
 
 
 if __name__ == "__main__":

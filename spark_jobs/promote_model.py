@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     verdict = registry.verdict(version)
     if verdict is None:
         raise InputError(f"version {version} has no verdict; run evaluate_model for run {args.run_id} first")
-    outcome = "PASSED" if verdict.passed else "FAILED"
+    outcome = verdict.outcome
     if args.run_type == "backfill" and not args.promote_on_backfill:
         log.info("backfill run %s: version %d (verdict %s) is not promoted and the champion stays version %s; "
                  "trigger with promote_on_backfill to let a backfill promote", args.run_id, version, outcome,

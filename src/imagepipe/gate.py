@@ -72,6 +72,11 @@ class Verdict(RunRecord):
                                 "run_id": None}
 
     @property
+    def outcome(self) -> str:
+        """PASSED or FAILED, as logs, reports and pages say it."""
+        return "PASSED" if self.passed else "FAILED"
+
+    @property
     def failed_checks(self) -> list[str]:
         return [check.name for check in self.checks if not check.passed]
 

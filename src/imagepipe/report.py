@@ -68,7 +68,7 @@ def sections(metadata: dict, candidate: dict, champion: dict | None,
 
 
 def _title(version: int, verdict: Verdict) -> str:
-    return f"Model version {version}: gate {'PASSED' if verdict.passed else 'FAILED'}"
+    return f"Model version {version}: gate {verdict.outcome}"
 
 
 def gallery_sections(gallery: dict | None) -> list[dict]:

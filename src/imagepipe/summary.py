@@ -149,7 +149,7 @@ def summarize(outcome: dict) -> list[str]:
                          f"{metrics['rows']} held-out images")
             lines.append(f"report:           {candidate['report']}")
         if candidate["verdict"] is not None:
-            lines.append(f"gate verdict:     {'PASSED' if candidate['verdict'].passed else 'FAILED'}")
+            lines.append(f"gate verdict:     {candidate['verdict'].outcome}")
             lines.extend(f"                  {line}" for line in explain(candidate["verdict"]))
     promotion = promotion_line(outcome)
     if promotion is not None:

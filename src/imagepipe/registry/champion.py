@@ -70,8 +70,11 @@ class Registry(Versions):
         return None if champion is None else champion.version
 
     def _entry(self, name: str) -> ChampionEntry | None:
-        document = self._store.read_json(name)
-        return None if document is None else ChampionEntry.from_json(document, f"{self.where}/{name}")
+        found = self._store.get(name)
+        return None if found is None else self._parsed(found.data, name)
+
+    def _parsed(self, data: bytes, name: str) -> ChampionEntry:
+        return ChampionEntry.from_json(json.loads(data), f"{self.where}/{name}")
 
     def history(self, newest: int | None = None, read_entry=None) -> list[ChampionEntry]:
         """The champion changes, oldest first: every one, or only the `newest` few."""
@@ -85,7 +88,14 @@ class Registry(Versions):
         if pointer is None:
             return []
         first = 1 if newest is None else max(1, pointer.sequence - newest + 1)
-        return [*storage.read_each(read_entry or self.history_entry, range(first, pointer.sequence)), pointer]
+        return self.entries(pointer, range(first, pointer.sequence + 1), read_entry)
+
+    def entries(self, pointer: ChampionEntry, sequences, read_entry=None) -> list[ChampionEntry]:
+        """The history's entries `sequences`, in their order, read several at a time (the pointer's own from the
+        pointer: its history copy may not be written yet)."""
+        read = read_entry or self.history_entry
+        return storage.read_each(lambda sequence: pointer if sequence == pointer.sequence else read(sequence),
+                                 sequences)
 
     def history_entry(self, sequence: int) -> ChampionEntry:
         """The history's entry `sequence`, before the current champion's (the pointer); write-once."""
@@ -110,10 +120,7 @@ class Registry(Versions):
     def champion_entries(self, version: int, read_entry=None) -> list[ChampionEntry]:
         """The history entries that made `version` champion, oldest first (none when it never was)."""
         pointer = self.champion()
-        sequences = self.made_champion(pointer, read_entry).get(version, [])
-        read = read_entry or self.history_entry
-        return storage.read_each(lambda sequence: pointer if sequence == pointer.sequence else read(sequence),
-                                 sequences)
+        return self.entries(pointer, self.made_champion(pointer, read_entry).get(version, []), read_entry)
 
     def _write_history(self, entry_bytes: bytes, sequence: int) -> None:
         with contextlib.suppress(storage.Conflict):  # already there: entries are write-once and identical
@@ -142,7 +149,7 @@ class Registry(Versions):
             raise InputError(f"a {what} needs a reason; nothing was changed")
         self.verify(version)
         found = self._store.get(CHAMPION)
-        current = None if found is None else ChampionEntry.from_json(json.loads(found.data), f"{self.where}/{CHAMPION}")
+        current = None if found is None else self._parsed(found.data, CHAMPION)
         current_version = None if current is None else current.version
         if current_version == version:
             return False
@@ -168,8 +175,7 @@ class Registry(Versions):
         except storage.Conflict:
             now_there = self._store.get(CHAMPION)
             if now_there is None or now_there.data != data:  # else our own write landed and only its answer was lost
-                moved_to = None if now_there is None else ChampionEntry.from_json(
-                    json.loads(now_there.data), f"{self.where}/{CHAMPION}").version
+                moved_to = None if now_there is None else self._parsed(now_there.data, CHAMPION).version
                 raise ChampionMovedError(
                     f"champion of {self.model_name} changed (now version {moved_to}) while version {version} was being "
                     "promoted; nothing was promoted: re-run the evaluation"

@@ -37,7 +37,7 @@ def _version_row(registry: Registry, version: int, champion: int | None) -> dict
         "version": version,
         "champion": "*" if version == champion else "",
         "complete": METADATA in files,
-        "verdict": None if verdict is None else "PASSED" if verdict.passed else "FAILED",
+        "verdict": None if verdict is None else verdict.outcome,
         "accuracy": None if accuracy is None else f"{accuracy:.4f}",
         "files": len(files),
         "run_id": manifest.get("run_id"),

@@ -73,10 +73,13 @@ class Versions:
     def versions(self) -> list[int]:
         return sorted(int(name) for name in self._store.list("versions") if name.isdigit())
 
+    def _run_path(self, run_id: str) -> str:
+        return f"runs/{run_key(run_id)}.json"
+
     def version_for_run(self, run_id: str) -> int | None:
-        name = f"runs/{run_key(run_id)}.json"
-        document = self._store.read_json(name)
-        return None if document is None else RunVersion.from_json(document, f"{self.where}/{name}").version
+        path = self._run_path(run_id)
+        document = self._store.read_json(path)
+        return None if document is None else RunVersion.from_json(document, f"{self.where}/{path}").version
 
     def allocate_version(self, run_id: str) -> int:
         """The version number of this run's model: the one an earlier attempt of the run took, else the next free.
@@ -95,7 +98,7 @@ class Versions:
             except storage.Conflict:
                 version += 1
         try:
-            self._store.write_json(f"runs/{run_key(run_id)}.json", RunVersion(version, run_id).to_json(), expect=None)
+            self._store.write_json(self._run_path(run_id), RunVersion(version, run_id).to_json(), expect=None)
         except storage.Conflict:  # another attempt of the same run got there first: its version is the run's
             return self.version_for_run(run_id)
         return version

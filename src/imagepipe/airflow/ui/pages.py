@@ -69,7 +69,7 @@ def _version_row(registry: Registry, version: int, champion: int | None) -> dict
     return {
         **row,
         "complete": metadata is not None,
-        "verdict": None if verdict is None else "PASSED" if verdict.passed else "FAILED",
+        "verdict": None if verdict is None else verdict.outcome,
         "failed_checks": [] if verdict is None else verdict.failed_checks,
         "accuracy": candidate.get("accuracy"),
         "macro_f1": candidate.get("macro_f1"),
@@ -160,9 +160,8 @@ def history_list(registry: Registry, page: int) -> dict:
     champion = registry.champion()
     count = 0 if champion is None else champion.sequence
     pages, shown = _page(count, page, HISTORY_PER_PAGE, "champion changes", registry.model_name)
-    read_entry = entry_reader(registry)
-    sequences = list(range(count, 0, -1))[shown]
-    entries = storage.read_each(lambda sequence: champion if sequence == count else read_entry(sequence), sequences)
+    entries = [] if champion is None else registry.entries(champion, range(count, 0, -1)[shown],
+                                                           entry_reader(registry))
     return {"name": registry.model_name, "where": registry.where, "page": page, "pages": pages,
             "history_count": count, "history": entries}
 
